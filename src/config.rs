@@ -1,0 +1,324 @@
+//! Daemon configuration: read once from the environment (or flags), validated into a
+//! [`Config`] whose every field is known to be usable.
+
+use std::collections::HashMap;
+use std::fs;
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use thiserror::Error;
+
+use crate::hw_choice::HwChoice;
+
+pub const DEFAULT_HOST: &str = "0.0.0.0";
+pub const DEFAULT_PORT: u16 = 8002;
+pub const DEFAULT_OUTPUT_FOLDER: &str = "./data/frames";
+pub const DEFAULT_UPLOAD_FOLDER: &str = "./data/videos";
+pub const DEFAULT_HW_ACCEL_OPTIONS: [&str; 4] = ["cuda", "qsv", "vaapi", "none"];
+pub const DEFAULT_JPEG_QUALITY: u8 = 90;
+pub const DEFAULT_STALE_FRAME_SECONDS: u64 = 60;
+pub const DEFAULT_PROBE_TIMEOUT_SECONDS: u64 = 10;
+pub const DEFAULT_OPEN_TIMEOUT_SECONDS: u64 = 10;
+pub const DEFAULT_READ_TIMEOUT_SECONDS: u64 = 10;
+pub const DEFAULT_MAX_UPLOAD_MB: u64 = 4096;
+pub const DEFAULT_CLEAR_ON_START: bool = true;
+
+/// A configuration value that cannot be used. The message names the variable and what
+/// it accepts, so one line is enough to fix it.
+#[derive(Debug, Error, PartialEq)]
+pub enum ConfigError {
+    #[error("invalid {name} {value:?} (expected {expected})")]
+    Invalid {
+        name: &'static str,
+        value: String,
+        expected: &'static str,
+    },
+    #[error("{name} {path:?} is not a writable directory: {reason}")]
+    NotWritable {
+        name: &'static str,
+        path: PathBuf,
+        reason: String,
+    },
+}
+
+/// Everything the daemon needs to know, validated.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub host: IpAddr,
+    pub port: u16,
+    pub output_folder: PathBuf,
+    pub upload_folder: PathBuf,
+    pub allowed_input_dirs: Vec<PathBuf>,
+    pub hw_accel_options: Vec<HwChoice>,
+    pub jpeg_quality: u8,
+    pub stale_frame: Duration,
+    pub probe_timeout: Duration,
+    pub open_timeout: Duration,
+    pub read_timeout: Duration,
+    pub max_upload_bytes: u64,
+    pub clear_on_start: bool,
+}
+
+/// Where raw values come from: the process environment, overridden by flags.
+pub type RawValues = HashMap<&'static str, String>;
+
+/// Every variable the daemon reads.
+pub const VARIABLES: [&str; 16] = [
+    "HOST",
+    "PORT",
+    "OUTPUT_FOLDER",
+    "UPLOAD_FOLDER",
+    "ALLOWED_INPUT_DIRS",
+    "HW_ACCEL_OPTIONS",
+    "JPEG_QUALITY",
+    "STALE_FRAME_SECONDS",
+    "PROBE_TIMEOUT_SECONDS",
+    "OPEN_TIMEOUT_SECONDS",
+    "READ_TIMEOUT_SECONDS",
+    "MAX_UPLOAD_MB",
+    "CLEAR_ON_START",
+    "FFMPEG_PATH",
+    "FFPROBE_PATH",
+    "RUST_LOG",
+];
+
+/// Reads every known variable from the process environment. Empty values count as unset.
+pub fn raw_from_env() -> RawValues {
+    VARIABLES
+        .iter()
+        .filter_map(|&name| {
+            let value = std::env::var(name).ok()?;
+            (!value.trim().is_empty()).then_some((name, value))
+        })
+        .collect()
+}
+
+impl Config {
+    /// Validates raw values without touching the disk.
+    pub fn parse(raw: &RawValues) -> Result<Config, ConfigError> {
+        let get = |name: &str| raw.get(name).map(|v| v.trim());
+        Ok(Config {
+            host: parse_or(get("HOST"), "HOST", "an IP address such as 0.0.0.0", || {
+                DEFAULT_HOST.parse().expect("default host is an IP address")
+            })?,
+            port: match get("PORT") {
+                None => DEFAULT_PORT,
+                Some(v) => v
+                    .parse::<u16>()
+                    .ok()
+                    .filter(|&p| p > 0)
+                    .ok_or_else(|| invalid("PORT", v, "an integer 1..65535"))?,
+            },
+            output_folder: PathBuf::from(get("OUTPUT_FOLDER").unwrap_or(DEFAULT_OUTPUT_FOLDER)),
+            upload_folder: PathBuf::from(get("UPLOAD_FOLDER").unwrap_or(DEFAULT_UPLOAD_FOLDER)),
+            allowed_input_dirs: get("ALLOWED_INPUT_DIRS")
+                .map(|v| {
+                    v.split(':')
+                        .filter(|d| !d.is_empty())
+                        .map(PathBuf::from)
+                        .collect()
+                })
+                .unwrap_or_default(),
+            hw_accel_options: match get("HW_ACCEL_OPTIONS") {
+                None => DEFAULT_HW_ACCEL_OPTIONS
+                    .iter()
+                    .map(|n| HwChoice::parse(n).expect("default backends are known"))
+                    .collect(),
+                Some(v) => parse_hw_list(v).ok_or_else(|| {
+                    invalid(
+                        "HW_ACCEL_OPTIONS",
+                        v,
+                        "a JSON list or comma separated list of cuda, qsv, vaapi, none, ...",
+                    )
+                })?,
+            },
+            jpeg_quality: match get("JPEG_QUALITY") {
+                None => DEFAULT_JPEG_QUALITY,
+                Some(v) => v
+                    .parse::<u8>()
+                    .ok()
+                    .filter(|q| (1..=100).contains(q))
+                    .ok_or_else(|| invalid("JPEG_QUALITY", v, "an integer 1..100"))?,
+            },
+            stale_frame: seconds(
+                get("STALE_FRAME_SECONDS"),
+                "STALE_FRAME_SECONDS",
+                DEFAULT_STALE_FRAME_SECONDS,
+            )?,
+            probe_timeout: seconds(
+                get("PROBE_TIMEOUT_SECONDS"),
+                "PROBE_TIMEOUT_SECONDS",
+                DEFAULT_PROBE_TIMEOUT_SECONDS,
+            )?,
+            open_timeout: seconds(
+                get("OPEN_TIMEOUT_SECONDS"),
+                "OPEN_TIMEOUT_SECONDS",
+                DEFAULT_OPEN_TIMEOUT_SECONDS,
+            )?,
+            read_timeout: seconds(
+                get("READ_TIMEOUT_SECONDS"),
+                "READ_TIMEOUT_SECONDS",
+                DEFAULT_READ_TIMEOUT_SECONDS,
+            )?,
+            max_upload_bytes: match get("MAX_UPLOAD_MB") {
+                None => DEFAULT_MAX_UPLOAD_MB * 1024 * 1024,
+                Some(v) => v
+                    .parse::<u64>()
+                    .ok()
+                    .filter(|&mb| (1..=1024 * 1024).contains(&mb))
+                    .map(|mb| mb * 1024 * 1024)
+                    .ok_or_else(|| invalid("MAX_UPLOAD_MB", v, "an integer 1..1048576"))?,
+            },
+            clear_on_start: match get("CLEAR_ON_START") {
+                None => DEFAULT_CLEAR_ON_START,
+                Some(v) => {
+                    parse_bool(v).ok_or_else(|| invalid("CLEAR_ON_START", v, "true or false"))?
+                }
+            },
+        })
+    }
+
+    /// Validates raw values and makes sure the folders exist and can be written.
+    pub fn load(raw: &RawValues) -> Result<Config, ConfigError> {
+        let config = Config::parse(raw)?;
+        ensure_writable_dir("OUTPUT_FOLDER", &config.output_folder)?;
+        ensure_writable_dir("UPLOAD_FOLDER", &config.upload_folder)?;
+        Ok(config)
+    }
+
+    /// Settings for tools that run one job and need no folders of their own.
+    pub fn for_one_job(jpeg_quality: u8) -> Config {
+        let mut config = Config::parse(&RawValues::new()).expect("defaults are valid");
+        config.jpeg_quality = jpeg_quality;
+        config
+    }
+}
+
+fn invalid(name: &'static str, value: &str, expected: &'static str) -> ConfigError {
+    ConfigError::Invalid {
+        name,
+        value: value.to_owned(),
+        expected,
+    }
+}
+
+fn parse_or<T: std::str::FromStr>(
+    value: Option<&str>,
+    name: &'static str,
+    expected: &'static str,
+    default: impl FnOnce() -> T,
+) -> Result<T, ConfigError> {
+    match value {
+        None => Ok(default()),
+        Some(v) => v.parse().map_err(|_| invalid(name, v, expected)),
+    }
+}
+
+fn seconds(value: Option<&str>, name: &'static str, default: u64) -> Result<Duration, ConfigError> {
+    match value {
+        None => Ok(Duration::from_secs(default)),
+        Some(v) => v
+            .parse::<f64>()
+            .ok()
+            .filter(|s| s.is_finite() && *s > 0.0 && *s <= 86_400.0)
+            .map(Duration::from_secs_f64)
+            .ok_or_else(|| invalid(name, v, "a number of seconds > 0, <= 86400")),
+    }
+}
+
+/// Accepts the common spellings of a boolean.
+pub fn parse_bool(value: &str) -> Option<bool> {
+    match value.trim().to_ascii_lowercase().as_str() {
+        "1" | "true" | "yes" | "on" => Some(true),
+        "0" | "false" | "no" | "off" => Some(false),
+        _ => None,
+    }
+}
+
+/// `["cuda", "vaapi"]` (as the original service wrote it) or `cuda,vaapi`.
+fn parse_hw_list(value: &str) -> Option<Vec<HwChoice>> {
+    let names: Vec<String> = if value.trim_start().starts_with('[') {
+        serde_json::from_str(value).ok()?
+    } else {
+        value.split(',').map(|s| s.trim().to_owned()).collect()
+    };
+    let choices: Option<Vec<HwChoice>> = names
+        .iter()
+        .filter(|n| !n.is_empty())
+        .map(|n| HwChoice::parse(n).filter(|c| *c != HwChoice::Auto))
+        .collect();
+    choices.filter(|c| !c.is_empty())
+}
+
+fn ensure_writable_dir(name: &'static str, path: &Path) -> Result<(), ConfigError> {
+    let fail = |reason: String| ConfigError::NotWritable {
+        name,
+        path: path.to_owned(),
+        reason,
+    };
+    fs::create_dir_all(path).map_err(|e| fail(e.to_string()))?;
+    let probe = path.join(format!(".write-check-{}", std::process::id()));
+    fs::write(&probe, b"").map_err(|e| fail(e.to_string()))?;
+    let _ = fs::remove_file(&probe);
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn raw(pairs: &[(&'static str, &str)]) -> RawValues {
+        pairs.iter().map(|(k, v)| (*k, v.to_string())).collect()
+    }
+
+    #[test]
+    fn defaults_are_valid() {
+        let config = Config::parse(&RawValues::new()).unwrap();
+        assert_eq!(config.port, 8002);
+        assert_eq!(config.jpeg_quality, 90);
+        assert_eq!(config.hw_accel_options.len(), 4);
+        assert!(config.clear_on_start);
+    }
+
+    #[test]
+    fn bad_values_name_the_variable() {
+        for (name, value) in [
+            ("PORT", "abc"),
+            ("PORT", "0"),
+            ("JPEG_QUALITY", "0"),
+            ("JPEG_QUALITY", "101"),
+            ("HOST", "not-an-ip"),
+            ("STALE_FRAME_SECONDS", "-1"),
+            ("HW_ACCEL_OPTIONS", "[\"warp-drive\"]"),
+            ("CLEAR_ON_START", "maybe"),
+            ("MAX_UPLOAD_MB", "0"),
+        ] {
+            let err = Config::parse(&raw(&[(name, value)])).unwrap_err();
+            assert!(err.to_string().contains(name), "{err}");
+        }
+    }
+
+    #[test]
+    fn hw_options_accept_json_and_commas() {
+        let json = Config::parse(&raw(&[("HW_ACCEL_OPTIONS", "[\"vaapi\", \"none\"]")])).unwrap();
+        let commas = Config::parse(&raw(&[("HW_ACCEL_OPTIONS", "vaapi, none")])).unwrap();
+        assert_eq!(json.hw_accel_options, commas.hw_accel_options);
+        assert_eq!(json.hw_accel_options.len(), 2);
+    }
+
+    #[test]
+    fn allowed_dirs_split_on_colons() {
+        let config = Config::parse(&raw(&[("ALLOWED_INPUT_DIRS", "/a:/b::")])).unwrap();
+        assert_eq!(
+            config.allowed_input_dirs,
+            vec![PathBuf::from("/a"), PathBuf::from("/b")]
+        );
+    }
+
+    #[test]
+    fn unwritable_output_folder_is_refused() {
+        let err = Config::load(&raw(&[("OUTPUT_FOLDER", "/proc/no-such-dir")])).unwrap_err();
+        assert!(err.to_string().starts_with("OUTPUT_FOLDER"), "{err}");
+    }
+}

@@ -1,0 +1,345 @@
+//! Route handlers. Anything that may block (libav, the disk) runs in `web::block`.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use actix_web::http::header;
+use actix_web::{web, HttpRequest, HttpResponse};
+use serde_json::json;
+
+use super::forms::{read_form, Form, UploadRules};
+use super::{ApiError, AppState};
+use crate::hw_choice::HwChoice;
+use crate::media::MediaError;
+use crate::registry::{Admission, CameraSettings, StatusReport};
+use crate::source::{CameraId, Source};
+
+type Query = web::Query<HashMap<String, String>>;
+
+pub const MAX_FPS: f64 = 60.0;
+
+pub async fn root() -> HttpResponse {
+    HttpResponse::Ok().json(json!({ "message": "FFMPEG Video Pipeline API is running!" }))
+}
+
+pub async fn not_found() -> Result<HttpResponse, ApiError> {
+    Err(ApiError::NotFound("Not Found".into()))
+}
+
+pub async fn method_not_allowed() -> Result<HttpResponse, ApiError> {
+    Err(ApiError::MethodNotAllowed)
+}
+
+pub async fn health(state: web::Data<AppState>) -> HttpResponse {
+    HttpResponse::Ok().json(json!({
+        "status": "healthy",
+        "service": "video-pipeline",
+        "version": crate::VERSION,
+        "uptime_seconds": state.started.elapsed().as_secs(),
+        "cameras": state.supervisor.registry().counts(),
+    }))
+}
+
+pub async fn decode(
+    state: web::Data<AppState>,
+    request: HttpRequest,
+    payload: web::Payload,
+) -> Result<HttpResponse, ApiError> {
+    let config = state.supervisor.config();
+    let rules = UploadRules {
+        field: "file",
+        folder: &config.upload_folder,
+        max_bytes: config.max_upload_bytes,
+    };
+    let mut form = read_form(&request, payload, Some(rules)).await?;
+    match start_camera(&state, &form).await {
+        Ok((response, keep_upload)) => {
+            if !keep_upload {
+                form.discard_upload().await;
+            }
+            Ok(response)
+        }
+        Err(e) => {
+            form.discard_upload().await;
+            Err(e)
+        }
+    }
+}
+
+/// Validates a start request and starts the camera; also says whether the upload
+/// became the camera's source.
+async fn start_camera(
+    state: &web::Data<AppState>,
+    form: &Form,
+) -> Result<(HttpResponse, bool), ApiError> {
+    let id = camera_id(form.get("camera_id"))?;
+    let fps = parse_fps(form.get("fps"))?;
+    let hwaccel_requested = match form.get("force_format") {
+        None => HwChoice::Auto,
+        Some(word) => HwChoice::parse(word).ok_or_else(|| {
+            ApiError::BadRequest(format!(
+                "Unknown force_format {word:?}; allowed values: {}",
+                HwChoice::allowed_values()
+            ))
+        })?,
+    };
+    let config = state.supervisor.config();
+    let url = form
+        .get("url")
+        .or_else(|| form.get("source"))
+        .map(str::to_owned);
+    let upload = form.upload.as_ref().map(|u| u.path.clone());
+    let mut allowed_dirs = config.allowed_input_dirs.clone();
+    allowed_dirs.push(config.upload_folder.clone());
+    let source = web::block(move || match (upload, url) {
+        (Some(path), _) => Source::local(&path, &allowed_dirs),
+        (None, Some(url)) => Source::parse(&url, &allowed_dirs),
+        (None, None) => Err(crate::source::SourceError::FileNotFound(String::new())),
+    })
+    .await?;
+    let source = match source {
+        Ok(source) => source,
+        Err(_)
+            if form.upload.is_none()
+                && form.get("url").or_else(|| form.get("source")).is_none() =>
+        {
+            return Err(ApiError::BadRequest(
+                "Either a file or a URL must be provided.".into(),
+            ))
+        }
+        Err(e) => return Err(ApiError::BadRequest(e.to_string())),
+    };
+
+    let output_folder = config.output_folder.join(id.as_str());
+    let settings = CameraSettings {
+        source,
+        fps,
+        hwaccel_requested,
+        output_folder: output_folder.clone(),
+        upload: form.upload.as_ref().map(|u| u.path.clone()),
+    };
+    let supervisor = Arc::clone(&state.supervisor);
+    let start_id = id.clone();
+    let admission = web::block(move || supervisor.start(&start_id, settings)).await?;
+    let (message, status, started) = match admission {
+        Admission::Started(_) => ("Decoding started", "started", true),
+        Admission::AlreadyRunning(_) => ("Decoding already running", "already_running", false),
+    };
+    let body = json!({
+        "message": message,
+        "camera_id": id.as_str(),
+        "output_folder": output_folder.display().to_string(),
+        "status": status,
+    });
+    Ok((HttpResponse::Ok().json(body), started))
+}
+
+pub async fn status(state: web::Data<AppState>, query: Query) -> Result<HttpResponse, ApiError> {
+    let id = camera_id(query.get("camera_id").map(String::as_str))?;
+    let report = match state.supervisor.registry().get(&id) {
+        Some(camera) => camera.snapshot(),
+        None => StatusReport::not_started(&id),
+    };
+    Ok(HttpResponse::Ok().json(report))
+}
+
+pub async fn stop(
+    state: web::Data<AppState>,
+    request: HttpRequest,
+    payload: web::Payload,
+    query: Query,
+) -> Result<HttpResponse, ApiError> {
+    let form = read_form(&request, payload, None).await?;
+    let raw_id = form
+        .get("camera_id")
+        .or_else(|| query.get("camera_id").map(String::as_str));
+    let id = camera_id(raw_id)?;
+    let message = if state.supervisor.stop(&id) {
+        "Decoding stopped"
+    } else {
+        "Decoding stopped (no task was running)"
+    };
+    Ok(HttpResponse::Ok().json(json!({ "message": message, "camera_id": id.as_str() })))
+}
+
+pub async fn latest_frame(
+    state: web::Data<AppState>,
+    request: HttpRequest,
+    query: Query,
+) -> Result<HttpResponse, ApiError> {
+    let id = camera_id(query.get("camera_id").map(String::as_str))?;
+    let camera = state
+        .supervisor
+        .registry()
+        .get(&id)
+        .ok_or_else(|| ApiError::NotFound("No decode task found for this camera.".into()))?;
+    let frame = camera.latest().ok_or_else(|| {
+        ApiError::NotFound("No frames available. Camera may not be streaming.".into())
+    })?;
+    let age = SystemTime::now()
+        .duration_since(frame.captured_at)
+        .unwrap_or(Duration::ZERO);
+    let stale_after = state.supervisor.config().stale_frame;
+    if camera.settings.source.is_live() && age > stale_after {
+        return Err(ApiError::NotFound(format!(
+            "Stream appears to be disconnected. The newest frame is {} s old (STALE_FRAME_SECONDS={}).",
+            age.as_secs(),
+            stale_after.as_secs()
+        )));
+    }
+    if let Some(max_age) = query.get("max_age_ms") {
+        let max_age: u64 = max_age
+            .parse()
+            .map_err(|_| ApiError::Unprocessable("max_age_ms must be a whole number".into()))?;
+        if age > Duration::from_millis(max_age) {
+            return Err(ApiError::NotFound(format!(
+                "The newest frame is {} ms old, older than max_age_ms={max_age}.",
+                age.as_millis()
+            )));
+        }
+    }
+    let etag = frame.etag();
+    let matches = request
+        .headers()
+        .get(header::IF_NONE_MATCH)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.split(',').any(|t| t.trim() == etag || t.trim() == "*"));
+    let mut response = if matches {
+        HttpResponse::NotModified()
+    } else {
+        HttpResponse::Ok()
+    };
+    response
+        .insert_header((header::ETAG, etag.clone()))
+        .insert_header((
+            header::LAST_MODIFIED,
+            httpdate::fmt_http_date(frame.captured_at),
+        ))
+        .insert_header((header::CACHE_CONTROL, "no-cache"))
+        .insert_header(("X-Frame-Seq", frame.seq.to_string()))
+        .insert_header(("X-Frame-Pts", format!("{:.6}", frame.pts)))
+        .insert_header(("X-Captured-At", crate::registry::rfc3339(frame.captured_at)));
+    if matches {
+        return Ok(response.finish());
+    }
+    Ok(response.content_type("image/jpeg").body(frame.jpeg.clone()))
+}
+
+pub async fn video_info(
+    state: web::Data<AppState>,
+    request: HttpRequest,
+    payload: web::Payload,
+) -> Result<HttpResponse, ApiError> {
+    let config = state.supervisor.config();
+    let rules = UploadRules {
+        field: "video",
+        folder: &config.upload_folder,
+        max_bytes: config.max_upload_bytes,
+    };
+    let mut form = read_form(&request, payload, Some(rules)).await?;
+    let Some(upload) = form.upload.take() else {
+        return Err(ApiError::missing("video"));
+    };
+    let supervisor = Arc::clone(&state.supervisor);
+    let path = upload.path.clone();
+    let result = web::block(move || supervisor.probe(&Source::File(path))).await;
+    upload.discard().await;
+    info_response(result?)
+}
+
+pub async fn video_info_url(
+    state: web::Data<AppState>,
+    request: HttpRequest,
+    payload: web::Payload,
+) -> Result<HttpResponse, ApiError> {
+    let form = read_form(&request, payload, None).await?;
+    let url = form
+        .get("url")
+        .ok_or_else(|| ApiError::missing("url"))?
+        .to_owned();
+    let supervisor = Arc::clone(&state.supervisor);
+    let result = web::block(move || {
+        let config = supervisor.config();
+        let mut allowed = config.allowed_input_dirs.clone();
+        allowed.push(config.upload_folder.clone());
+        Source::parse(&url, &allowed).map(|source| supervisor.probe(&source))
+    })
+    .await?;
+    info_response(result.map_err(|e| ApiError::BadRequest(e.to_string()))?)
+}
+
+fn info_response(
+    result: Result<crate::media::VideoInfo, MediaError>,
+) -> Result<HttpResponse, ApiError> {
+    match result {
+        Ok(info) => Ok(HttpResponse::Ok().json(json!({
+            "message": "Video information retrieved",
+            "info": info,
+        }))),
+        Err(e @ MediaError::Timeout { .. }) => Err(ApiError::Timeout(format!(
+            "Could not retrieve video information: {e}"
+        ))),
+        Err(e) => Err(ApiError::BadRequest(format!(
+            "Could not retrieve video information: {e}"
+        ))),
+    }
+}
+
+pub async fn hw_accel_cap(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+    let supervisor = Arc::clone(&state.supervisor);
+    let report = web::block(move || supervisor.hardware().clone()).await?;
+    let unavailable: HashMap<&str, &str> = report
+        .probes
+        .iter()
+        .filter(|p| !p.available)
+        .map(|p| (p.backend.as_str(), p.reason.as_deref().unwrap_or("")))
+        .collect();
+    Ok(HttpResponse::Ok().json(json!({
+        "message": { "available_hw_accelerations": report.available },
+        "compiled_hw_types": report.compiled,
+        "unavailable": unavailable,
+    })))
+}
+
+fn camera_id(value: Option<&str>) -> Result<CameraId, ApiError> {
+    let value = value.ok_or_else(|| ApiError::missing("camera_id"))?;
+    CameraId::parse(value).map_err(|e| ApiError::BadRequest(e.to_string()))
+}
+
+fn parse_fps(value: Option<&str>) -> Result<f64, ApiError> {
+    let Some(value) = value else {
+        return Ok(1.0);
+    };
+    let fps: f64 = value
+        .parse()
+        .map_err(|_| ApiError::Unprocessable(format!("fps must be a number, not {value:?}")))?;
+    if !(fps.is_finite() && fps > 0.0 && fps <= MAX_FPS) {
+        return Err(ApiError::BadRequest(format!(
+            "Invalid fps {value} (expected a number > 0 and <= {MAX_FPS})"
+        )));
+    }
+    Ok(fps)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fps_rules() {
+        assert_eq!(parse_fps(None).unwrap(), 1.0);
+        assert_eq!(parse_fps(Some("0.2")).unwrap(), 0.2);
+        assert_eq!(parse_fps(Some("60")).unwrap(), 60.0);
+        assert!(matches!(
+            parse_fps(Some("abc")),
+            Err(ApiError::Unprocessable(_))
+        ));
+        for bad in ["0", "-1", "60.5", "NaN", "inf"] {
+            assert!(
+                matches!(parse_fps(Some(bad)), Err(ApiError::BadRequest(_))),
+                "{bad}"
+            );
+        }
+    }
+}

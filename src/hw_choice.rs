@@ -1,0 +1,91 @@
+//! What a caller may ask for in `force_format`, independent of what this machine has.
+
+use std::fmt;
+
+/// Hardware backends a caller may name. The first ones are libav's device types; the
+/// last two are decoder families that callers send to boards that have them.
+pub const KNOWN_BACKENDS: [&str; 15] = [
+    "cuda",
+    "qsv",
+    "vaapi",
+    "vdpau",
+    "drm",
+    "vulkan",
+    "opencl",
+    "dxva2",
+    "d3d11va",
+    "d3d12va",
+    "videotoolbox",
+    "mediacodec",
+    "amf",
+    "rkmpp",
+    "v4l2m2m",
+];
+
+/// A `force_format` value.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum HwChoice {
+    /// Try the configured order, then software.
+    Auto,
+    /// Software decoding only.
+    None,
+    /// One named backend (one of [`KNOWN_BACKENDS`]).
+    Backend(&'static str),
+}
+
+impl HwChoice {
+    /// Parses a caller's word; `None` when it is not a known value.
+    pub fn parse(value: &str) -> Option<HwChoice> {
+        let value = value.trim().to_ascii_lowercase();
+        match value.as_str() {
+            "auto" => Some(HwChoice::Auto),
+            "none" | "software" | "cpu" => Some(HwChoice::None),
+            other => KNOWN_BACKENDS
+                .iter()
+                .find(|&&b| b == other)
+                .map(|&b| HwChoice::Backend(b)),
+        }
+    }
+
+    /// The list shown to a caller who sent an unknown word.
+    pub fn allowed_values() -> String {
+        let mut all = vec!["auto", "none"];
+        all.extend(KNOWN_BACKENDS);
+        all.join(", ")
+    }
+
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            HwChoice::Auto => "auto",
+            HwChoice::None => "none",
+            HwChoice::Backend(name) => name,
+        }
+    }
+}
+
+impl fmt::Display for HwChoice {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_known_words_case_insensitively() {
+        assert_eq!(HwChoice::parse("AUTO"), Some(HwChoice::Auto));
+        assert_eq!(HwChoice::parse("none"), Some(HwChoice::None));
+        assert_eq!(HwChoice::parse(" Cuda "), Some(HwChoice::Backend("cuda")));
+        assert_eq!(HwChoice::parse("rkmpp"), Some(HwChoice::Backend("rkmpp")));
+        assert_eq!(HwChoice::parse("warp"), None);
+    }
+
+    #[test]
+    fn allowed_values_lists_everything() {
+        let list = HwChoice::allowed_values();
+        assert!(list.starts_with("auto, none, cuda"));
+        assert!(list.contains("v4l2m2m"));
+    }
+}

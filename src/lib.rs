@@ -1,0 +1,20 @@
+//! video-pipeline: turns camera streams and video files into JPEG frames for AI
+//! inference, behind an HTTP control API and a shared frame folder.
+#![forbid(clippy::print_stdout, clippy::print_stderr)]
+
+pub mod config;
+pub mod extract;
+pub mod http;
+pub mod hw_choice;
+pub mod media;
+pub mod output;
+pub mod picture;
+pub mod pipeline;
+pub mod registry;
+pub mod source;
+pub mod stop;
+pub mod supervisor;
+
+/// The build's version: `VIDEO_PIPELINE_VERSION` at build time, else `git describe`,
+/// else the package version.
+pub const VERSION: &str = env!("VIDEO_PIPELINE_VERSION");

@@ -1,0 +1,264 @@
+//! The `video-pipeline` binary: arguments and environment → validated config, logging,
+//! then the daemon (`serve`, the default), `probe` or `extract`.
+
+use std::io::IsTerminal;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use actix_web::{web, App, HttpServer};
+use clap::{Args, Parser, Subcommand};
+
+use video_pipeline::config::{self, Config, RawValues};
+use video_pipeline::registry::Registry;
+use video_pipeline::source::Source;
+use video_pipeline::stop::StopToken;
+use video_pipeline::supervisor::Supervisor;
+use video_pipeline::{extract, http, media, VERSION};
+
+/// Exit code for a configuration value that cannot be used.
+const EXIT_CONFIG: u8 = 2;
+/// How long workers get to finish at shutdown (the whole exit stays under 5 s).
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(3);
+
+#[derive(Parser)]
+#[command(name = "video-pipeline", version = VERSION, about = "Camera streams and video files to JPEG frames")]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+    #[command(flatten)]
+    serve: ServeArgs,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the daemon (the default).
+    Serve(ServeArgs),
+    /// Print a source's video information as JSON.
+    Probe {
+        /// A file path or URL.
+        input: String,
+        /// Seconds to wait for a network source.
+        #[arg(long, default_value_t = 10.0)]
+        timeout: f64,
+    },
+    /// Extract frames once into a folder, then exit.
+    Extract {
+        /// A file path or URL.
+        input: String,
+        /// Frames per second to extract (> 0, <= 60).
+        #[arg(long, default_value_t = 1.0)]
+        fps: f64,
+        /// Output folder (cleared of old frames first).
+        #[arg(long)]
+        out: PathBuf,
+        /// JPEG quality 1..100.
+        #[arg(long, default_value_t = config::DEFAULT_JPEG_QUALITY)]
+        quality: u8,
+    },
+}
+
+/// Flags that override the environment variable of the same meaning.
+#[derive(Args, Default)]
+struct ServeArgs {
+    #[arg(long)]
+    host: Option<String>,
+    #[arg(long)]
+    port: Option<String>,
+    #[arg(long)]
+    output_folder: Option<String>,
+    #[arg(long)]
+    upload_folder: Option<String>,
+    #[arg(long)]
+    allowed_input_dirs: Option<String>,
+    #[arg(long)]
+    jpeg_quality: Option<String>,
+}
+
+impl ServeArgs {
+    fn apply(self, raw: &mut RawValues) {
+        let flags = [
+            ("HOST", self.host),
+            ("PORT", self.port),
+            ("OUTPUT_FOLDER", self.output_folder),
+            ("UPLOAD_FOLDER", self.upload_folder),
+            ("ALLOWED_INPUT_DIRS", self.allowed_input_dirs),
+            ("JPEG_QUALITY", self.jpeg_quality),
+        ];
+        for (name, value) in flags {
+            if let Some(value) = value.filter(|v| !v.trim().is_empty()) {
+                raw.insert(name, value);
+            }
+        }
+    }
+}
+
+fn main() -> ExitCode {
+    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
+    let cli = Cli::parse();
+    match cli.command {
+        None => serve(cli.serve),
+        Some(Command::Serve(args)) => serve(args),
+        Some(Command::Probe { input, timeout }) => probe(&input, timeout),
+        Some(Command::Extract {
+            input,
+            fps,
+            out,
+            quality,
+        }) => extract_frames(&input, fps, &out, quality),
+    }
+}
+
+fn serve(args: ServeArgs) -> ExitCode {
+    let mut raw = config::raw_from_env();
+    args.apply(&mut raw);
+    let config = match Config::load(&raw) {
+        Ok(config) => Arc::new(config),
+        Err(e) => {
+            eprintln!("video-pipeline: {e}");
+            return ExitCode::from(EXIT_CONFIG);
+        }
+    };
+    for name in ["FFMPEG_PATH", "FFPROBE_PATH"] {
+        if raw.contains_key(name) {
+            log::info!("{name} is ignored: decoding runs in-process with libav");
+        }
+    }
+    media::init();
+    let registry = Arc::new(Registry::new());
+    let supervisor = Arc::new(Supervisor::new(registry, Arc::clone(&config)));
+    let warm = Arc::clone(&supervisor);
+    std::thread::spawn(move || {
+        let report = warm.hardware();
+        log::info!("hardware decoders usable here: {:?}", report.available);
+    });
+
+    let state = web::Data::new(http::AppState {
+        supervisor: Arc::clone(&supervisor),
+        started: Instant::now(),
+    });
+    let address = (config.host, config.port);
+    log::info!(
+        "video-pipeline {VERSION} listening on {}:{}, frames in {}",
+        config.host,
+        config.port,
+        config.output_folder.display()
+    );
+    let served = actix_web::rt::System::new().block_on(async move {
+        HttpServer::new(move || App::new().configure(http::configure(state.clone())))
+            .bind(address)?
+            .shutdown_timeout(1)
+            .run()
+            .await
+    });
+    log::info!("shutting down: stopping cameras");
+    supervisor.shutdown(SHUTDOWN_GRACE);
+    match served {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!(
+                "video-pipeline: cannot serve on {}:{}: {e}",
+                config.host, config.port
+            );
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// On the command line the user may read any file they can open.
+fn cli_source(input: &str) -> Result<Source, String> {
+    let everywhere = [PathBuf::from("/")];
+    Source::parse(input, &everywhere).map_err(|e| e.to_string())
+}
+
+fn probe(input: &str, timeout: f64) -> ExitCode {
+    if !(timeout.is_finite() && timeout > 0.0) {
+        eprintln!("video-pipeline: invalid --timeout {timeout} (expected seconds > 0)");
+        return ExitCode::from(EXIT_CONFIG);
+    }
+    let result = cli_source(input).and_then(|source| {
+        media::probe(&source, Duration::from_secs_f64(timeout), &StopToken::new())
+            .map_err(|e| e.to_string())
+    });
+    match result {
+        Ok(info) => {
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&info).unwrap_or_default()
+            );
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("video-pipeline: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn extract_frames(input: &str, fps: f64, out: &std::path::Path, quality: u8) -> ExitCode {
+    if !(fps.is_finite() && fps > 0.0 && fps <= 60.0) {
+        eprintln!("video-pipeline: invalid --fps {fps} (expected > 0, <= 60)");
+        return ExitCode::from(EXIT_CONFIG);
+    }
+    if !(1..=100).contains(&quality) {
+        eprintln!("video-pipeline: invalid --quality {quality} (expected 1..100)");
+        return ExitCode::from(EXIT_CONFIG);
+    }
+    let source = match cli_source(input) {
+        Ok(source) => source,
+        Err(e) => {
+            eprintln!("video-pipeline: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let stop = StopToken::new();
+    stop_on_signals(&stop);
+    let bar = progress_bar();
+    let result = extract::extract(&source, fps, out, quality, &stop, |frames, progress| {
+        if let Some(bar) = &bar {
+            bar.set_position(progress.map_or(0, |p| (p * 1000.0) as u64));
+            bar.set_message(format!("{frames} frames"));
+        }
+    });
+    if let Some(bar) = &bar {
+        bar.finish_and_clear();
+    }
+    match result {
+        Ok(summary) => {
+            eprintln!(
+                "video-pipeline: {} frames written to {}",
+                summary.frames,
+                out.display()
+            );
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("video-pipeline: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn progress_bar() -> Option<indicatif::ProgressBar> {
+    if !std::io::stderr().is_terminal() {
+        return None;
+    }
+    let bar = indicatif::ProgressBar::new(1000);
+    let style = indicatif::ProgressStyle::with_template("{bar:40} {percent:>3}% {msg} ({elapsed})")
+        .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar());
+    bar.set_style(style);
+    Some(bar)
+}
+
+fn stop_on_signals(stop: &StopToken) {
+    use signal_hook::consts::{SIGINT, SIGTERM};
+    let stop = stop.clone();
+    if let Ok(mut signals) = signal_hook::iterator::Signals::new([SIGINT, SIGTERM]) {
+        std::thread::spawn(move || {
+            if signals.forever().next().is_some() {
+                stop.stop();
+            }
+        });
+    }
+}

@@ -1,0 +1,229 @@
+//! A camera's frame folder: `frame_%04d.jpg` files written under a temporary name and
+//! renamed into place, and `latest.jpg` replaced atomically, so no reader ever opens a
+//! partial `.jpg`.
+
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+
+const FILE_MODE: u32 = 0o644;
+const DIR_MODE: u32 = 0o755;
+const LATEST: &str = "latest.jpg";
+const TEMP_SUFFIX: &str = ".part";
+
+pub struct FrameStore {
+    dir: PathBuf,
+    next_number: u64,
+}
+
+impl FrameStore {
+    /// Opens (creating) `dir`. With `clear`, old frames go and numbering starts at 1;
+    /// without, numbering continues after the highest frame present.
+    pub fn open(dir: &Path, clear: bool) -> io::Result<FrameStore> {
+        fs::create_dir_all(dir)?;
+        set_mode(dir, DIR_MODE)?;
+        let mut highest = 0;
+        for entry in fs::read_dir(dir)? {
+            let entry = entry?;
+            let name = entry.file_name();
+            let name = name.to_string_lossy();
+            let is_frame = name.ends_with(".jpg");
+            let is_leftover = name.starts_with('.') && name.ends_with(TEMP_SUFFIX);
+            if is_leftover || (clear && is_frame) {
+                remove_if_present(&entry.path())?;
+            } else if let Some(n) = frame_number(&name) {
+                highest = highest.max(n);
+            }
+        }
+        Ok(FrameStore {
+            dir: dir.to_owned(),
+            next_number: highest + 1,
+        })
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// The number the next written frame will get.
+    pub fn next_number(&self) -> u64 {
+        self.next_number
+    }
+
+    /// Writes one frame and points `latest.jpg` at it. On error nothing partial is
+    /// left behind and the number is reused by the next frame.
+    pub fn write(&mut self, jpeg: &[u8]) -> io::Result<u64> {
+        let number = self.next_number;
+        let name = frame_name(number);
+        let temp = self.dir.join(format!(".{name}{TEMP_SUFFIX}"));
+        let target = self.dir.join(&name);
+        if let Err(e) = write_new_file(&temp, jpeg).and_then(|()| fs::rename(&temp, &target)) {
+            let _ = fs::remove_file(&temp);
+            return Err(e);
+        }
+        self.next_number += 1;
+        self.point_latest_at(&target)?;
+        Ok(number)
+    }
+
+    fn point_latest_at(&self, frame: &Path) -> io::Result<()> {
+        let temp = self.dir.join(format!(".{LATEST}{TEMP_SUFFIX}"));
+        remove_if_present(&temp)?;
+        let linked = fs::hard_link(frame, &temp).or_else(|_| fs::copy(frame, &temp).map(drop));
+        match linked.and_then(|()| fs::rename(&temp, self.dir.join(LATEST))) {
+            Ok(()) => Ok(()),
+            Err(e) => {
+                let _ = fs::remove_file(&temp);
+                Err(e)
+            }
+        }
+    }
+
+    /// Removes temporary files an interrupted write could have left.
+    pub fn remove_temporaries(&self) {
+        if let Ok(entries) = fs::read_dir(&self.dir) {
+            for entry in entries.flatten() {
+                let name = entry.file_name();
+                let name = name.to_string_lossy();
+                if name.starts_with('.') && name.ends_with(TEMP_SUFFIX) {
+                    let _ = fs::remove_file(entry.path());
+                }
+            }
+        }
+    }
+}
+
+/// `frame_0001.jpg` ... `frame_9999.jpg`, `frame_10000.jpg` (as ffmpeg's `%04d`).
+pub fn frame_name(number: u64) -> String {
+    format!("frame_{number:04}.jpg")
+}
+
+fn frame_number(name: &str) -> Option<u64> {
+    name.strip_prefix("frame_")?
+        .strip_suffix(".jpg")?
+        .parse()
+        .ok()
+}
+
+fn write_new_file(path: &Path, bytes: &[u8]) -> io::Result<()> {
+    let mut file = create_with_mode(path)?;
+    file.write_all(bytes)?;
+    // The umask may have narrowed the mode; readers in other containers need 0644.
+    set_mode(path, FILE_MODE)
+}
+
+#[cfg(unix)]
+fn create_with_mode(path: &Path) -> io::Result<File> {
+    use std::os::unix::fs::OpenOptionsExt;
+    OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(FILE_MODE)
+        .open(path)
+}
+
+#[cfg(not(unix))]
+fn create_with_mode(path: &Path) -> io::Result<File> {
+    OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .open(path)
+}
+
+#[cfg(unix)]
+fn set_mode(path: &Path, mode: u32) -> io::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    fs::set_permissions(path, fs::Permissions::from_mode(mode))
+}
+
+#[cfg(not(unix))]
+fn set_mode(_path: &Path, _mode: u32) -> io::Result<()> {
+    Ok(())
+}
+
+fn remove_if_present(path: &Path) -> io::Result<()> {
+    match fs::remove_file(path) {
+        Err(e) if e.kind() != io::ErrorKind::NotFound => Err(e),
+        _ => Ok(()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_follow_ffmpeg() {
+        assert_eq!(frame_name(1), "frame_0001.jpg");
+        assert_eq!(frame_name(9999), "frame_9999.jpg");
+        assert_eq!(frame_name(10000), "frame_10000.jpg");
+        assert_eq!(frame_number("frame_10000.jpg"), Some(10000));
+        assert_eq!(frame_number("latest.jpg"), None);
+    }
+
+    #[test]
+    fn writes_frames_and_latest() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = FrameStore::open(&dir.path().join("cam"), true).unwrap();
+        assert_eq!(store.write(b"one").unwrap(), 1);
+        assert_eq!(store.write(b"two").unwrap(), 2);
+        let cam = dir.path().join("cam");
+        assert_eq!(fs::read(cam.join("frame_0002.jpg")).unwrap(), b"two");
+        assert_eq!(fs::read(cam.join("latest.jpg")).unwrap(), b"two");
+        let names: Vec<_> = fs::read_dir(&cam)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect();
+        assert_eq!(names.len(), 3, "{names:?}");
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = fs::metadata(cam.join("frame_0001.jpg"))
+                .unwrap()
+                .permissions()
+                .mode();
+            assert_eq!(mode & 0o777, 0o644);
+            let mode = fs::metadata(&cam).unwrap().permissions().mode();
+            assert_eq!(mode & 0o777, 0o755);
+        }
+    }
+
+    #[test]
+    fn clear_or_continue_numbering() {
+        let dir = tempfile::tempdir().unwrap();
+        let cam = dir.path().join("cam");
+        let mut store = FrameStore::open(&cam, true).unwrap();
+        for _ in 0..3 {
+            store.write(b"x").unwrap();
+        }
+        fs::write(cam.join(".frame_0004.jpg.part"), b"partial").unwrap();
+        fs::write(cam.join("notes.txt"), b"keep").unwrap();
+
+        let kept = FrameStore::open(&cam, false).unwrap();
+        assert_eq!(kept.next_number(), 4);
+        assert!(!cam.join(".frame_0004.jpg.part").exists());
+
+        let cleared = FrameStore::open(&cam, true).unwrap();
+        assert_eq!(cleared.next_number(), 1);
+        assert!(!cam.join("frame_0001.jpg").exists());
+        assert!(!cam.join("latest.jpg").exists());
+        assert!(cam.join("notes.txt").exists());
+    }
+
+    #[test]
+    fn a_failed_write_leaves_nothing_and_keeps_the_number() {
+        let dir = tempfile::tempdir().unwrap();
+        let cam = dir.path().join("cam");
+        let mut store = FrameStore::open(&cam, true).unwrap();
+        // A folder where the temporary file should go makes the write fail, even as root.
+        let blocker = cam.join(".frame_0001.jpg.part");
+        fs::create_dir(&blocker).unwrap();
+        assert!(store.write(b"x").is_err());
+        assert!(!cam.join("frame_0001.jpg").exists());
+        fs::remove_dir(&blocker).unwrap();
+        assert_eq!(store.write(b"y").unwrap(), 1);
+        assert_eq!(fs::read(cam.join("frame_0001.jpg")).unwrap(), b"y");
+    }
+}

@@ -1,0 +1,72 @@
+//! From a source to sampled JPEG frames: the decode → sample → encode loop shared by
+//! the daemon's camera workers and the one-shot `extract` command.
+
+pub mod backoff;
+pub mod sampler;
+pub mod worker;
+
+use thiserror::Error;
+
+use crate::media::{MediaError, VideoSource};
+use crate::output::jpeg::{JpegEncoder, JpegError};
+use crate::stop::StopToken;
+use sampler::Sampler;
+
+#[derive(Debug, Error)]
+pub enum PipelineError {
+    #[error(transparent)]
+    Media(#[from] MediaError),
+    #[error(transparent)]
+    Jpeg(#[from] JpegError),
+    #[error("{0}")]
+    Sink(String),
+}
+
+/// One sampled frame, encoded.
+#[derive(Debug)]
+pub struct Sample {
+    pub jpeg: Vec<u8>,
+    /// Seconds on the source's timeline.
+    pub pts: f64,
+    /// Share of a finite source done (0..1).
+    pub progress: Option<f64>,
+}
+
+/// Why a pump ended without an error.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PumpEnd {
+    /// The source ended and every frame was decoded.
+    EndOfStream,
+    /// The stop token was set.
+    Stopped,
+}
+
+/// Decodes `video` to its end (or a stop), handing every sampled frame to `on_sample`.
+pub fn pump(
+    video: &mut VideoSource,
+    sampler: &mut Sampler,
+    encoder: &mut JpegEncoder,
+    stop: &StopToken,
+    mut on_sample: impl FnMut(Sample) -> Result<(), PipelineError>,
+) -> Result<PumpEnd, PipelineError> {
+    loop {
+        let frame = match video.next_frame() {
+            Ok(Some(frame)) => frame,
+            Ok(None) => return Ok(PumpEnd::EndOfStream),
+            Err(MediaError::Stopped) => return Ok(PumpEnd::Stopped),
+            Err(e) => return Err(e.into()),
+        };
+        if stop.is_stopped() {
+            return Ok(PumpEnd::Stopped);
+        }
+        if !sampler.offer(frame.timestamp) {
+            continue;
+        }
+        let jpeg = encoder.encode(&video.picture()?)?;
+        on_sample(Sample {
+            jpeg,
+            pts: frame.timestamp,
+            progress: frame.progress,
+        })?;
+    }
+}

@@ -1,0 +1,153 @@
+//! Which decoded frames become output frames: pure timing logic, no clock, no libav.
+//!
+//! Sample `k` is the first decoded frame whose timestamp is at or after
+//! `origin + k / fps`, where `origin` is the first frame's timestamp. A frame is never
+//! used twice, so asking for more frames than the source has yields every source frame.
+
+/// Timestamps this close to a due time count as on time (float error of `k / fps`).
+const EPSILON_SECONDS: f64 = 1e-6;
+
+/// A backwards jump larger than this (and larger than one sample interval) is a clock
+/// reset, not reordering: sampling starts again from the new timestamp.
+const BACKWARD_JUMP_SECONDS: f64 = 1.0;
+
+#[derive(Debug, Clone)]
+pub struct Sampler {
+    fps: f64,
+    origin: Option<f64>,
+    next_index: u64,
+    last_timestamp: Option<f64>,
+}
+
+impl Sampler {
+    /// `fps` must be finite and > 0 (validated by the caller).
+    pub fn new(fps: f64) -> Sampler {
+        debug_assert!(fps.is_finite() && fps > 0.0);
+        Sampler {
+            fps,
+            origin: None,
+            next_index: 0,
+            last_timestamp: None,
+        }
+    }
+
+    /// Decides whether the frame at `timestamp` (seconds) is the next sample.
+    pub fn offer(&mut self, timestamp: f64) -> bool {
+        let jumped_back = self
+            .last_timestamp
+            .is_some_and(|last| last - timestamp > BACKWARD_JUMP_SECONDS.max(1.0 / self.fps));
+        self.last_timestamp = Some(timestamp);
+        if jumped_back || self.origin.is_none() {
+            self.origin = Some(timestamp);
+            self.next_index = 1;
+            return true;
+        }
+        let origin = self.origin.unwrap_or(timestamp);
+        if timestamp + EPSILON_SECONDS < self.due_at(origin, self.next_index) {
+            return false;
+        }
+        let elapsed_samples = ((timestamp - origin) * self.fps + EPSILON_SECONDS).floor();
+        self.next_index = elapsed_samples.max(0.0) as u64 + 1;
+        true
+    }
+
+    /// The timestamp at or after which the next sample is due; `None` before the first
+    /// frame, when any frame is due.
+    pub fn next_due(&self) -> Option<f64> {
+        self.origin
+            .map(|origin| self.due_at(origin, self.next_index))
+    }
+
+    fn due_at(&self, origin: f64, index: u64) -> f64 {
+        origin + index as f64 / self.fps
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sampled(fps: f64, timestamps: impl IntoIterator<Item = f64>) -> Vec<f64> {
+        let mut sampler = Sampler::new(fps);
+        timestamps
+            .into_iter()
+            .filter(|&t| sampler.offer(t))
+            .collect()
+    }
+
+    fn frames(rate: f64, seconds: f64) -> Vec<f64> {
+        (0..(rate * seconds) as usize)
+            .map(|i| i as f64 / rate)
+            .collect()
+    }
+
+    #[test]
+    fn one_per_second_from_thirty() {
+        let out = sampled(1.0, frames(30.0, 60.0));
+        assert_eq!(out.len(), 60);
+        for (k, t) in out.iter().enumerate() {
+            assert!((t - k as f64).abs() < 1e-9, "sample {k} at {t}");
+        }
+    }
+
+    #[test]
+    fn fractional_rates() {
+        assert_eq!(sampled(0.5, frames(30.0, 60.0)).len(), 30);
+        assert_eq!(sampled(0.2, frames(25.0, 60.0)).len(), 12);
+    }
+
+    #[test]
+    fn faster_than_source_gives_every_frame_once() {
+        let source = frames(25.0, 4.0);
+        assert_eq!(sampled(60.0, source.clone()), source);
+        assert_eq!(sampled(25.0, source.clone()), source);
+    }
+
+    #[test]
+    fn origin_is_the_first_timestamp() {
+        let out = sampled(1.0, frames(10.0, 5.0).into_iter().map(|t| t + 100.05));
+        assert_eq!(out.len(), 5);
+        assert!((out[0] - 100.05).abs() < 1e-9);
+        assert!((out[1] - 101.05).abs() < 1e-9);
+    }
+
+    #[test]
+    fn uneven_frames_pick_the_first_at_or_after_due() {
+        let out = sampled(1.0, [0.0, 0.7, 1.3, 1.9, 2.0, 2.1, 4.5, 4.6]);
+        // due 0 → 0.0, due 1 → 1.3, due 2 → 2.0, due 3 → 4.5 (then due 5: none).
+        assert_eq!(out, vec![0.0, 1.3, 2.0, 4.5]);
+    }
+
+    #[test]
+    fn a_gap_does_not_cause_a_burst() {
+        let mut timestamps = frames(30.0, 2.0);
+        timestamps.extend(frames(30.0, 2.0).into_iter().map(|t| t + 10.0));
+        let out = sampled(1.0, timestamps);
+        assert_eq!(out, vec![0.0, 1.0, 10.0, 11.0]);
+    }
+
+    #[test]
+    fn clock_reset_reanchors() {
+        let mut timestamps: Vec<f64> = frames(30.0, 3.0).into_iter().map(|t| t + 500.0).collect();
+        timestamps.extend(frames(30.0, 3.0));
+        let out = sampled(1.0, timestamps);
+        assert_eq!(out, vec![500.0, 501.0, 502.0, 0.0, 1.0, 2.0]);
+    }
+
+    #[test]
+    fn small_reordering_is_not_a_reset() {
+        let out = sampled(1.0, [0.0, 0.1, 0.05, 1.0, 0.98, 2.0]);
+        assert_eq!(out, vec![0.0, 1.0, 2.0]);
+    }
+
+    #[test]
+    fn next_due_follows_samples() {
+        let mut sampler = Sampler::new(2.0);
+        assert_eq!(sampler.next_due(), None);
+        assert!(sampler.offer(10.0));
+        assert_eq!(sampler.next_due(), Some(10.5));
+        assert!(!sampler.offer(10.4));
+        assert!(sampler.offer(10.6));
+        assert_eq!(sampler.next_due(), Some(11.0));
+    }
+}

@@ -1,0 +1,338 @@
+//! Shared state between camera workers and the HTTP layer: for each camera id, what
+//! was asked (settings), what is happening (state), the newest frame and the stop
+//! token. Neither side imports the other; both only talk to this.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::SystemTime;
+
+use bytes::Bytes;
+use serde::Serialize;
+
+use crate::hw_choice::HwChoice;
+use crate::source::{CameraId, Source};
+use crate::stop::StopToken;
+
+/// What a caller asked for when starting a camera.
+#[derive(Debug, Clone)]
+pub struct CameraSettings {
+    pub source: Source,
+    pub fps: f64,
+    pub hwaccel_requested: HwChoice,
+    pub output_folder: PathBuf,
+    /// An uploaded file that belongs to this session.
+    pub upload: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Status {
+    Running,
+    Completed,
+    Stopped,
+    Error,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Phase {
+    Connecting,
+    Streaming,
+    Reconnecting,
+    Finished,
+}
+
+/// What is happening now.
+#[derive(Debug, Clone)]
+pub struct CameraState {
+    pub status: Status,
+    pub phase: Phase,
+    pub frame_count: u64,
+    pub frames_dropped: u64,
+    pub last_error: Option<String>,
+    pub restart_count: u64,
+    pub hwaccel: &'static str,
+    pub hwaccel_reason: Option<String>,
+    pub started_at: SystemTime,
+    pub last_frame_at: Option<SystemTime>,
+    pub progress: Option<f64>,
+    pub measured_fps: Option<f64>,
+}
+
+/// The newest frame, shared with HTTP readers without copying.
+#[derive(Debug, Clone)]
+pub struct LatestFrame {
+    pub jpeg: Bytes,
+    pub seq: u64,
+    pub pts: f64,
+    pub captured_at: SystemTime,
+}
+
+impl LatestFrame {
+    pub fn etag(&self) -> String {
+        let nanos = self
+            .captured_at
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos());
+        format!("\"{}-{nanos:x}\"", self.seq)
+    }
+}
+
+/// One camera's session.
+#[derive(Debug)]
+pub struct Camera {
+    pub id: CameraId,
+    pub settings: CameraSettings,
+    pub stop: StopToken,
+    state: Mutex<CameraState>,
+    latest: Mutex<Option<Arc<LatestFrame>>>,
+}
+
+impl Camera {
+    pub fn new(id: CameraId, settings: CameraSettings) -> Camera {
+        Camera {
+            id,
+            settings,
+            stop: StopToken::new(),
+            state: Mutex::new(CameraState {
+                status: Status::Running,
+                phase: Phase::Connecting,
+                frame_count: 0,
+                frames_dropped: 0,
+                last_error: None,
+                restart_count: 0,
+                hwaccel: "none",
+                hwaccel_reason: None,
+                started_at: SystemTime::now(),
+                last_frame_at: None,
+                progress: None,
+                measured_fps: None,
+            }),
+            latest: Mutex::new(None),
+        }
+    }
+
+    /// Locks the state; a worker that panicked while holding it cannot poison readers.
+    pub fn state(&self) -> MutexGuard<'_, CameraState> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub fn is_running(&self) -> bool {
+        self.state().status == Status::Running
+    }
+
+    pub fn latest(&self) -> Option<Arc<LatestFrame>> {
+        self.latest
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    pub fn publish(&self, frame: LatestFrame) {
+        let at = frame.captured_at;
+        *self.latest.lock().unwrap_or_else(|e| e.into_inner()) = Some(Arc::new(frame));
+        let mut state = self.state();
+        state.frame_count += 1;
+        state.last_frame_at = Some(at);
+    }
+
+    /// Ends the session as asked by a caller; the worker sees the token and exits.
+    pub fn request_stop(&self) {
+        self.stop.stop();
+        let mut state = self.state();
+        if state.status == Status::Running {
+            state.status = Status::Stopped;
+            state.phase = Phase::Finished;
+        }
+    }
+
+    pub fn snapshot(&self) -> StatusReport {
+        let state = self.state().clone();
+        StatusReport {
+            camera_id: self.id.to_string(),
+            status: state.status.as_str(),
+            frame_count: state.frame_count,
+            last_error: state.last_error,
+            restart_count: state.restart_count,
+            phase: Some(state.phase),
+            source: Some(self.settings.source.redacted()),
+            fps: Some(self.settings.fps),
+            measured_fps: state.measured_fps,
+            hwaccel: Some(state.hwaccel),
+            hwaccel_requested: Some(self.settings.hwaccel_requested.as_str()),
+            hwaccel_reason: state.hwaccel_reason,
+            frames_dropped: Some(state.frames_dropped),
+            last_frame_at: state.last_frame_at.map(rfc3339),
+            started_at: Some(rfc3339(state.started_at)),
+            progress: state.progress,
+            output_folder: Some(self.settings.output_folder.display().to_string()),
+        }
+    }
+}
+
+impl Status {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Running => "running",
+            Status::Completed => "completed",
+            Status::Stopped => "stopped",
+            Status::Error => "error",
+        }
+    }
+}
+
+/// The `decode/status/` answer. Old callers read the first five keys.
+#[derive(Debug, Clone, Serialize)]
+pub struct StatusReport {
+    pub camera_id: String,
+    pub status: &'static str,
+    pub frame_count: u64,
+    pub last_error: Option<String>,
+    pub restart_count: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub phase: Option<Phase>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub source: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub fps: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub measured_fps: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub hwaccel: Option<&'static str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub hwaccel_requested: Option<&'static str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub hwaccel_reason: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub frames_dropped: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last_frame_at: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub started_at: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub progress: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub output_folder: Option<String>,
+}
+
+impl StatusReport {
+    pub fn not_started(camera_id: &CameraId) -> StatusReport {
+        StatusReport {
+            camera_id: camera_id.to_string(),
+            status: "not_started",
+            frame_count: 0,
+            last_error: None,
+            restart_count: 0,
+            phase: None,
+            source: None,
+            fps: None,
+            measured_fps: None,
+            hwaccel: None,
+            hwaccel_requested: None,
+            hwaccel_reason: None,
+            frames_dropped: None,
+            last_frame_at: None,
+            started_at: None,
+            progress: None,
+            output_folder: None,
+        }
+    }
+}
+
+pub fn rfc3339(at: SystemTime) -> String {
+    humantime::format_rfc3339_millis(at).to_string()
+}
+
+/// Whether a start created a new session.
+pub enum Admission {
+    Started(Arc<Camera>),
+    AlreadyRunning(Arc<Camera>),
+}
+
+#[derive(Debug, Default)]
+pub struct Registry {
+    cameras: Mutex<HashMap<CameraId, Arc<Camera>>>,
+}
+
+impl Registry {
+    pub fn new() -> Registry {
+        Registry::default()
+    }
+
+    fn cameras(&self) -> MutexGuard<'_, HashMap<CameraId, Arc<Camera>>> {
+        self.cameras.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Atomically replaces a finished session of `id` with a new one, or reports the
+    /// running one; two concurrent calls never both start.
+    pub fn admit(&self, id: &CameraId, settings: CameraSettings) -> Admission {
+        let mut cameras = self.cameras();
+        if let Some(existing) = cameras.get(id).filter(|c| c.is_running()) {
+            return Admission::AlreadyRunning(Arc::clone(existing));
+        }
+        let camera = Arc::new(Camera::new(id.clone(), settings));
+        cameras.insert(id.clone(), Arc::clone(&camera));
+        Admission::Started(camera)
+    }
+
+    pub fn get(&self, id: &CameraId) -> Option<Arc<Camera>> {
+        self.cameras().get(id).cloned()
+    }
+
+    pub fn all(&self) -> Vec<Arc<Camera>> {
+        self.cameras().values().cloned().collect()
+    }
+
+    /// Counts per status, for `health/`.
+    pub fn counts(&self) -> HashMap<&'static str, usize> {
+        let mut counts = HashMap::new();
+        for camera in self.all() {
+            *counts.entry(camera.state().status.as_str()).or_default() += 1;
+        }
+        counts
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn settings() -> CameraSettings {
+        CameraSettings {
+            source: Source::Url("rtsp://u:p@h/s".into()),
+            fps: 1.0,
+            hwaccel_requested: HwChoice::Auto,
+            output_folder: PathBuf::from("/tmp/x"),
+            upload: None,
+        }
+    }
+
+    #[test]
+    fn admission_is_exclusive_while_running() {
+        let registry = Registry::new();
+        let id = CameraId::parse("cam").unwrap();
+        assert!(matches!(
+            registry.admit(&id, settings()),
+            Admission::Started(_)
+        ));
+        assert!(matches!(
+            registry.admit(&id, settings()),
+            Admission::AlreadyRunning(_)
+        ));
+        registry.get(&id).unwrap().request_stop();
+        assert!(matches!(
+            registry.admit(&id, settings()),
+            Admission::Started(_)
+        ));
+    }
+
+    #[test]
+    fn snapshot_redacts_the_source() {
+        let camera = Camera::new(CameraId::parse("cam").unwrap(), settings());
+        let json = serde_json::to_value(camera.snapshot()).unwrap();
+        assert_eq!(json["source"], "rtsp://u:***@h/s");
+        assert_eq!(json["status"], "running");
+        assert_eq!(json["last_error"], serde_json::Value::Null);
+    }
+}

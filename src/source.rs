@@ -1,0 +1,383 @@
+//! Camera ids and video sources: what callers may ask for, checked before anything
+//! touches the disk or the network.
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use thiserror::Error;
+
+pub const MAX_CAMERA_ID_LEN: usize = 64;
+
+#[derive(Debug, Error, PartialEq)]
+pub enum SourceError {
+    #[error("Invalid camera_id {0:?}: use 1 to 64 characters from A-Z a-z 0-9 _ . - not starting with '.'")]
+    BadCameraId(String),
+    #[error("URL scheme {scheme:?} is not allowed (allowed: {allowed})")]
+    SchemeNotAllowed { scheme: String, allowed: String },
+    #[error("Malformed URL {0}: it needs a host")]
+    MalformedUrl(String),
+    #[error("Local file {0:?} does not exist or cannot be read")]
+    FileNotFound(String),
+    #[error(
+        "Local file {0:?} is outside the upload folder and ALLOWED_INPUT_DIRS; add its directory to ALLOWED_INPUT_DIRS"
+    )]
+    PathNotAllowed(String),
+}
+
+/// A validated camera id: safe to use as a folder name and a thread name.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct CameraId(String);
+
+impl CameraId {
+    pub fn parse(value: &str) -> Result<CameraId, SourceError> {
+        let ok = !value.is_empty()
+            && value.len() <= MAX_CAMERA_ID_LEN
+            && !value.starts_with('.')
+            && value
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-'));
+        if ok {
+            Ok(CameraId(value.to_owned()))
+        } else {
+            Err(SourceError::BadCameraId(value.to_owned()))
+        }
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for CameraId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// Network protocols a source may use, with the libav protocols each one needs.
+/// Everything else (`concat:`, `subfile:`, `data:`, `pipe:`, ...) is refused, and libav's
+/// `protocol_whitelist` keeps an input from pulling in another protocol behind our back.
+const NETWORK_SCHEMES: [(&str, &str); 10] = [
+    ("rtsp", "rtsp,rtp,srtp,udp,tcp,tls,httpproxy"),
+    ("rtsps", "rtsp,rtp,srtp,udp,tcp,tls,httpproxy"),
+    ("rtmp", "rtmp,tcp"),
+    ("rtmps", "rtmps,rtmp,tcp,tls"),
+    ("http", "http,https,tcp,tls,crypto,httpproxy"),
+    ("https", "http,https,tcp,tls,crypto,httpproxy"),
+    ("srt", "srt,udp"),
+    ("udp", "udp,rtp"),
+    ("rtp", "rtp,udp,srtp"),
+    ("tcp", "tcp"),
+];
+
+/// Where a camera's video comes from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Source {
+    /// A local file (already resolved and checked to be inside an allowed directory).
+    File(PathBuf),
+    /// A network URL whose scheme is allowed.
+    Url(String),
+}
+
+impl Source {
+    /// Classifies a caller's `url` field. Local paths are resolved (`..` and symlinks)
+    /// and must lie inside one of `allowed_dirs`.
+    pub fn parse(value: &str, allowed_dirs: &[PathBuf]) -> Result<Source, SourceError> {
+        let value = value.trim();
+        match scheme_of(value) {
+            Some(scheme) if scheme == "file" => {
+                let path = value.trim_start_matches("file:").trim_start_matches("//");
+                Source::local(Path::new(path), allowed_dirs)
+            }
+            Some(scheme) => {
+                if !NETWORK_SCHEMES.iter().any(|(s, _)| *s == scheme) {
+                    return Err(SourceError::SchemeNotAllowed {
+                        scheme,
+                        allowed: allowed_schemes(),
+                    });
+                }
+                let rest = &value[scheme.len() + 1..];
+                let host_part = rest.trim_start_matches("//");
+                if !rest.starts_with("//") || host_part.is_empty() || host_part.starts_with('/') {
+                    return Err(SourceError::MalformedUrl(redact_url(value)));
+                }
+                Ok(Source::Url(value.to_owned()))
+            }
+            None => Source::local(Path::new(value), allowed_dirs),
+        }
+    }
+
+    /// A local file that must lie inside one of `allowed_dirs` once resolved.
+    pub fn local(path: &Path, allowed_dirs: &[PathBuf]) -> Result<Source, SourceError> {
+        let shown = path.display().to_string();
+        let resolved = path
+            .canonicalize()
+            .ok()
+            .filter(|p| p.is_file())
+            .ok_or_else(|| SourceError::FileNotFound(shown.clone()))?;
+        let inside = allowed_dirs
+            .iter()
+            .filter_map(|d| d.canonicalize().ok())
+            .any(|dir| resolved.starts_with(dir));
+        if inside {
+            Ok(Source::File(resolved))
+        } else {
+            Err(SourceError::PathNotAllowed(shown))
+        }
+    }
+
+    /// True for sources that keep producing frames until stopped.
+    pub fn is_live(&self) -> bool {
+        match self {
+            Source::File(_) => false,
+            Source::Url(url) => !looks_like_finite_http(url),
+        }
+    }
+
+    /// The string handed to libav.
+    pub fn location(&self) -> String {
+        match self {
+            Source::File(path) => path.display().to_string(),
+            Source::Url(url) => url.clone(),
+        }
+    }
+
+    /// libav's `protocol_whitelist` for this source.
+    pub fn protocol_whitelist(&self) -> &'static str {
+        match self {
+            Source::File(_) => "file",
+            Source::Url(url) => {
+                let scheme = scheme_of(url).unwrap_or_default();
+                NETWORK_SCHEMES
+                    .iter()
+                    .find(|(s, _)| *s == scheme)
+                    .map(|(_, list)| *list)
+                    .unwrap_or("file")
+            }
+        }
+    }
+
+    /// The source as it may be shown in status, logs and errors.
+    pub fn redacted(&self) -> String {
+        match self {
+            Source::File(path) => path.display().to_string(),
+            Source::Url(url) => redact_url(url),
+        }
+    }
+}
+
+/// Progressive HTTP downloads of ordinary video files end like files do.
+fn looks_like_finite_http(url: &str) -> bool {
+    let lower = url.to_ascii_lowercase();
+    if !(lower.starts_with("http://") || lower.starts_with("https://")) {
+        return false;
+    }
+    let path = lower.split(['?', '#']).next().unwrap_or_default();
+    [
+        ".mp4", ".mkv", ".mov", ".avi", ".webm", ".ts", ".m4v", ".flv",
+    ]
+    .iter()
+    .any(|ext| path.ends_with(ext))
+}
+
+fn allowed_schemes() -> String {
+    let mut all: Vec<&str> = NETWORK_SCHEMES.iter().map(|(s, _)| *s).collect();
+    all.push("file (inside allowed directories)");
+    all.join(", ")
+}
+
+/// `rtsp://...` → `rtsp`; `/videos/a.mp4` and `C:` style strings → `None`.
+fn scheme_of(value: &str) -> Option<String> {
+    let (scheme, _) = value.split_once(':')?;
+    let valid = scheme.len() >= 2
+        && scheme.starts_with(|c: char| c.is_ascii_alphabetic())
+        && scheme
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '+' | '-' | '.'));
+    valid.then(|| scheme.to_ascii_lowercase())
+}
+
+/// Replaces the password (or a lone user token) in `scheme://user:pass@host/...`, and
+/// credential-looking query parameters, with `***`.
+pub fn redact_url(url: &str) -> String {
+    let mut out = url.to_owned();
+    if let Some(start) = out.find("://").map(|i| i + 3) {
+        let authority_end = out[start..]
+            .find(['/', '?', '#'])
+            .map_or(out.len(), |i| start + i);
+        if let Some(at) = out[start..authority_end].rfind('@').map(|i| start + i) {
+            let userinfo = &out[start..at];
+            let replaced = match userinfo.split_once(':') {
+                Some((user, _)) => format!("{user}:***"),
+                None => "***".to_owned(),
+            };
+            out.replace_range(start..at, &replaced);
+        }
+    }
+    if let Some(q) = out.find('?') {
+        let (base, query) = out.split_at(q + 1);
+        let redacted: Vec<String> = query
+            .split('&')
+            .map(|pair| match pair.split_once('=') {
+                Some((key, _)) if is_secret_key(key) => format!("{key}=***"),
+                _ => pair.to_owned(),
+            })
+            .collect();
+        out = format!("{base}{}", redacted.join("&"));
+    }
+    out
+}
+
+fn is_secret_key(key: &str) -> bool {
+    let key = key.to_ascii_lowercase();
+    ["pass", "pwd", "token", "secret", "key", "auth", "signature"]
+        .iter()
+        .any(|s| key.contains(s))
+}
+
+/// Removes every credential of `url` from a message (libav repeats the URL in errors).
+pub fn redact_in(message: &str, url: &str) -> String {
+    let redacted = redact_url(url);
+    if redacted == url {
+        message.to_owned()
+    } else {
+        message.replace(url, &redacted)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn camera_ids() {
+        for good in ["camera_1", "a", "A.b-c_9", &"x".repeat(64)] {
+            assert!(CameraId::parse(good).is_ok(), "{good}");
+        }
+        for bad in [
+            "",
+            "../x",
+            "a/b",
+            ".hidden",
+            "a\0b",
+            &"x".repeat(65),
+            "a b",
+            "é",
+        ] {
+            assert!(CameraId::parse(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn allowed_and_refused_schemes() {
+        assert!(matches!(
+            Source::parse("rtsp://cam.local:554/stream", &[]),
+            Ok(Source::Url(_))
+        ));
+        assert!(matches!(
+            Source::parse("HTTPS://example.com/a.m3u8", &[]),
+            Ok(Source::Url(_))
+        ));
+        for bad in [
+            "concat:/etc/passwd|/etc/hosts",
+            "subfile:,start,0,end,10,:/etc/passwd",
+            "data:video/mp4;base64,AAAA",
+            "pipe:0",
+            "gopher://x/",
+        ] {
+            assert!(
+                matches!(
+                    Source::parse(bad, &[]),
+                    Err(SourceError::SchemeNotAllowed { .. })
+                ),
+                "{bad}"
+            );
+        }
+        assert!(matches!(
+            Source::parse("rtsp:/nohost", &[]),
+            Err(SourceError::MalformedUrl(_))
+        ));
+    }
+
+    #[test]
+    fn local_paths_must_be_inside_allowed_dirs() {
+        let allowed = tempfile::tempdir().unwrap();
+        let other = tempfile::tempdir().unwrap();
+        let inside = allowed.path().join("a.mp4");
+        let outside = other.path().join("b.mp4");
+        std::fs::write(&inside, b"x").unwrap();
+        std::fs::write(&outside, b"x").unwrap();
+        let dirs = [allowed.path().to_owned()];
+
+        assert!(matches!(
+            Source::parse(inside.to_str().unwrap(), &dirs),
+            Ok(Source::File(_))
+        ));
+        let file_url = format!("file://{}", inside.display());
+        assert!(matches!(
+            Source::parse(&file_url, &dirs),
+            Ok(Source::File(_))
+        ));
+        assert!(matches!(
+            Source::parse(outside.to_str().unwrap(), &dirs),
+            Err(SourceError::PathNotAllowed(_))
+        ));
+        let escape = allowed.path().join("..").join(
+            other
+                .path()
+                .file_name()
+                .unwrap()
+                .to_str()
+                .unwrap()
+                .to_owned()
+                + "/b.mp4",
+        );
+        assert!(matches!(
+            Source::parse(escape.to_str().unwrap(), &dirs),
+            Err(SourceError::PathNotAllowed(_))
+        ));
+        #[cfg(unix)]
+        {
+            let link = allowed.path().join("link.mp4");
+            std::os::unix::fs::symlink(&outside, &link).unwrap();
+            assert!(matches!(
+                Source::parse(link.to_str().unwrap(), &dirs),
+                Err(SourceError::PathNotAllowed(_))
+            ));
+        }
+        assert!(matches!(
+            Source::parse("/no/such/file.mp4", &dirs),
+            Err(SourceError::FileNotFound(_))
+        ));
+    }
+
+    #[test]
+    fn redaction() {
+        assert_eq!(
+            redact_url("rtsp://admin:hunter2@10.0.0.5:554/live"),
+            "rtsp://admin:***@10.0.0.5:554/live"
+        );
+        assert_eq!(
+            redact_url("rtsp://token@cam/live?x=1"),
+            "rtsp://***@cam/live?x=1"
+        );
+        assert_eq!(
+            redact_url("https://cdn/x.m3u8?token=abc&res=hd"),
+            "https://cdn/x.m3u8?token=***&res=hd"
+        );
+        assert_eq!(redact_url("rtsp://cam/live"), "rtsp://cam/live");
+        let message = "rtsp://u:p@h/s: Server returned 401";
+        assert_eq!(
+            redact_in(message, "rtsp://u:p@h/s"),
+            "rtsp://u:***@h/s: Server returned 401"
+        );
+    }
+
+    #[test]
+    fn liveness() {
+        assert!(Source::Url("rtsp://h/s".into()).is_live());
+        assert!(Source::Url("http://h/live.m3u8".into()).is_live());
+        assert!(!Source::Url("http://h/clip.mp4?x=1".into()).is_live());
+        assert!(!Source::File("/a.mp4".into()).is_live());
+    }
+}

@@ -1,0 +1,198 @@
+//! Starts and stops camera workers, answers the questions that need libav (probes,
+//! hardware capabilities) off the HTTP threads, and joins everything at shutdown.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, OnceLock};
+use std::thread::{self, JoinHandle};
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+
+use crate::config::Config;
+use crate::hw_choice::{HwChoice, KNOWN_BACKENDS};
+use crate::media::hwaccel::{self, DeviceProbe};
+use crate::media::{self, MediaError, VideoInfo};
+use crate::pipeline::worker::{self, WorkerOptions};
+use crate::registry::{Admission, CameraSettings, Registry};
+use crate::source::{CameraId, Source};
+use crate::stop::StopToken;
+
+/// What `hw-accel-cap/` reports.
+#[derive(Debug, Clone, Serialize)]
+pub struct HwReport {
+    pub available: Vec<String>,
+    pub compiled: Vec<String>,
+    pub probes: Vec<DeviceProbe>,
+}
+
+pub struct Supervisor {
+    registry: Arc<Registry>,
+    config: Arc<Config>,
+    threads: Mutex<HashMap<CameraId, JoinHandle<()>>>,
+    hardware: OnceLock<HwReport>,
+}
+
+impl Supervisor {
+    pub fn new(registry: Arc<Registry>, config: Arc<Config>) -> Supervisor {
+        Supervisor {
+            registry,
+            config,
+            threads: Mutex::new(HashMap::new()),
+            hardware: OnceLock::new(),
+        }
+    }
+
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    pub fn registry(&self) -> &Registry {
+        &self.registry
+    }
+
+    /// Starts `id` unless it is running; at most one worker per camera, ever.
+    pub fn start(&self, id: &CameraId, settings: CameraSettings) -> Admission {
+        let admission = self.registry.admit(id, settings);
+        let Admission::Started(camera) = &admission else {
+            return admission;
+        };
+        let (hwaccel, reason) = self.hardware_plan(&camera.settings.hwaccel_requested);
+        {
+            let mut state = camera.state();
+            state.hwaccel = hwaccel;
+            state.hwaccel_reason = reason;
+        }
+        let options = WorkerOptions::new(
+            self.config.jpeg_quality,
+            self.config.open_timeout,
+            self.config.read_timeout,
+            self.config.clear_on_start,
+        );
+        let mut threads = self.threads.lock().unwrap_or_else(|e| e.into_inner());
+        let previous = threads.remove(id);
+        let worker_camera = Arc::clone(camera);
+        let spawned = thread::Builder::new()
+            .name(format!("cam-{id}"))
+            .spawn(move || worker::run(worker_camera, options, previous));
+        match spawned {
+            Ok(handle) => {
+                threads.insert(id.clone(), handle);
+            }
+            Err(e) => {
+                let mut state = camera.state();
+                state.status = crate::registry::Status::Error;
+                state.last_error = Some(format!("could not start a thread: {e}"));
+            }
+        }
+        admission
+    }
+
+    /// Asks `id`'s worker to stop; returns whether one was running. Never waits.
+    pub fn stop(&self, id: &CameraId) -> bool {
+        match self.registry.get(id) {
+            Some(camera) if camera.is_running() => {
+                camera.request_stop();
+                log::info!("[{id}] stop requested");
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// Stops every worker and waits up to `grace` for their threads to end.
+    pub fn shutdown(&self, grace: Duration) {
+        for camera in self.registry.all() {
+            camera.request_stop();
+        }
+        let deadline = Instant::now() + grace;
+        let handles: Vec<_> = self
+            .threads
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .drain()
+            .collect();
+        for (id, handle) in handles {
+            while !handle.is_finished() && Instant::now() < deadline {
+                thread::sleep(Duration::from_millis(10));
+            }
+            if handle.is_finished() {
+                let _ = handle.join();
+            } else {
+                log::warn!("[{id}] worker did not stop within {grace:?}");
+            }
+        }
+    }
+
+    /// Describes a source in-process. Blocking: call it off the HTTP threads.
+    pub fn probe(&self, source: &Source) -> Result<VideoInfo, MediaError> {
+        media::probe(source, self.config.probe_timeout, &StopToken::new())
+    }
+
+    /// Which hardware backends work here, probed once.
+    pub fn hardware(&self) -> &HwReport {
+        self.hardware.get_or_init(|| {
+            let compiled = hwaccel::compiled_device_types();
+            let probes = hwaccel::probe_devices(&KNOWN_BACKENDS, default_device);
+            let available = probes
+                .iter()
+                .filter(|p| p.available)
+                .map(|p| p.backend.clone())
+                .collect();
+            HwReport {
+                available,
+                compiled,
+                probes,
+            }
+        })
+    }
+
+    /// The backend a camera will use and, when it is not the one asked for, why.
+    /// Decoding is in software in this version; asked-for backends are reported.
+    fn hardware_plan(&self, requested: &HwChoice) -> (&'static str, Option<String>) {
+        let wanted: Vec<&'static str> = match requested {
+            HwChoice::None => return ("none", None),
+            HwChoice::Backend(name) => vec![name],
+            HwChoice::Auto => self
+                .config
+                .hw_accel_options
+                .iter()
+                .filter_map(|c| match c {
+                    HwChoice::Backend(name) => Some(*name),
+                    _ => None,
+                })
+                .collect(),
+        };
+        if wanted.is_empty() {
+            return ("none", None);
+        }
+        let report = self.hardware();
+        let reasons: Vec<String> = wanted
+            .iter()
+            .map(|name| {
+                let probe = report.probes.iter().find(|p| p.backend == *name);
+                match probe {
+                    Some(p) if p.available => {
+                        format!("{name}: device works, hardware decoding is not enabled in this version")
+                    }
+                    Some(p) => format!("{name}: {}", p.reason.as_deref().unwrap_or("unavailable")),
+                    None => format!("{name}: unknown backend"),
+                }
+            })
+            .collect();
+        (
+            "none",
+            Some(format!("decoding in software; {}", reasons.join("; "))),
+        )
+    }
+}
+
+/// The device each backend is tried on, from the environment.
+fn default_device(backend: &str) -> Option<String> {
+    match backend {
+        "vaapi" => {
+            Some(std::env::var("VAAPI_DEVICE").unwrap_or_else(|_| "/dev/dri/renderD128".into()))
+        }
+        "cuda" => std::env::var("CUDA_DEVICE").ok(),
+        _ => None,
+    }
+}

@@ -1,0 +1,393 @@
+//! Shared test harness: the real `video-pipeline` binary on a free port, an HTTP
+//! client, and test media generated at run time with the `ffmpeg` CLI.
+#![allow(dead_code)]
+
+use std::collections::HashMap;
+use std::io::Read;
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+pub const BASE: &str = "/api/v1/video-pipeline";
+
+/// The binary built for these tests.
+pub fn binary() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_video-pipeline"))
+}
+
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// A running daemon with its own folders, killed on drop.
+pub struct Daemon {
+    pub child: Child,
+    pub port: u16,
+    pub dir: tempfile::TempDir,
+    pub output: PathBuf,
+    pub uploads: PathBuf,
+    /// A directory listed in ALLOWED_INPUT_DIRS.
+    pub media: PathBuf,
+    pub log: PathBuf,
+}
+
+impl Daemon {
+    pub fn start() -> Daemon {
+        Daemon::start_with(&[])
+    }
+
+    /// Starts the daemon with extra environment variables and waits until it answers.
+    pub fn start_with(env: &[(&str, &str)]) -> Daemon {
+        let dir = tempfile::tempdir().unwrap();
+        let output = dir.path().join("frames");
+        let uploads = dir.path().join("videos");
+        let media = dir.path().join("media");
+        std::fs::create_dir_all(&media).unwrap();
+        let log = dir.path().join("daemon.log");
+        let port = free_port();
+        let mut command = Command::new(binary());
+        command
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env("HOST", "127.0.0.1")
+            .env("PORT", port.to_string())
+            .env("OUTPUT_FOLDER", &output)
+            .env("UPLOAD_FOLDER", &uploads)
+            .env("ALLOWED_INPUT_DIRS", &media)
+            .env("RUST_LOG", "info")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log).unwrap());
+        for (k, v) in env {
+            command.env(k, v);
+        }
+        let child = command.spawn().expect("start video-pipeline");
+        let daemon = Daemon {
+            child,
+            port,
+            dir,
+            output,
+            uploads,
+            media,
+            log,
+        };
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while Instant::now() < deadline {
+            if daemon.try_get("/health").is_ok() {
+                return daemon;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        panic!("daemon did not answer: {}", daemon.log_text());
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        let path = if path.starts_with('/') && !path.starts_with(BASE) && path != "/" {
+            format!("{BASE}{path}")
+        } else {
+            path.to_owned()
+        };
+        format!("http://127.0.0.1:{}{path}", self.port)
+    }
+
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    fn try_get(&self, path: &str) -> Result<Reply, ureq::Error> {
+        match agent().get(&self.url(path)).call() {
+            Ok(r) => Ok(Reply::from(r)),
+            Err(ureq::Error::Status(_, r)) => Ok(Reply::from(r)),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// GET `path` (under the API base unless it starts with it or is `/`).
+    pub fn get(&self, path: &str) -> Reply {
+        self.try_get(path).unwrap()
+    }
+
+    pub fn get_with(&self, path: &str, headers: &[(&str, &str)]) -> Reply {
+        let mut request = agent().get(&self.url(path));
+        for (k, v) in headers {
+            request = request.set(k, v);
+        }
+        reply(request.call())
+    }
+
+    pub fn request(&self, method: &str, path: &str) -> Reply {
+        reply(agent().request(method, &self.url(path)).call())
+    }
+
+    pub fn post_form(&self, path: &str, fields: &[(&str, &str)]) -> Reply {
+        reply(agent().post(&self.url(path)).send_form(fields))
+    }
+
+    pub fn post_json(&self, path: &str, body: serde_json::Value) -> Reply {
+        reply(agent().post(&self.url(path)).send_json(body))
+    }
+
+    pub fn post_raw(&self, path: &str, content_type: &str, body: &[u8]) -> Reply {
+        reply(
+            agent()
+                .post(&self.url(path))
+                .set("Content-Type", content_type)
+                .send_bytes(body),
+        )
+    }
+
+    /// multipart/form-data with text fields and (field, file name, contents) files.
+    pub fn post_multipart(
+        &self,
+        path: &str,
+        fields: &[(&str, &str)],
+        files: &[(&str, &str, &[u8])],
+    ) -> Reply {
+        let (content_type, body) = multipart(fields, files);
+        self.post_raw(path, &content_type, &body)
+    }
+
+    /// Posts with each of the three encodings; returns the replies in order
+    /// multipart, urlencoded, JSON.
+    pub fn post_all_encodings(&self, path: &str, fields: &[(&str, &str)]) -> [Reply; 3] {
+        let json: serde_json::Map<String, serde_json::Value> = fields
+            .iter()
+            .map(|(k, v)| (k.to_string(), serde_json::Value::String(v.to_string())))
+            .collect();
+        [
+            self.post_multipart(path, fields, &[]),
+            self.post_form(path, fields),
+            self.post_json(path, serde_json::Value::Object(json)),
+        ]
+    }
+
+    pub fn status(&self, camera: &str) -> serde_json::Value {
+        self.get(&format!("/decode/status/?camera_id={camera}")).json()
+    }
+
+    /// Polls the camera's status until `done` holds, or panics after `timeout`.
+    pub fn wait_status(
+        &self,
+        camera: &str,
+        timeout: Duration,
+        done: impl Fn(&serde_json::Value) -> bool,
+    ) -> serde_json::Value {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let status = self.status(camera);
+            if done(&status) {
+                return status;
+            }
+            if Instant::now() > deadline {
+                panic!("camera {camera} never reached the state; last: {status}\n{}", self.log_text());
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// Sends SIGTERM and waits for the exit; returns the exit code and how long it took.
+    pub fn terminate(&mut self) -> (Option<i32>, Duration) {
+        let started = Instant::now();
+        unsafe_kill(self.child.id(), "TERM");
+        let deadline = Instant::now() + Duration::from_secs(15);
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return (status.code(), started.elapsed());
+            }
+            if Instant::now() > deadline {
+                return (None, started.elapsed());
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    pub fn camera_dir(&self, camera: &str) -> PathBuf {
+        self.output.join(camera)
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Sends a signal with the `kill` command (no unsafe code in tests).
+pub fn unsafe_kill(pid: u32, signal: &str) {
+    let _ = Command::new("kill")
+        .arg(format!("-{signal}"))
+        .arg(pid.to_string())
+        .status();
+}
+
+fn agent() -> ureq::Agent {
+    ureq::AgentBuilder::new()
+        .timeout(Duration::from_secs(60))
+        .redirects(0)
+        .build()
+}
+
+fn reply(result: Result<ureq::Response, ureq::Error>) -> Reply {
+    match result {
+        Ok(r) => Reply::from(r),
+        Err(ureq::Error::Status(_, r)) => Reply::from(r),
+        Err(e) => panic!("request failed: {e}"),
+    }
+}
+
+/// A whole HTTP answer.
+#[derive(Debug, Clone)]
+pub struct Reply {
+    pub status: u16,
+    pub headers: HashMap<String, String>,
+    pub body: Vec<u8>,
+}
+
+impl From<ureq::Response> for Reply {
+    fn from(response: ureq::Response) -> Self {
+        let status = response.status();
+        let headers = response
+            .headers_names()
+            .into_iter()
+            .filter_map(|name| {
+                let value = response.header(&name)?.to_owned();
+                Some((name.to_ascii_lowercase(), value))
+            })
+            .collect();
+        let mut body = Vec::new();
+        response.into_reader().read_to_end(&mut body).unwrap();
+        Reply {
+            status,
+            headers,
+            body,
+        }
+    }
+}
+
+impl Reply {
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_slice(&self.body).unwrap_or_else(|e| {
+            panic!(
+                "not JSON ({e}): {} {}",
+                self.status,
+                String::from_utf8_lossy(&self.body)
+            )
+        })
+    }
+
+    pub fn detail(&self) -> String {
+        self.json()["detail"].as_str().unwrap_or_default().to_owned()
+    }
+
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).map(String::as_str)
+    }
+}
+
+pub fn multipart(fields: &[(&str, &str)], files: &[(&str, &str, &[u8])]) -> (String, Vec<u8>) {
+    let boundary = "----video-pipeline-test-boundary-7MA4YWxkTrZu0gW";
+    let mut body = Vec::new();
+    for (name, value) in fields {
+        body.extend_from_slice(
+            format!("--{boundary}\r\nContent-Disposition: form-data; name=\"{name}\"\r\n\r\n{value}\r\n")
+                .as_bytes(),
+        );
+    }
+    for (name, filename, data) in files {
+        body.extend_from_slice(
+            format!(
+                "--{boundary}\r\nContent-Disposition: form-data; name=\"{name}\"; filename=\"{filename}\"\r\nContent-Type: application/octet-stream\r\n\r\n"
+            )
+            .as_bytes(),
+        );
+        body.extend_from_slice(data);
+        body.extend_from_slice(b"\r\n");
+    }
+    body.extend_from_slice(format!("--{boundary}--\r\n").as_bytes());
+    (format!("multipart/form-data; boundary={boundary}"), body)
+}
+
+/// Where generated media is kept between tests of one build (it is slow to make).
+pub fn media_cache() -> PathBuf {
+    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("test-media");
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// Makes (once) a clip with the `ffmpeg` CLI from a lavfi test source.
+/// `args` go between the input and the output file, e.g. `["-c:v", "libx264"]`.
+pub fn generated_media(name: &str, lavfi: &str, seconds: f64, args: &[&str]) -> PathBuf {
+    let path = media_cache().join(name);
+    if path.exists() {
+        return path;
+    }
+    let temp = media_cache().join(format!(".{}.{}.tmp{}", name, std::process::id(), extension(name)));
+    let status = Command::new("ffmpeg")
+        .args(["-hide_banner", "-loglevel", "error", "-y", "-f", "lavfi", "-i", lavfi])
+        .args(["-t", &seconds.to_string()])
+        .args(args)
+        .arg(&temp)
+        .status()
+        .expect("ffmpeg must be installed for the tests");
+    assert!(status.success(), "ffmpeg failed to make {name}");
+    std::fs::rename(&temp, &path).unwrap();
+    path
+}
+
+fn extension(name: &str) -> String {
+    Path::new(name)
+        .extension()
+        .map(|e| format!(".{}", e.to_string_lossy()))
+        .unwrap_or_default()
+}
+
+/// A 1080p30 H.264 clip with a 2 s GOP, as in the acceptance criteria.
+pub fn h264_1080p(seconds: u32) -> PathBuf {
+    generated_media(
+        &format!("h264_1080p30_{seconds}s_gop2.mp4"),
+        "testsrc2=size=1920x1080:rate=30",
+        f64::from(seconds),
+        &["-c:v", "libx264", "-preset", "ultrafast", "-g", "60", "-pix_fmt", "yuv420p"],
+    )
+}
+
+/// A small H.264 clip for quick tests.
+pub fn h264_small(seconds: u32) -> PathBuf {
+    generated_media(
+        &format!("h264_320x240_{seconds}s.mp4"),
+        "testsrc2=size=320x240:rate=25",
+        f64::from(seconds),
+        &["-c:v", "libx264", "-preset", "ultrafast", "-g", "25", "-pix_fmt", "yuv420p"],
+    )
+}
+
+/// Copies a file into the daemon's allowed media folder.
+pub fn place(daemon: &Daemon, source: &Path) -> PathBuf {
+    let target = daemon.media.join(source.file_name().unwrap());
+    std::fs::copy(source, &target).unwrap();
+    target
+}
+
+/// Sorted `frame_N.jpg` files of a folder (numeric order).
+pub fn frame_files(dir: &Path) -> Vec<PathBuf> {
+    let mut frames: Vec<(u64, PathBuf)> = std::fs::read_dir(dir)
+        .map(|entries| {
+            entries
+                .flatten()
+                .filter_map(|e| {
+                    let name = e.file_name().into_string().ok()?;
+                    let n = name.strip_prefix("frame_")?.strip_suffix(".jpg")?.parse().ok()?;
+                    Some((n, e.path()))
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    frames.sort();
+    frames.into_iter().map(|(_, p)| p).collect()
+}

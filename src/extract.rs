@@ -11,27 +11,41 @@ use crate::pipeline::{pump, PipelineError, PumpEnd};
 use crate::source::Source;
 use crate::stop::StopToken;
 
+/// What to extract and how.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Job {
+    pub fps: f64,
+    pub jpeg_quality: u8,
+    /// Decode only the frames sampling needs (the default); `false` decodes all.
+    pub sample_aware: bool,
+}
+
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Summary {
     pub frames: u64,
     pub end: PumpEnd,
+    /// Packets left undecoded because no sample needed them.
+    pub packets_skipped: u64,
 }
 
-/// Extracts frames of `source` at `fps` into `out` (cleared first). `on_progress` gets
-/// the number of frames written and the share of the source done.
+/// Extracts frames of `source` into `out` (cleared first). `on_progress` gets the
+/// number of frames written and the share of the source done.
 pub fn extract(
     source: &Source,
-    fps: f64,
+    job: Job,
     out: &Path,
-    jpeg_quality: u8,
     stop: &StopToken,
     mut on_progress: impl FnMut(u64, Option<f64>),
 ) -> Result<Summary, PipelineError> {
     let mut store = FrameStore::open(out, true)
         .map_err(|e| PipelineError::Sink(format!("cannot use {}: {e}", out.display())))?;
-    let mut video = VideoSource::open(source, &OpenOptions::default(), stop)?;
-    let mut encoder = JpegEncoder::new(jpeg_quality)?;
-    let mut sampler = Sampler::new(fps);
+    let options = OpenOptions {
+        sample_aware: job.sample_aware,
+        ..OpenOptions::default()
+    };
+    let mut video = VideoSource::open(source, &options, stop)?;
+    let mut encoder = JpegEncoder::new(job.jpeg_quality)?;
+    let mut sampler = Sampler::new(job.fps);
     let mut frames = 0;
     let end = pump(&mut video, &mut sampler, &mut encoder, stop, |sample| {
         store
@@ -42,5 +56,9 @@ pub fn extract(
         Ok(())
     });
     store.remove_temporaries();
-    Ok(Summary { frames, end: end? })
+    Ok(Summary {
+        frames,
+        end: end?,
+        packets_skipped: video.skipped_unneeded(),
+    })
 }

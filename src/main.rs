@@ -56,6 +56,9 @@ enum Command {
         /// JPEG quality 1..100.
         #[arg(long, default_value_t = config::DEFAULT_JPEG_QUALITY)]
         quality: u8,
+        /// Decode every frame, not only those the samples need (same output, slower).
+        #[arg(long)]
+        decode_all: bool,
     },
 }
 
@@ -106,7 +109,15 @@ fn main() -> ExitCode {
             fps,
             out,
             quality,
-        }) => extract_frames(&input, fps, &out, quality),
+            decode_all,
+        }) => {
+            let job = extract::Job {
+                fps,
+                jpeg_quality: quality,
+                sample_aware: !decode_all,
+            };
+            extract_frames(&input, job, &out)
+        }
     }
 }
 
@@ -196,13 +207,17 @@ fn probe(input: &str, timeout: f64) -> ExitCode {
     }
 }
 
-fn extract_frames(input: &str, fps: f64, out: &std::path::Path, quality: u8) -> ExitCode {
+fn extract_frames(input: &str, job: extract::Job, out: &std::path::Path) -> ExitCode {
+    let fps = job.fps;
     if !(fps.is_finite() && fps > 0.0 && fps <= 60.0) {
         eprintln!("video-pipeline: invalid --fps {fps} (expected > 0, <= 60)");
         return ExitCode::from(EXIT_CONFIG);
     }
-    if !(1..=100).contains(&quality) {
-        eprintln!("video-pipeline: invalid --quality {quality} (expected 1..100)");
+    if !(1..=100).contains(&job.jpeg_quality) {
+        eprintln!(
+            "video-pipeline: invalid --quality {} (expected 1..100)",
+            job.jpeg_quality
+        );
         return ExitCode::from(EXIT_CONFIG);
     }
     let source = match cli_source(input) {
@@ -215,7 +230,7 @@ fn extract_frames(input: &str, fps: f64, out: &std::path::Path, quality: u8) -> 
     let stop = StopToken::new();
     stop_on_signals(&stop);
     let bar = progress_bar();
-    let result = extract::extract(&source, fps, out, quality, &stop, |frames, progress| {
+    let result = extract::extract(&source, job, out, &stop, |frames, progress| {
         if let Some(bar) = &bar {
             bar.set_position(progress.map_or(0, |p| (p * 1000.0) as u64));
             bar.set_message(format!("{frames} frames"));
@@ -227,9 +242,10 @@ fn extract_frames(input: &str, fps: f64, out: &std::path::Path, quality: u8) -> 
     match result {
         Ok(summary) => {
             eprintln!(
-                "video-pipeline: {} frames written to {}",
+                "video-pipeline: {} frames written to {} ({} packets not needed, not decoded)",
                 summary.frames,
-                out.display()
+                out.display(),
+                summary.packets_skipped
             );
             ExitCode::SUCCESS
         }

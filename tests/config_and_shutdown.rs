@@ -2,7 +2,6 @@
 //! and graceful shutdown on SIGTERM and SIGINT, against the real binary.
 
 // The shared harness hands back ureq's large error type by value.
-#[allow(clippy::result_large_err)]
 mod common;
 
 use std::io::Read;

@@ -3,7 +3,6 @@
 //! every error answer with its status code and JSON `detail`.
 
 // The shared harness hands back ureq's large error type by value.
-#[allow(clippy::result_large_err)]
 mod common;
 
 use std::path::{Path, PathBuf};

@@ -37,7 +37,7 @@ struct Scaler {
 }
 
 impl Converter {
-    pub fn to_yuv420<'a>(
+    pub fn convert<'a>(
         &'a mut self,
         frame: &'a frame::Video,
     ) -> Result<Yuv420<'a>, ffmpeg_next::Error> {
@@ -148,7 +148,7 @@ mod tests {
     fn limited_range_odd_size_is_stretched() {
         let mut converter = Converter::default();
         let frame = gray_frame(Pixel::YUV420P, 641, 361, 235);
-        let out = converter.to_yuv420(&frame).unwrap();
+        let out = converter.convert(&frame).unwrap();
         assert_eq!((out.width, out.height), (641, 361));
         assert_eq!(out.u_stride, 321);
         assert_eq!(out.u.len(), 321 * 181);
@@ -166,7 +166,7 @@ mod tests {
             (Pixel::NV12, 64, 48),
         ] {
             let frame = gray_frame(format, w, h, 128);
-            let out = converter.to_yuv420(&frame).unwrap();
+            let out = converter.convert(&frame).unwrap();
             assert_eq!(
                 (out.width, out.height),
                 (w as usize, h as usize),

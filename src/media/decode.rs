@@ -2,6 +2,7 @@
 //! canonical send_packet / receive_frame loop (EAGAIN means "feed me", EOF is always
 //! sent and the decoder drained).
 
+use std::collections::VecDeque;
 use std::time::Duration;
 
 use ffmpeg_next::codec::{self, threading};
@@ -9,6 +10,7 @@ use ffmpeg_next::util::error::{EAGAIN, ETIMEDOUT};
 use ffmpeg_next::{format, frame, media, Packet, Rational};
 
 use super::convert::Converter;
+use super::gop::{FrameDemand, GopPlanner, PacketInfo, Step};
 use super::input::{self, Deadline};
 use super::MediaError;
 use crate::picture::Yuv420;
@@ -24,6 +26,8 @@ pub struct OpenOptions {
     pub read_timeout: Duration,
     /// Decoder threads; 0 lets libav choose.
     pub threads: usize,
+    /// Leave undecoded the frames the caller's demand does not need (see `gop`).
+    pub sample_aware: bool,
 }
 
 impl Default for OpenOptions {
@@ -32,7 +36,23 @@ impl Default for OpenOptions {
             open_timeout: Duration::from_secs(10),
             read_timeout: Duration::from_secs(10),
             threads: 0,
+            sample_aware: true,
         }
+    }
+}
+
+/// A demuxed packet with what the planner needs to know of it.
+struct TimedPacket {
+    packet: Packet,
+    time: Option<f64>,
+}
+
+impl PacketInfo for TimedPacket {
+    fn time(&self) -> Option<f64> {
+        self.time
+    }
+    fn is_key(&self) -> bool {
+        self.packet.is_key()
     }
 }
 
@@ -58,7 +78,10 @@ pub struct VideoSource {
     duration: Option<f64>,
     decoder: codec::decoder::Video,
     frame: frame::Video,
-    packet: Packet,
+    planner: GopPlanner<TimedPacket>,
+    ready: VecDeque<Step<TimedPacket>>,
+    demuxer_ended: bool,
+    restarting: bool,
     eof_sent: bool,
     last_timestamp: Option<f64>,
     converter: Converter,
@@ -139,7 +162,10 @@ impl VideoSource {
             duration,
             decoder,
             frame: frame::Video::empty(),
-            packet: Packet::empty(),
+            planner: GopPlanner::new(options.sample_aware),
+            ready: VecDeque::new(),
+            demuxer_ended: false,
+            restarting: false,
             eof_sent: false,
             last_timestamp: None,
             converter: Converter::default(),
@@ -147,9 +173,12 @@ impl VideoSource {
         })
     }
 
-    /// Decodes the next frame; `None` once the source has ended and the decoder is
-    /// drained.
-    pub fn next_frame(&mut self) -> Result<Option<DecodedFrame>, MediaError> {
+    /// Decodes the next frame that `demand` may need; `None` once the source has
+    /// ended and the decoder is drained.
+    pub fn next_frame(
+        &mut self,
+        demand: &dyn FrameDemand,
+    ) -> Result<Option<DecodedFrame>, MediaError> {
         loop {
             if self.stop.is_stopped() {
                 return Err(MediaError::Stopped);
@@ -160,13 +189,20 @@ impl VideoSource {
                         self.skipped_corrupt += 1;
                         continue;
                     }
-                    return Ok(Some(self.describe_frame()));
+                    let frame = self.describe_frame();
+                    self.planner.output(frame.timestamp);
+                    return Ok(Some(frame));
                 }
                 Err(ffmpeg_next::Error::Other { errno }) if errno == EAGAIN => {
                     if self.eof_sent {
                         return Ok(None);
                     }
-                    self.feed_decoder()?;
+                    self.feed_decoder(demand)?;
+                }
+                Err(ffmpeg_next::Error::Eof) if self.restarting => {
+                    self.decoder.flush();
+                    self.planner.drained();
+                    self.restarting = false;
                 }
                 Err(ffmpeg_next::Error::Eof) => return Ok(None),
                 Err(ffmpeg_next::Error::InvalidData) => self.skipped_corrupt += 1,
@@ -180,29 +216,52 @@ impl VideoSource {
         }
     }
 
-    /// Reads packets until one of the video stream is sent to the decoder, or sends
-    /// end-of-stream.
-    fn feed_decoder(&mut self) -> Result<(), MediaError> {
+    /// Gives the decoder its next step: a packet, a drain-and-reset, or end-of-stream.
+    fn feed_decoder(&mut self, demand: &dyn FrameDemand) -> Result<(), MediaError> {
         loop {
-            self.deadline.arm(self.read_timeout);
-            match self.packet.read(&mut self.input) {
-                Ok(()) => {
-                    if self.packet.stream() != self.stream_index {
-                        continue;
-                    }
-                    match self.decoder.send_packet(&self.packet) {
+            match self.ready.pop_front() {
+                Some(Step::Send(timed)) => {
+                    self.planner.sent(timed.time);
+                    match self.decoder.send_packet(&timed.packet) {
                         Ok(()) => return Ok(()),
                         // A damaged packet: the decoder resynchronises on the next one.
-                        Err(_) => {
-                            self.skipped_corrupt += 1;
-                            continue;
-                        }
+                        Err(_) => self.skipped_corrupt += 1,
                     }
                 }
-                Err(ffmpeg_next::Error::Eof) => {
-                    self.eof_sent = true;
-                    // Errors here only mean the decoder was already flushed.
+                Some(Step::Restart) => {
+                    // Errors here only mean the decoder was already drained.
                     let _ = self.decoder.send_eof();
+                    self.restarting = true;
+                    return Ok(());
+                }
+                None if self.demuxer_ended => {
+                    let _ = self.decoder.send_eof();
+                    self.eof_sent = true;
+                    return Ok(());
+                }
+                None => self.demux(demand)?,
+            }
+        }
+    }
+
+    /// Reads packets until the planner has decided something (or the input ends).
+    fn demux(&mut self, demand: &dyn FrameDemand) -> Result<(), MediaError> {
+        let mut packet = Packet::empty();
+        while self.ready.is_empty() {
+            self.deadline.arm(self.read_timeout);
+            match packet.read(&mut self.input) {
+                Ok(()) if packet.stream() != self.stream_index => {}
+                Ok(()) => {
+                    let time = packet.pts().map(|pts| pts as f64 * self.time_base);
+                    let timed = TimedPacket {
+                        packet: std::mem::replace(&mut packet, Packet::empty()),
+                        time,
+                    };
+                    self.planner.push(timed, demand, &mut self.ready);
+                }
+                Err(ffmpeg_next::Error::Eof) => {
+                    self.demuxer_ended = true;
+                    self.planner.finish(demand, &mut self.ready);
                     return Ok(());
                 }
                 Err(ffmpeg_next::Error::InvalidData) => self.skipped_corrupt += 1,
@@ -222,6 +281,7 @@ impl VideoSource {
                 }
             }
         }
+        Ok(())
     }
 
     fn describe_frame(&mut self) -> DecodedFrame {
@@ -246,7 +306,7 @@ impl VideoSource {
     pub fn picture(&mut self) -> Result<Yuv420<'_>, MediaError> {
         let name = &self.name;
         self.converter
-            .to_yuv420(&self.frame)
+            .convert(&self.frame)
             .map_err(|e| MediaError::Convert {
                 source_name: name.clone(),
                 message: e.to_string(),
@@ -256,6 +316,11 @@ impl VideoSource {
     /// Frames the decoder flagged as damaged, or packets it refused, so far.
     pub fn skipped_corrupt(&self) -> u64 {
         self.skipped_corrupt
+    }
+
+    /// Packets left undecoded because no sample needed them, so far.
+    pub fn skipped_unneeded(&self) -> u64 {
+        self.planner.skipped()
     }
 }
 

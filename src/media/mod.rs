@@ -3,6 +3,7 @@
 
 mod convert;
 mod decode;
+mod gop;
 pub mod hwaccel;
 mod input;
 mod probe;
@@ -11,6 +12,7 @@ use thiserror::Error;
 
 pub use convert::range_tables;
 pub use decode::{DecodedFrame, OpenOptions, VideoSource};
+pub use gop::{EveryFrame, FrameDemand};
 pub use probe::{probe, StreamSummary, VideoInfo};
 
 /// Prepares libav once per process; quiet, because every libav failure reaches the

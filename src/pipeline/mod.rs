@@ -50,7 +50,7 @@ pub fn pump(
     mut on_sample: impl FnMut(Sample) -> Result<(), PipelineError>,
 ) -> Result<PumpEnd, PipelineError> {
     loop {
-        let frame = match video.next_frame() {
+        let frame = match video.next_frame(&*sampler) {
             Ok(Some(frame)) => frame,
             Ok(None) => return Ok(PumpEnd::EndOfStream),
             Err(MediaError::Stopped) => return Ok(PumpEnd::Stopped),

@@ -107,7 +107,13 @@ fn run_once(
     encoder: &mut JpegEncoder,
     options: &WorkerOptions,
 ) -> Result<PumpEnd, PipelineError> {
-    let mut video = VideoSource::open(&camera.settings.source, &options.open, &camera.stop)?;
+    let source = &camera.settings.source;
+    let open = OpenOptions {
+        // Holding packets back for a group of pictures would delay live frames.
+        sample_aware: !source.is_live(),
+        ..options.open.clone()
+    };
+    let mut video = VideoSource::open(source, &open, &camera.stop)?;
     camera.state().phase = Phase::Streaming;
     let mut sampler = Sampler::new(camera.settings.fps);
     let mut last_written: Option<Instant> = None;
@@ -172,7 +178,7 @@ impl WorkerOptions {
             open: OpenOptions {
                 open_timeout,
                 read_timeout,
-                threads: 0,
+                ..OpenOptions::default()
             },
             clear_on_start,
             backoff: Backoff::default(),

@@ -99,11 +99,11 @@ impl Daemon {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
 
-    fn try_get(&self, path: &str) -> Result<Reply, ureq::Error> {
+    fn try_get(&self, path: &str) -> Result<Reply, String> {
         match agent().get(&self.url(path)).call() {
             Ok(r) => Ok(Reply::from(r)),
             Err(ureq::Error::Status(_, r)) => Ok(Reply::from(r)),
-            Err(e) => Err(e),
+            Err(e) => Err(e.to_string()),
         }
     }
 
@@ -167,7 +167,8 @@ impl Daemon {
     }
 
     pub fn status(&self, camera: &str) -> serde_json::Value {
-        self.get(&format!("/decode/status/?camera_id={camera}")).json()
+        self.get(&format!("/decode/status/?camera_id={camera}"))
+            .json()
     }
 
     /// Polls the camera's status until `done` holds, or panics after `timeout`.
@@ -184,7 +185,10 @@ impl Daemon {
                 return status;
             }
             if Instant::now() > deadline {
-                panic!("camera {camera} never reached the state; last: {status}\n{}", self.log_text());
+                panic!(
+                    "camera {camera} never reached the state; last: {status}\n{}",
+                    self.log_text()
+                );
             }
             std::thread::sleep(Duration::from_millis(50));
         }
@@ -282,7 +286,10 @@ impl Reply {
     }
 
     pub fn detail(&self) -> String {
-        self.json()["detail"].as_str().unwrap_or_default().to_owned()
+        self.json()["detail"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned()
     }
 
     pub fn header(&self, name: &str) -> Option<&str> {
@@ -327,9 +334,26 @@ pub fn generated_media(name: &str, lavfi: &str, seconds: f64, args: &[&str]) -> 
     if path.exists() {
         return path;
     }
-    let temp = media_cache().join(format!(".{}.{}.tmp{}", name, std::process::id(), extension(name)));
+    // Unique per process and thread: tests of one binary run in parallel threads.
+    static COUNTER: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let unique = COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let temp = media_cache().join(format!(
+        ".{}.{}-{unique}.tmp{}",
+        name,
+        std::process::id(),
+        extension(name)
+    ));
     let status = Command::new("ffmpeg")
-        .args(["-hide_banner", "-loglevel", "error", "-y", "-f", "lavfi", "-i", lavfi])
+        .args([
+            "-hide_banner",
+            "-loglevel",
+            "error",
+            "-y",
+            "-f",
+            "lavfi",
+            "-i",
+            lavfi,
+        ])
         .args(["-t", &seconds.to_string()])
         .args(args)
         .arg(&temp)
@@ -353,7 +377,16 @@ pub fn h264_1080p(seconds: u32) -> PathBuf {
         &format!("h264_1080p30_{seconds}s_gop2.mp4"),
         "testsrc2=size=1920x1080:rate=30",
         f64::from(seconds),
-        &["-c:v", "libx264", "-preset", "ultrafast", "-g", "60", "-pix_fmt", "yuv420p"],
+        &[
+            "-c:v",
+            "libx264",
+            "-preset",
+            "ultrafast",
+            "-g",
+            "60",
+            "-pix_fmt",
+            "yuv420p",
+        ],
     )
 }
 
@@ -363,7 +396,16 @@ pub fn h264_small(seconds: u32) -> PathBuf {
         &format!("h264_320x240_{seconds}s.mp4"),
         "testsrc2=size=320x240:rate=25",
         f64::from(seconds),
-        &["-c:v", "libx264", "-preset", "ultrafast", "-g", "25", "-pix_fmt", "yuv420p"],
+        &[
+            "-c:v",
+            "libx264",
+            "-preset",
+            "ultrafast",
+            "-g",
+            "25",
+            "-pix_fmt",
+            "yuv420p",
+        ],
     )
 }
 
@@ -382,7 +424,11 @@ pub fn frame_files(dir: &Path) -> Vec<PathBuf> {
                 .flatten()
                 .filter_map(|e| {
                     let name = e.file_name().into_string().ok()?;
-                    let n = name.strip_prefix("frame_")?.strip_suffix(".jpg")?.parse().ok()?;
+                    let n = name
+                        .strip_prefix("frame_")?
+                        .strip_suffix(".jpg")?
+                        .parse()
+                        .ok()?;
                     Some((n, e.path()))
                 })
                 .collect()

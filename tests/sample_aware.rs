@@ -1,0 +1,156 @@
+//! Sample-aware decoding leaves frames undecoded, never a sample: for every kind of
+//! group-of-pictures structure, the frames written are byte for byte those of full
+//! decoding.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use common::{frame_files, generated_media};
+
+const SOURCE: &str = "testsrc2=size=320x240:rate=30";
+
+fn x264(extra: &'static [&'static str]) -> Vec<&'static str> {
+    let mut args = vec![
+        "-c:v", "libx264", "-preset", "veryfast", "-pix_fmt", "yuv420p",
+    ];
+    args.extend_from_slice(extra);
+    args
+}
+
+/// Clips with the structures that matter: GOP lengths, B-frames, irregular and
+/// open GOPs, and another codec.
+fn clips() -> Vec<(&'static str, PathBuf)> {
+    vec![
+        (
+            "gop 1 s, no B-frames",
+            generated_media(
+                "sa_gop1.mp4",
+                SOURCE,
+                12.0,
+                &x264(&["-g", "30", "-bf", "0"]),
+            ),
+        ),
+        (
+            "gop 2 s with B-frames",
+            generated_media(
+                "sa_gop2_b.mp4",
+                SOURCE,
+                12.0,
+                &x264(&["-g", "60", "-bf", "3"]),
+            ),
+        ),
+        (
+            "irregular keyframes",
+            generated_media(
+                "sa_irregular.mp4",
+                SOURCE,
+                12.0,
+                &x264(&[
+                    "-g",
+                    "300",
+                    "-force_key_frames",
+                    "0,0.7,2.3,2.4,5.1,9.9,10.0",
+                ]),
+            ),
+        ),
+        (
+            "open gop",
+            generated_media(
+                "sa_open_gop.mp4",
+                SOURCE,
+                12.0,
+                &x264(&["-g", "45", "-bf", "3", "-x264-params", "open-gop=1"]),
+            ),
+        ),
+        (
+            "mpeg-ts, gop 1.5 s",
+            generated_media("sa_gop15.ts", SOURCE, 12.0, &x264(&["-g", "45"])),
+        ),
+        (
+            "hevc with B-frames",
+            generated_media(
+                "sa_hevc.mp4",
+                SOURCE,
+                8.0,
+                &[
+                    "-c:v",
+                    "libx265",
+                    "-preset",
+                    "ultrafast",
+                    "-x265-params",
+                    "keyint=40:bframes=3:log-level=error",
+                    "-pix_fmt",
+                    "yuv420p",
+                ],
+            ),
+        ),
+    ]
+}
+
+/// Runs `extract` and returns the written frames' bytes and the packets it skipped.
+fn extract(input: &Path, fps: f64, out: &Path, decode_all: bool) -> (Vec<Vec<u8>>, u64) {
+    let mut command = Command::new(common::binary());
+    command
+        .arg("extract")
+        .arg(input)
+        .args(["--fps", &fps.to_string()])
+        .arg("--out")
+        .arg(out);
+    if decode_all {
+        command.arg("--decode-all");
+    }
+    let output = command.output().unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "extract failed: {stderr}");
+    let skipped = stderr
+        .rsplit_once('(')
+        .and_then(|(_, rest)| rest.split_whitespace().next()?.parse().ok())
+        .unwrap_or_else(|| panic!("no skip count in: {stderr}"));
+    let frames = frame_files(out)
+        .iter()
+        .map(|f| std::fs::read(f).unwrap())
+        .collect();
+    (frames, skipped)
+}
+
+#[test]
+fn sample_aware_output_equals_full_decoding() {
+    let work = tempfile::tempdir().unwrap();
+    let mut total_skipped = 0;
+    for (name, clip) in clips() {
+        for fps in [0.3, 1.0, 2.5, 7.0, 30.0] {
+            let (all, skipped_all) = extract(&clip, fps, &work.path().join("all"), true);
+            let (aware, skipped) = extract(&clip, fps, &work.path().join("aware"), false);
+            assert_eq!(
+                skipped_all, 0,
+                "{name} fps {fps}: --decode-all skipped packets"
+            );
+            assert!(!all.is_empty(), "{name} fps {fps}: no frames");
+            assert_eq!(
+                aware.len(),
+                all.len(),
+                "{name} fps {fps}: {} frames sample-aware, {} with full decoding",
+                aware.len(),
+                all.len()
+            );
+            for (k, (a, b)) in aware.iter().zip(&all).enumerate() {
+                assert!(a == b, "{name} fps {fps}: frame {} differs", k + 1);
+            }
+            total_skipped += skipped;
+        }
+    }
+    // The point of it all: at low rates most packets are never decoded.
+    assert!(total_skipped > 1000, "only {total_skipped} packets skipped");
+}
+
+#[test]
+fn low_rates_skip_most_of_each_group() {
+    let (_, clip) = &clips()[1];
+    let work = tempfile::tempdir().unwrap();
+    let (frames, skipped) = extract(clip, 0.5, work.path(), false);
+    assert_eq!(frames.len(), 6);
+    // 360 packets, 6 samples each at the start of a 2 s group: most are not needed.
+    assert!(skipped > 250, "only {skipped} of 360 packets skipped");
+}

@@ -1,0 +1,73 @@
+# syntax=docker/dockerfile:1
+#
+# video-pipeline on Debian 12 (bookworm): built against Debian's FFmpeg 5.1 libraries
+# and run with the same libraries, without build tools.
+#
+#   docker build -t video-pipeline .
+#   docker run -p 8002:8002 -v frames:/app/frames video-pipeline
+
+ARG RUST_VERSION=1.95
+
+FROM rust:${RUST_VERSION}-bookworm AS build
+
+# Debian's security updates replace package versions in place, so exact pins would
+# break the build a few weeks later; the release (bookworm) is the pin.
+# hadolint ignore=DL3008
+RUN apt-get update \
+    && apt-get install -y --no-install-recommends \
+        pkg-config clang libclang-dev cmake nasm \
+        libavcodec-dev libavformat-dev libavutil-dev libswscale-dev libswresample-dev \
+        libavfilter-dev libavdevice-dev \
+    && rm -rf /var/lib/apt/lists/*
+
+WORKDIR /src
+COPY . .
+
+# The version shown by health/ and --version; .git is not in the build context.
+ARG VIDEO_PIPELINE_VERSION=""
+RUN --mount=type=cache,target=/usr/local/cargo/registry \
+    --mount=type=cache,target=/src/target \
+    cargo build --release --locked \
+    && install -m 0755 target/release/video-pipeline /usr/local/bin/video-pipeline
+
+FROM debian:bookworm-slim
+
+# Only the shared libraries the binary links (libjpeg-turbo is linked in statically),
+# certificates for HTTPS/RTSPS sources, and tini as PID 1.
+# hadolint ignore=DL3008
+RUN apt-get update \
+    && apt-get install -y --no-install-recommends \
+        libavcodec59 libavformat59 libavutil57 libswscale6 libswresample4 \
+        libavfilter8 libavdevice59 \
+        ca-certificates tini \
+    && rm -rf /var/lib/apt/lists/*
+
+# A fixed uid so that shared volumes can be prepared on the host; group video gives
+# access to /dev/dri render nodes on most hosts (add the host's render group with
+# --group-add where the nodes belong to it).
+RUN useradd --system --uid 10001 --gid video --home-dir /app --shell /usr/sbin/nologin \
+        video-pipeline \
+    && mkdir -p /app/frames /app/videos \
+    && chown -R 10001:video /app \
+    && chmod 0755 /app/frames /app/videos
+
+COPY --from=build /usr/local/bin/video-pipeline /usr/local/bin/video-pipeline
+
+ENV HOST=0.0.0.0 \
+    PORT=8002 \
+    OUTPUT_FOLDER=/app/frames \
+    UPLOAD_FOLDER=/app/videos \
+    RUST_LOG=info \
+    NVIDIA_DRIVER_CAPABILITIES=compute,video,utility
+
+WORKDIR /app
+USER 10001:video
+VOLUME ["/app/frames"]
+EXPOSE 8002
+
+# No curl in the image: bash asks health/ over /dev/tcp.
+HEALTHCHECK --interval=30s --timeout=5s --start-period=10s --retries=3 \
+    CMD ["bash", "-c", "exec 3<>/dev/tcp/127.0.0.1/\"${PORT:-8002}\" && printf 'GET /api/v1/video-pipeline/health HTTP/1.0\\r\\n\\r\\n' >&3 && grep -q '\"healthy\"' <&3"]
+
+ENTRYPOINT ["/usr/bin/tini", "--", "/usr/local/bin/video-pipeline"]
+CMD ["serve"]

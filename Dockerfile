@@ -32,13 +32,13 @@ RUN --mount=type=cache,target=/usr/local/cargo/registry \
 
 FROM debian:bookworm-slim
 
-# Only the shared libraries the binary links (libjpeg-turbo is linked in statically),
-# certificates for HTTPS/RTSPS sources, and tini as PID 1.
+# Only the libav libraries the binary links (they bring libavfilter, libswresample and
+# the codec libraries; libjpeg-turbo is linked in statically), certificates for
+# HTTPS/RTSPS sources, and tini as PID 1.
 # hadolint ignore=DL3008
 RUN apt-get update \
     && apt-get install -y --no-install-recommends \
-        libavcodec59 libavformat59 libavutil57 libswscale6 libswresample4 \
-        libavfilter8 libavdevice59 \
+        libavcodec59 libavformat59 libavutil57 libswscale6 libavdevice59 \
         ca-certificates tini \
     && rm -rf /var/lib/apt/lists/*
 

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Side-by-side: the original service's ffmpeg command and `video-pipeline extract`
-# on the same generated input, in one run. Prints CPU seconds (user + sys), wall
+# (sample-aware, the default, and with --decode-all) on the same generated input, in
+# one run. Prints CPU seconds (user + sys), wall
 # time and peak RSS of each (median of RUNS runs) and the ratios.
 #
 # Usage: benches/compare.sh            (RUNS=3 by default; needs ffmpeg and GNU time)
@@ -44,10 +45,13 @@ measure() {
 export INPUT BIN
 BASELINE='ffmpeg -hide_banner -loglevel error -y -i "$INPUT" -vf fps=1,format=rgb24 -q:v 2 "$OUT/frame_%04d.jpg"'
 PIPELINE='"$BIN" extract "$INPUT" --fps 1 --out "$OUT"'
+FULL_DECODE='"$BIN" extract "$INPUT" --fps 1 --out "$OUT" --decode-all'
 
+VARIANTS=(ffmpeg video-pipeline vp-decode-all)
 for _ in $(seq "$RUNS"); do
   measure ffmpeg "$BASELINE"
   measure video-pipeline "$PIPELINE"
+  measure vp-decode-all "$FULL_DECODE"
 done
 
 # median of column $2 in file $1
@@ -58,13 +62,15 @@ echo "ffmpeg:  $(ffmpeg -version | head -1 | cut -d' ' -f1-3)"
 echo "input:   60 s 1080p30 H.264 (x264 veryfast, GOP 2 s), fps=1, median of $RUNS runs"
 echo
 printf '%-16s %10s %10s %12s %8s\n' "" "CPU s" "wall s" "peak RSS MiB" "frames"
-for name in ffmpeg video-pipeline; do
+for name in "${VARIANTS[@]}"; do
   printf '%-16s %10.2f %10.2f %12.0f %8d\n' "$name" \
     "$(median "$WORK/$name" 1)" "$(median "$WORK/$name" 2)" \
     "$(echo "$(median "$WORK/$name" 3) / 1024" | bc -l)" "$(median "$WORK/$name" 4)"
 done
 echo
-awk -v c1="$(median "$WORK/ffmpeg" 1)" -v c2="$(median "$WORK/video-pipeline" 1)" \
-    -v w1="$(median "$WORK/ffmpeg" 2)" -v w2="$(median "$WORK/video-pipeline" 2)" \
-    -v r1="$(median "$WORK/ffmpeg" 3)" -v r2="$(median "$WORK/video-pipeline" 3)" \
-    'BEGIN { printf "ratio video-pipeline / ffmpeg: CPU %.2fx, wall %.2fx, peak RSS %.2fx\n", c2 / c1, w2 / w1, r2 / r1 }'
+for name in "${VARIANTS[@]:1}"; do
+  awk -v n="$name" -v c1="$(median "$WORK/ffmpeg" 1)" -v c2="$(median "$WORK/$name" 1)" \
+      -v w1="$(median "$WORK/ffmpeg" 2)" -v w2="$(median "$WORK/$name" 2)" \
+      -v r1="$(median "$WORK/ffmpeg" 3)" -v r2="$(median "$WORK/$name" 3)" \
+      'BEGIN { printf "ratio %s / ffmpeg: CPU %.2fx, wall %.2fx, peak RSS %.2fx\n", n, c2 / c1, w2 / w1, r2 / r1 }'
+done

@@ -21,6 +21,11 @@ pub const DEFAULT_STALE_FRAME_SECONDS: u64 = 60;
 pub const DEFAULT_PROBE_TIMEOUT_SECONDS: u64 = 10;
 pub const DEFAULT_OPEN_TIMEOUT_SECONDS: u64 = 10;
 pub const DEFAULT_READ_TIMEOUT_SECONDS: u64 = 10;
+pub const DEFAULT_STALL_TIMEOUT_SECONDS: u64 = 10;
+pub const DEFAULT_RECONNECT_INITIAL_SECONDS: f64 = 0.5;
+pub const DEFAULT_RECONNECT_MAX_SECONDS: f64 = 30.0;
+/// 0: live sources never give up.
+pub const DEFAULT_MAX_RESTARTS: u32 = 0;
 pub const DEFAULT_MAX_UPLOAD_MB: u64 = 4096;
 pub const DEFAULT_CLEAR_ON_START: bool = true;
 
@@ -56,6 +61,10 @@ pub struct Config {
     pub probe_timeout: Duration,
     pub open_timeout: Duration,
     pub read_timeout: Duration,
+    pub stall_timeout: Duration,
+    pub reconnect_initial: Duration,
+    pub reconnect_max: Duration,
+    pub max_restarts: u32,
     pub max_upload_bytes: u64,
     pub clear_on_start: bool,
 }
@@ -64,7 +73,7 @@ pub struct Config {
 pub type RawValues = HashMap<&'static str, String>;
 
 /// Every variable the daemon reads.
-pub const VARIABLES: [&str; 16] = [
+pub const VARIABLES: [&str; 20] = [
     "HOST",
     "PORT",
     "OUTPUT_FOLDER",
@@ -76,6 +85,10 @@ pub const VARIABLES: [&str; 16] = [
     "PROBE_TIMEOUT_SECONDS",
     "OPEN_TIMEOUT_SECONDS",
     "READ_TIMEOUT_SECONDS",
+    "STALL_TIMEOUT_SECONDS",
+    "RECONNECT_INITIAL_SECONDS",
+    "RECONNECT_MAX_SECONDS",
+    "MAX_RESTARTS",
     "MAX_UPLOAD_MB",
     "CLEAR_ON_START",
     "FFMPEG_PATH",
@@ -161,6 +174,27 @@ impl Config {
                 "READ_TIMEOUT_SECONDS",
                 DEFAULT_READ_TIMEOUT_SECONDS,
             )?,
+            stall_timeout: seconds(
+                get("STALL_TIMEOUT_SECONDS"),
+                "STALL_TIMEOUT_SECONDS",
+                DEFAULT_STALL_TIMEOUT_SECONDS,
+            )?,
+            reconnect_initial: fractional_seconds(
+                get("RECONNECT_INITIAL_SECONDS"),
+                "RECONNECT_INITIAL_SECONDS",
+                DEFAULT_RECONNECT_INITIAL_SECONDS,
+            )?,
+            reconnect_max: fractional_seconds(
+                get("RECONNECT_MAX_SECONDS"),
+                "RECONNECT_MAX_SECONDS",
+                DEFAULT_RECONNECT_MAX_SECONDS,
+            )?,
+            max_restarts: match get("MAX_RESTARTS") {
+                None => DEFAULT_MAX_RESTARTS,
+                Some(v) => v.parse::<u32>().map_err(|_| {
+                    invalid("MAX_RESTARTS", v, "a whole number >= 0 (0: never give up)")
+                })?,
+            },
             max_upload_bytes: match get("MAX_UPLOAD_MB") {
                 None => DEFAULT_MAX_UPLOAD_MB * 1024 * 1024,
                 Some(v) => v
@@ -182,6 +216,13 @@ impl Config {
     /// Validates raw values and makes sure the folders exist and can be written.
     pub fn load(raw: &RawValues) -> Result<Config, ConfigError> {
         let config = Config::parse(raw)?;
+        if config.reconnect_max < config.reconnect_initial {
+            return Err(ConfigError::Invalid {
+                name: "RECONNECT_MAX_SECONDS",
+                value: format!("{}", config.reconnect_max.as_secs_f64()),
+                expected: "a number of seconds >= RECONNECT_INITIAL_SECONDS",
+            });
+        }
         ensure_writable_dir("OUTPUT_FOLDER", &config.output_folder)?;
         ensure_writable_dir("UPLOAD_FOLDER", &config.upload_folder)?;
         Ok(config)
@@ -224,6 +265,17 @@ fn seconds(value: Option<&str>, name: &'static str, default: u64) -> Result<Dura
             .filter(|s| s.is_finite() && *s > 0.0 && *s <= 86_400.0)
             .map(Duration::from_secs_f64)
             .ok_or_else(|| invalid(name, v, "a number of seconds > 0, <= 86400")),
+    }
+}
+
+fn fractional_seconds(
+    value: Option<&str>,
+    name: &'static str,
+    default: f64,
+) -> Result<Duration, ConfigError> {
+    match value {
+        None => Ok(Duration::from_secs_f64(default)),
+        Some(v) => seconds(Some(v), name, 0),
     }
 }
 
@@ -293,6 +345,9 @@ mod tests {
             ("HW_ACCEL_OPTIONS", "[\"warp-drive\"]"),
             ("CLEAR_ON_START", "maybe"),
             ("MAX_UPLOAD_MB", "0"),
+            ("STALL_TIMEOUT_SECONDS", "0"),
+            ("RECONNECT_INITIAL_SECONDS", "x"),
+            ("MAX_RESTARTS", "-1"),
         ] {
             let err = Config::parse(&raw(&[(name, value)])).unwrap_err();
             assert!(err.to_string().contains(name), "{err}");
@@ -314,6 +369,20 @@ mod tests {
             config.allowed_input_dirs,
             vec![PathBuf::from("/a"), PathBuf::from("/b")]
         );
+    }
+
+    #[test]
+    fn reconnect_cap_must_not_be_below_the_start() {
+        let dir = tempfile::tempdir().unwrap();
+        let folder = dir.path().to_str().unwrap();
+        let err = Config::load(&raw(&[
+            ("OUTPUT_FOLDER", folder),
+            ("UPLOAD_FOLDER", folder),
+            ("RECONNECT_INITIAL_SECONDS", "5"),
+            ("RECONNECT_MAX_SECONDS", "1"),
+        ]))
+        .unwrap_err();
+        assert!(err.to_string().contains("RECONNECT_MAX_SECONDS"), "{err}");
     }
 
     #[test]

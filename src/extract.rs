@@ -47,14 +47,21 @@ pub fn extract(
     let mut encoder = JpegEncoder::new(job.jpeg_quality)?;
     let mut sampler = Sampler::new(job.fps);
     let mut frames = 0;
-    let end = pump(&mut video, &mut sampler, &mut encoder, stop, |sample| {
-        store
-            .write(&sample.jpeg)
-            .map_err(|e| PipelineError::Sink(format!("cannot write to {}: {e}", out.display())))?;
-        frames += 1;
-        on_progress(frames, sample.progress);
-        Ok(())
-    });
+    let end = pump(
+        &mut video,
+        &mut sampler,
+        &mut encoder,
+        stop,
+        None,
+        |sample| {
+            store.write(&sample.jpeg).map_err(|e| {
+                PipelineError::Sink(format!("cannot write to {}: {e}", out.display()))
+            })?;
+            frames += 1;
+            on_progress(frames, sample.progress);
+            Ok(())
+        },
+    );
     store.remove_temporaries();
     Ok(Summary {
         frames,

@@ -11,7 +11,7 @@ use bytes::Bytes;
 use serde::Serialize;
 
 use crate::hw_choice::HwChoice;
-use crate::source::{CameraId, Source};
+use crate::source::{CameraId, RtspTransport, Source};
 use crate::stop::StopToken;
 
 /// What a caller asked for when starting a camera.
@@ -23,6 +23,32 @@ pub struct CameraSettings {
     pub output_folder: PathBuf,
     /// An uploaded file that belongs to this session.
     pub upload: Option<PathBuf>,
+    pub rtsp_transport: RtspTransport,
+    /// Play a file at its own speed instead of as fast as possible.
+    pub realtime: bool,
+    /// Start a file again at its end (with `realtime`, a simulated live camera).
+    pub looped: bool,
+}
+
+impl CameraSettings {
+    /// Settings with the defaults for everything but the source and rate.
+    pub fn new(source: Source, fps: f64, output_folder: PathBuf) -> CameraSettings {
+        CameraSettings {
+            source,
+            fps,
+            hwaccel_requested: HwChoice::Auto,
+            output_folder,
+            upload: None,
+            rtsp_transport: RtspTransport::default(),
+            realtime: false,
+            looped: false,
+        }
+    }
+
+    /// Sources that never end by themselves: live ones and looped files.
+    pub fn endless(&self) -> bool {
+        self.looped || self.source.is_live()
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -49,8 +75,10 @@ pub struct CameraState {
     pub status: Status,
     pub phase: Phase,
     pub frame_count: u64,
-    pub frames_dropped: u64,
+    pub dropped_corrupt: u64,
+    pub dropped_write_failed: u64,
     pub last_error: Option<String>,
+    pub last_error_kind: Option<&'static str>,
     pub restart_count: u64,
     pub hwaccel: &'static str,
     pub hwaccel_reason: Option<String>,
@@ -99,8 +127,10 @@ impl Camera {
                 status: Status::Running,
                 phase: Phase::Connecting,
                 frame_count: 0,
-                frames_dropped: 0,
+                dropped_corrupt: 0,
+                dropped_write_failed: 0,
                 last_error: None,
+                last_error_kind: None,
                 restart_count: 0,
                 hwaccel: "none",
                 hwaccel_reason: None,
@@ -162,7 +192,20 @@ impl Camera {
             hwaccel: Some(state.hwaccel),
             hwaccel_requested: Some(self.settings.hwaccel_requested.as_str()),
             hwaccel_reason: state.hwaccel_reason,
-            frames_dropped: Some(state.frames_dropped),
+            frames_dropped: Some(state.dropped_corrupt + state.dropped_write_failed),
+            frames_dropped_reasons: Some(DropReasons {
+                corrupt: state.dropped_corrupt,
+                write_failed: state.dropped_write_failed,
+            }),
+            last_error_kind: state.last_error_kind,
+            rtsp_transport: self
+                .settings
+                .source
+                .location()
+                .starts_with("rtsp")
+                .then_some(self.settings.rtsp_transport.as_str()),
+            realtime: Some(self.settings.realtime),
+            looped: Some(self.settings.looped),
             last_frame_at: state.last_frame_at.map(rfc3339),
             started_at: Some(rfc3339(state.started_at)),
             progress: state.progress,
@@ -207,6 +250,16 @@ pub struct StatusReport {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub frames_dropped: Option<u64>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    pub frames_dropped_reasons: Option<DropReasons>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last_error_kind: Option<&'static str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rtsp_transport: Option<&'static str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub realtime: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none", rename = "loop")]
+    pub looped: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub last_frame_at: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub started_at: Option<String>,
@@ -232,12 +285,24 @@ impl StatusReport {
             hwaccel_requested: None,
             hwaccel_reason: None,
             frames_dropped: None,
+            frames_dropped_reasons: None,
+            last_error_kind: None,
+            rtsp_transport: None,
+            realtime: None,
+            looped: None,
             last_frame_at: None,
             started_at: None,
             progress: None,
             output_folder: None,
         }
     }
+}
+
+/// Frames decoded but not written, by reason.
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct DropReasons {
+    pub corrupt: u64,
+    pub write_failed: u64,
 }
 
 pub fn rfc3339(at: SystemTime) -> String {
@@ -299,13 +364,11 @@ mod tests {
     use super::*;
 
     fn settings() -> CameraSettings {
-        CameraSettings {
-            source: Source::Url("rtsp://u:p@h/s".into()),
-            fps: 1.0,
-            hwaccel_requested: HwChoice::Auto,
-            output_folder: PathBuf::from("/tmp/x"),
-            upload: None,
-        }
+        CameraSettings::new(
+            Source::Url("rtsp://u:p@h/s".into()),
+            1.0,
+            PathBuf::from("/tmp/x"),
+        )
     }
 
     #[test]

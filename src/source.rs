@@ -54,6 +54,35 @@ impl fmt::Display for CameraId {
     }
 }
 
+/// How RTSP carries media: interleaved in the TCP connection (the default, it passes
+/// firewalls and loses nothing), over UDP, or libav's choice (UDP, then TCP).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum RtspTransport {
+    #[default]
+    Tcp,
+    Udp,
+    Auto,
+}
+
+impl RtspTransport {
+    pub fn parse(value: &str) -> Option<RtspTransport> {
+        match value.trim().to_ascii_lowercase().as_str() {
+            "tcp" => Some(RtspTransport::Tcp),
+            "udp" => Some(RtspTransport::Udp),
+            "auto" => Some(RtspTransport::Auto),
+            _ => None,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RtspTransport::Tcp => "tcp",
+            RtspTransport::Udp => "udp",
+            RtspTransport::Auto => "auto",
+        }
+    }
+}
+
 /// Network protocols a source may use, with the libav protocols each one needs.
 /// Everything else (`concat:`, `subfile:`, `data:`, `pipe:`, ...) is refused, and libav's
 /// `protocol_whitelist` keeps an input from pulling in another protocol behind our back.
@@ -145,6 +174,14 @@ impl Source {
     /// libav's `protocol_whitelist` for this source.
     pub fn protocol_whitelist(&self) -> &'static str {
         match self {
+            // A session description names the RTP/UDP streams to receive.
+            Source::File(path)
+                if path
+                    .extension()
+                    .is_some_and(|e| e.eq_ignore_ascii_case("sdp")) =>
+            {
+                "file,rtp,srtp,udp"
+            }
             Source::File(_) => "file",
             Source::Url(url) => {
                 let scheme = scheme_of(url).unwrap_or_default();
@@ -371,6 +408,20 @@ mod tests {
             redact_in(message, "rtsp://u:p@h/s"),
             "rtsp://u:***@h/s: Server returned 401"
         );
+    }
+
+    #[test]
+    fn transports_and_whitelists() {
+        assert_eq!(RtspTransport::parse("UDP"), Some(RtspTransport::Udp));
+        assert_eq!(RtspTransport::parse("quic"), None);
+        assert_eq!(
+            Source::File("/a/b.sdp".into()).protocol_whitelist(),
+            "file,rtp,srtp,udp"
+        );
+        assert_eq!(Source::File("/a/b.mp4".into()).protocol_whitelist(), "file");
+        assert!(Source::Url("rtsps://h/s".into())
+            .protocol_whitelist()
+            .contains("tls"));
     }
 
     #[test]

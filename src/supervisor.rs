@@ -11,7 +11,8 @@ use serde::Serialize;
 use crate::config::Config;
 use crate::hw_choice::{HwChoice, KNOWN_BACKENDS};
 use crate::media::hwaccel::{self, DeviceProbe};
-use crate::media::{self, MediaError, VideoInfo};
+use crate::media::{self, MediaError, OpenOptions, VideoInfo};
+use crate::pipeline::backoff::Backoff;
 use crate::pipeline::worker::{self, WorkerOptions};
 use crate::registry::{Admission, CameraSettings, Registry};
 use crate::source::{CameraId, Source};
@@ -62,12 +63,19 @@ impl Supervisor {
             state.hwaccel = hwaccel;
             state.hwaccel_reason = reason;
         }
-        let options = WorkerOptions::new(
-            self.config.jpeg_quality,
-            self.config.open_timeout,
-            self.config.read_timeout,
-            self.config.clear_on_start,
-        );
+        let config = &self.config;
+        let options = WorkerOptions {
+            jpeg_quality: config.jpeg_quality,
+            open: OpenOptions {
+                open_timeout: config.open_timeout,
+                read_timeout: config.read_timeout,
+                ..OpenOptions::default()
+            },
+            stall_timeout: config.stall_timeout,
+            clear_on_start: config.clear_on_start,
+            backoff: Backoff::new(config.reconnect_initial, config.reconnect_max),
+            max_restarts: config.max_restarts,
+        };
         let mut threads = self.threads.lock().unwrap_or_else(|e| e.into_inner());
         let previous = threads.remove(id);
         let worker_camera = Arc::clone(camera);

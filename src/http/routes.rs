@@ -13,7 +13,7 @@ use super::{ApiError, AppState};
 use crate::hw_choice::HwChoice;
 use crate::media::MediaError;
 use crate::registry::{Admission, CameraSettings, StatusReport};
-use crate::source::{CameraId, Source};
+use crate::source::{CameraId, RtspTransport, Source};
 
 type Query = web::Query<HashMap<String, String>>;
 
@@ -111,13 +111,30 @@ async fn start_camera(
         Err(e) => return Err(ApiError::BadRequest(e.to_string())),
     };
 
+    let rtsp_transport = match form.get("rtsp_transport") {
+        None => RtspTransport::default(),
+        Some(word) => RtspTransport::parse(word).ok_or_else(|| {
+            ApiError::BadRequest(format!(
+                "Unknown rtsp_transport {word:?}; allowed values: tcp, udp, auto"
+            ))
+        })?,
+    };
+    let realtime = parse_flag(form.get("realtime"), "realtime")?;
+    let looped = parse_flag(form.get("loop"), "loop")?;
+    if (realtime || looped) && source.is_live() {
+        return Err(ApiError::BadRequest(
+            "realtime and loop apply to file sources only; live sources already run at their own pace".into(),
+        ));
+    }
+
     let output_folder = config.output_folder.join(id.as_str());
     let settings = CameraSettings {
-        source,
-        fps,
         hwaccel_requested,
-        output_folder: output_folder.clone(),
         upload: form.upload.as_ref().map(|u| u.path.clone()),
+        rtsp_transport,
+        realtime,
+        looped,
+        ..CameraSettings::new(source, fps, output_folder.clone())
     };
     let supervisor = Arc::clone(&state.supervisor);
     let start_id = id.clone();
@@ -181,7 +198,7 @@ pub async fn latest_frame(
         .duration_since(frame.captured_at)
         .unwrap_or(Duration::ZERO);
     let stale_after = state.supervisor.config().stale_frame;
-    if camera.settings.source.is_live() && age > stale_after {
+    if camera.settings.endless() && age > stale_after {
         return Err(ApiError::NotFound(format!(
             "Stream appears to be disconnected. The newest frame is {} s old (STALE_FRAME_SECONDS={}).",
             age.as_secs(),
@@ -305,6 +322,15 @@ pub async fn hw_accel_cap(state: web::Data<AppState>) -> Result<HttpResponse, Ap
 fn camera_id(value: Option<&str>) -> Result<CameraId, ApiError> {
     let value = value.ok_or_else(|| ApiError::missing("camera_id"))?;
     CameraId::parse(value).map_err(|e| ApiError::BadRequest(e.to_string()))
+}
+
+/// A yes/no field; absent means no. Any other word is the wrong type (422).
+fn parse_flag(value: Option<&str>, name: &str) -> Result<bool, ApiError> {
+    value.map_or(Ok(false), |v| {
+        crate::config::parse_bool(v).ok_or_else(|| {
+            ApiError::Unprocessable(format!("{name} must be true or false, not {v:?}"))
+        })
+    })
 }
 
 fn parse_fps(value: Option<&str>) -> Result<f64, ApiError> {

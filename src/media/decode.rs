@@ -3,7 +3,7 @@
 //! sent and the decoder drained).
 
 use std::collections::VecDeque;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use ffmpeg_next::codec::{self, threading};
 use ffmpeg_next::util::error::{EAGAIN, ETIMEDOUT};
@@ -12,9 +12,9 @@ use ffmpeg_next::{format, frame, media, Packet, Rational};
 use super::convert::Converter;
 use super::gop::{FrameDemand, GopPlanner, PacketInfo, Step};
 use super::input::{self, Deadline};
-use super::MediaError;
+use super::{FailureKind, MediaError};
 use crate::picture::Yuv420;
-use crate::source::{redact_in, Source};
+use crate::source::{redact_in, RtspTransport, Source};
 use crate::stop::StopToken;
 
 /// Used when a stream states no frame rate, to give frames without timestamps one.
@@ -28,6 +28,9 @@ pub struct OpenOptions {
     pub threads: usize,
     /// Leave undecoded the frames the caller's demand does not need (see `gop`).
     pub sample_aware: bool,
+    /// A live source that gives no video frame for this long has stalled.
+    pub stall_timeout: Option<Duration>,
+    pub rtsp_transport: RtspTransport,
 }
 
 impl Default for OpenOptions {
@@ -37,8 +40,19 @@ impl Default for OpenOptions {
             read_timeout: Duration::from_secs(10),
             threads: 0,
             sample_aware: true,
+            stall_timeout: None,
+            rtsp_transport: RtspTransport::default(),
         }
     }
+}
+
+/// Frames the decoder produced that were not used, by reason.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct DropCounts {
+    /// Flagged as damaged by the decoder, or following damage until the next keyframe.
+    pub corrupt: u64,
+    /// Packets the decoder refused.
+    pub rejected_packets: u64,
 }
 
 /// A demuxed packet with what the planner needs to know of it.
@@ -84,8 +98,15 @@ pub struct VideoSource {
     restarting: bool,
     eof_sent: bool,
     last_timestamp: Option<f64>,
+    first_timestamp: Option<f64>,
+    /// Added to every timestamp, so a looped file runs on one growing timeline.
+    timestamp_offset: f64,
+    stall_timeout: Option<Duration>,
+    last_frame_at: Instant,
+    /// Damage was seen: frames are dropped until the next keyframe.
+    awaiting_keyframe: bool,
     converter: Converter,
-    skipped_corrupt: u64,
+    drops: DropCounts,
 }
 
 impl VideoSource {
@@ -98,14 +119,23 @@ impl VideoSource {
         super::init();
         let name = source.redacted();
         let location = source.location();
-        let (input, deadline) = input::open(source, options.open_timeout, stop).map_err(|e| {
-            classify(e, &name, stop, options.open_timeout, "opening", |message| {
-                MediaError::Open {
-                    source_name: name.clone(),
-                    message: redact_in(&message, &location),
-                }
-            })
-        })?;
+        let (input, deadline) =
+            input::open(source, options.open_timeout, options.rtsp_transport, stop).map_err(
+                |e| {
+                    classify(
+                        e,
+                        &name,
+                        stop,
+                        options.open_timeout,
+                        "opening",
+                        |message, kind| MediaError::Open {
+                            source_name: name.clone(),
+                            message: redact_in(&message, &location),
+                            kind,
+                        },
+                    )
+                },
+            )?;
 
         let stream =
             input
@@ -168,8 +198,13 @@ impl VideoSource {
             restarting: false,
             eof_sent: false,
             last_timestamp: None,
+            first_timestamp: None,
+            timestamp_offset: 0.0,
+            stall_timeout: options.stall_timeout,
+            last_frame_at: Instant::now(),
+            awaiting_keyframe: false,
             converter: Converter::default(),
-            skipped_corrupt: 0,
+            drops: DropCounts::default(),
         })
     }
 
@@ -185,10 +220,16 @@ impl VideoSource {
             }
             match self.decoder.receive_frame(&mut self.frame) {
                 Ok(()) => {
-                    if self.frame.is_corrupt() {
-                        self.skipped_corrupt += 1;
+                    if self.frame.is_corrupt() || self.frame.has_decode_errors() {
+                        self.awaiting_keyframe = true;
+                    } else if self.frame.is_key() {
+                        self.awaiting_keyframe = false;
+                    }
+                    if self.awaiting_keyframe {
+                        self.drops.corrupt += 1;
                         continue;
                     }
+                    self.last_frame_at = Instant::now();
                     let frame = self.describe_frame();
                     self.planner.output(frame.timestamp);
                     return Ok(Some(frame));
@@ -205,7 +246,10 @@ impl VideoSource {
                     self.restarting = false;
                 }
                 Err(ffmpeg_next::Error::Eof) => return Ok(None),
-                Err(ffmpeg_next::Error::InvalidData) => self.skipped_corrupt += 1,
+                Err(ffmpeg_next::Error::InvalidData) => {
+                    self.drops.corrupt += 1;
+                    self.awaiting_keyframe = true;
+                }
                 Err(e) => {
                     return Err(MediaError::Decoder {
                         source_name: self.name.clone(),
@@ -224,8 +268,11 @@ impl VideoSource {
                     self.planner.sent(timed.time);
                     match self.decoder.send_packet(&timed.packet) {
                         Ok(()) => return Ok(()),
-                        // A damaged packet: the decoder resynchronises on the next one.
-                        Err(_) => self.skipped_corrupt += 1,
+                        // A damaged packet: the decoder resynchronises at a keyframe.
+                        Err(_) => {
+                            self.drops.rejected_packets += 1;
+                            self.awaiting_keyframe = true;
+                        }
                     }
                 }
                 Some(Step::Restart) => {
@@ -248,11 +295,12 @@ impl VideoSource {
     fn demux(&mut self, demand: &dyn FrameDemand) -> Result<(), MediaError> {
         let mut packet = Packet::empty();
         while self.ready.is_empty() {
-            self.deadline.arm(self.read_timeout);
+            self.arm_read_deadline()?;
             match packet.read(&mut self.input) {
                 Ok(()) if packet.stream() != self.stream_index => {}
                 Ok(()) => {
-                    let time = packet.pts().map(|pts| pts as f64 * self.time_base);
+                    let offset = self.timestamp_offset;
+                    let time = packet.pts().map(|pts| pts as f64 * self.time_base + offset);
                     let timed = TimedPacket {
                         packet: std::mem::replace(&mut packet, Packet::empty()),
                         time,
@@ -264,7 +312,11 @@ impl VideoSource {
                     self.planner.finish(demand, &mut self.ready);
                     return Ok(());
                 }
-                Err(ffmpeg_next::Error::InvalidData) => self.skipped_corrupt += 1,
+                Err(ffmpeg_next::Error::InvalidData) => {
+                    self.drops.corrupt += 1;
+                    self.awaiting_keyframe = true;
+                }
+                Err(_) if self.stalled() => return Err(self.stall_error()),
                 Err(e) => {
                     let name = self.name.clone();
                     return Err(classify(
@@ -273,9 +325,10 @@ impl VideoSource {
                         &self.stop,
                         self.read_timeout,
                         "reading",
-                        |message| MediaError::Read {
+                        |message, kind| MediaError::Read {
                             source_name: name.clone(),
                             message,
+                            kind,
                         },
                     ));
                 }
@@ -284,16 +337,74 @@ impl VideoSource {
         Ok(())
     }
 
+    /// Bounds the next read by the read timeout and, for live sources, by what is left
+    /// of the stall timeout.
+    fn arm_read_deadline(&mut self) -> Result<(), MediaError> {
+        let limit = match self.stall_timeout {
+            Some(stall) => {
+                let left = stall
+                    .checked_sub(self.last_frame_at.elapsed())
+                    .ok_or_else(|| self.stall_error())?;
+                left.min(self.read_timeout)
+            }
+            None => self.read_timeout,
+        };
+        self.deadline.arm(limit);
+        Ok(())
+    }
+
+    fn stalled(&self) -> bool {
+        self.stall_timeout
+            .is_some_and(|stall| self.last_frame_at.elapsed() >= stall)
+    }
+
+    fn stall_error(&self) -> MediaError {
+        MediaError::Stalled {
+            source_name: self.name.clone(),
+            seconds: self.last_frame_at.elapsed().as_secs_f64(),
+        }
+    }
+
+    /// Starts the source again from its beginning (a looped file), continuing the
+    /// timeline where the last pass ended.
+    pub fn rewind(&mut self) -> Result<(), MediaError> {
+        if let (Some(first), Some(last)) = (self.first_timestamp, self.last_timestamp) {
+            // `first` and `last` already include the current offset.
+            self.timestamp_offset += last - first + self.frame_interval;
+        }
+        self.input
+            .seek(i64::MIN + 1, ..)
+            .or_else(|_| self.input.seek(0, ..))
+            .map_err(|e| MediaError::Read {
+                source_name: self.name.clone(),
+                message: format!("cannot rewind: {e}"),
+                kind: FailureKind::Other,
+            })?;
+        self.decoder.flush();
+        self.planner = GopPlanner::new(self.planner.enabled());
+        self.ready.clear();
+        self.demuxer_ended = false;
+        self.restarting = false;
+        self.eof_sent = false;
+        self.awaiting_keyframe = false;
+        self.first_timestamp = None;
+        Ok(())
+    }
+
     fn describe_frame(&mut self) -> DecodedFrame {
         let timestamp = match self.frame.timestamp() {
-            Some(ts) => ts as f64 * self.time_base,
+            Some(ts) => ts as f64 * self.time_base + self.timestamp_offset,
             None => self
                 .last_timestamp
-                .map_or(self.start_time, |t| t + self.frame_interval),
+                .map_or(self.start_time + self.timestamp_offset, |t| {
+                    t + self.frame_interval
+                }),
         };
+        self.first_timestamp.get_or_insert(timestamp);
         self.last_timestamp = Some(timestamp);
         let progress = self.duration.filter(|d| *d > 0.0).map(|duration| {
-            ((timestamp - self.start_time + self.frame_interval) / duration).clamp(0.0, 1.0)
+            ((timestamp - self.timestamp_offset - self.start_time + self.frame_interval) / duration)
+                .clamp(0.0, 1.0)
         });
         DecodedFrame {
             timestamp,
@@ -313,9 +424,9 @@ impl VideoSource {
             })
     }
 
-    /// Frames the decoder flagged as damaged, or packets it refused, so far.
-    pub fn skipped_corrupt(&self) -> u64 {
-        self.skipped_corrupt
+    /// Frames and packets not used because of damage, so far.
+    pub fn drops(&self) -> DropCounts {
+        self.drops
     }
 
     /// Packets left undecoded because no sample needed them, so far.
@@ -331,7 +442,7 @@ fn classify(
     stop: &StopToken,
     limit: Duration,
     doing: &'static str,
-    other: impl FnOnce(String) -> MediaError,
+    other: impl FnOnce(String, FailureKind) -> MediaError,
 ) -> MediaError {
     match error {
         _ if stop.is_stopped() => MediaError::Stopped,
@@ -342,7 +453,7 @@ fn classify(
                 doing,
             }
         }
-        e => other(e.to_string()),
+        e => other(e.to_string(), FailureKind::of(&e)),
     }
 }
 

@@ -70,6 +70,10 @@ impl<P: PacketInfo> GopPlanner<P> {
         }
     }
 
+    pub fn enabled(&self) -> bool {
+        self.enabled
+    }
+
     /// Packets never decoded so far.
     pub fn skipped(&self) -> u64 {
         self.skipped

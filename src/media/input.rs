@@ -1,20 +1,26 @@
 //! Opening an input with protocol limits and an interrupt callback whose deadline is
 //! re-armed before every blocking step, so no open or read can hang forever.
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use ffmpeg_next::{format, Dictionary};
 
-use crate::source::Source;
+use crate::source::{RtspTransport, Source};
 use crate::stop::StopToken;
 
 /// A deadline that the interrupt callback reads and the decode loop moves.
+///
+/// Once it has been seen to pass it stays passed: an input whose read was cut short
+/// cannot be trusted (an interleaved RTSP stream has lost its framing), and libav may
+/// still hand back a packet it had buffered, flushed by the failed read, instead of the
+/// error; re-arming would then give the dead source a second full limit.
 #[derive(Clone)]
 pub struct Deadline {
     base: Instant,
     millis: Arc<AtomicU64>,
+    passed: Arc<AtomicBool>,
 }
 
 impl Deadline {
@@ -22,17 +28,26 @@ impl Deadline {
         Deadline {
             base: Instant::now(),
             millis: Arc::new(AtomicU64::new(u64::MAX)),
+            passed: Arc::new(AtomicBool::new(false)),
         }
     }
 
-    /// The next blocking step must finish within `limit`.
+    /// The next blocking step must finish within `limit`, unless the deadline has
+    /// already been seen to pass.
     pub fn arm(&self, limit: Duration) {
         let at = self.base.elapsed() + limit;
         self.millis.store(at.as_millis() as u64, Ordering::Relaxed);
     }
 
     pub fn expired(&self) -> bool {
-        self.base.elapsed().as_millis() as u64 >= self.millis.load(Ordering::Relaxed)
+        if self.passed.load(Ordering::Relaxed) {
+            return true;
+        }
+        let expired = self.base.elapsed().as_millis() as u64 >= self.millis.load(Ordering::Relaxed);
+        if expired {
+            self.passed.store(true, Ordering::Relaxed);
+        }
+        expired
     }
 }
 
@@ -41,6 +56,7 @@ impl Deadline {
 pub fn open(
     source: &Source,
     timeout: Duration,
+    transport: RtspTransport,
     stop: &StopToken,
 ) -> Result<(format::context::Input, Deadline), ffmpeg_next::Error> {
     let deadline = Deadline::new();
@@ -49,21 +65,52 @@ pub fn open(
     let callback_stop = stop.clone();
     let interrupt = move || callback_stop.is_stopped() || callback_deadline.expired();
 
+    // No libav socket timeouts (`timeout`, `rw_timeout`): the deadline bounds every
+    // blocking step. A socket timeout that fired before it would not stop the input for
+    // good: the demuxer answers the failed read with a packet flushed from its parser,
+    // and the next read waits the whole time again.
     let mut options = Dictionary::new();
     options.set("protocol_whitelist", source.protocol_whitelist());
     if let Source::Url(url) = source {
-        let micros = timeout.as_micros().to_string();
+        let url = url.to_ascii_lowercase();
         if url.starts_with("rtsp") {
-            options.set("rtsp_transport", "tcp");
-            options.set("timeout", &micros);
-        } else {
-            options.set("rw_timeout", &micros);
+            // libav's default (no option) tries UDP first, then TCP.
+            if transport != RtspTransport::Auto {
+                options.set("rtsp_transport", transport.as_str());
+            }
         }
         if url.starts_with("http") {
             options.set("reconnect", "0");
         }
     }
-    let input =
-        format::input_with_interrupt_and_dictionary(&source.location(), interrupt, options)?;
-    Ok((input, deadline))
+    match format::input_with_interrupt_and_dictionary(&source.location(), interrupt, options) {
+        Ok(input) => Ok((input, deadline)),
+        // libav's RTSP client drops the cause when a request gets no answer and reports
+        // "Invalid data found when processing input"; past the deadline, it was the
+        // deadline.
+        Err(_) if deadline.expired() || stop.is_stopped() => Err(ffmpeg_next::Error::Exit),
+        Err(e) => Err(e),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rearming_moves_a_deadline_that_has_not_passed() {
+        let deadline = Deadline::new();
+        deadline.arm(Duration::ZERO);
+        deadline.arm(Duration::from_secs(60));
+        assert!(!deadline.expired());
+    }
+
+    #[test]
+    fn a_passed_deadline_stays_passed() {
+        let deadline = Deadline::new();
+        deadline.arm(Duration::ZERO);
+        assert!(deadline.expired());
+        deadline.arm(Duration::from_secs(60));
+        assert!(deadline.expired());
+    }
 }

@@ -11,7 +11,7 @@ mod probe;
 use thiserror::Error;
 
 pub use convert::range_tables;
-pub use decode::{DecodedFrame, OpenOptions, VideoSource};
+pub use decode::{DecodedFrame, DropCounts, OpenOptions, VideoSource};
 pub use gop::{EveryFrame, FrameDemand};
 pub use probe::{probe, StreamSummary, VideoInfo};
 
@@ -28,13 +28,80 @@ pub fn init() {
     });
 }
 
+/// What kind of failure a source had, for status, logs and the retry policy.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FailureKind {
+    Authentication,
+    NotFound,
+    Refused,
+    Timeout,
+    Stalled,
+    UnsupportedCodec,
+    EndOfStream,
+    Network,
+    Other,
+}
+
+impl FailureKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FailureKind::Authentication => "authentication",
+            FailureKind::NotFound => "not_found",
+            FailureKind::Refused => "refused",
+            FailureKind::Timeout => "timeout",
+            FailureKind::Stalled => "stalled",
+            FailureKind::UnsupportedCodec => "unsupported_codec",
+            FailureKind::EndOfStream => "end_of_stream",
+            FailureKind::Network => "network",
+            FailureKind::Other => "other",
+        }
+    }
+
+    /// Failures that retrying soon cannot fix: retried at the longest delay.
+    pub fn needs_slow_retry(self) -> bool {
+        matches!(self, FailureKind::Authentication | FailureKind::NotFound)
+    }
+
+    fn of(error: &ffmpeg_next::Error) -> FailureKind {
+        use ffmpeg_next::util::error::{
+            ECONNREFUSED, ECONNRESET, EHOSTUNREACH, EIO, ENETUNREACH, EPIPE, ETIMEDOUT,
+        };
+        use ffmpeg_next::Error as E;
+        match *error {
+            E::HttpUnauthorized | E::HttpForbidden => FailureKind::Authentication,
+            E::HttpNotFound | E::StreamNotFound => FailureKind::NotFound,
+            E::Exit => FailureKind::Timeout,
+            E::Eof => FailureKind::EndOfStream,
+            E::DecoderNotFound | E::DemuxerNotFound | E::ProtocolNotFound | E::PatchWelcome => {
+                FailureKind::UnsupportedCodec
+            }
+            E::Other { errno } if errno == ECONNREFUSED => FailureKind::Refused,
+            E::Other { errno } if errno == ETIMEDOUT => FailureKind::Timeout,
+            E::Other { errno }
+                if [EHOSTUNREACH, ENETUNREACH, ECONNRESET, EPIPE, EIO].contains(&errno) =>
+            {
+                FailureKind::Network
+            }
+            E::Other { errno } if errno == 2 => FailureKind::NotFound,
+            _ => FailureKind::Other,
+        }
+    }
+}
+
+impl std::fmt::Display for FailureKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// What went wrong in libav, with the (redacted) source it concerns.
 #[derive(Debug, Error)]
 pub enum MediaError {
-    #[error("{source_name}: could not open: {message}")]
+    #[error("{source_name}: could not open ({kind}): {message}")]
     Open {
         source_name: String,
         message: String,
+        kind: FailureKind,
     },
     #[error("{source_name}: timed out after {seconds:.0} s while {doing}")]
     Timeout {
@@ -42,6 +109,8 @@ pub enum MediaError {
         seconds: f64,
         doing: &'static str,
     },
+    #[error("{source_name}: stalled: no video frame for {seconds:.0} s")]
+    Stalled { source_name: String, seconds: f64 },
     #[error("{source_name}: no video stream")]
     NoVideoStream { source_name: String },
     #[error("{source_name}: unsupported codec: {message}")]
@@ -49,10 +118,11 @@ pub enum MediaError {
         source_name: String,
         message: String,
     },
-    #[error("{source_name}: read failed: {message}")]
+    #[error("{source_name}: read failed ({kind}): {message}")]
     Read {
         source_name: String,
         message: String,
+        kind: FailureKind,
     },
     #[error("{source_name}: pixel conversion failed: {message}")]
     Convert {
@@ -61,4 +131,46 @@ pub enum MediaError {
     },
     #[error("stopped")]
     Stopped,
+}
+
+impl MediaError {
+    pub fn kind(&self) -> FailureKind {
+        match self {
+            MediaError::Open { kind, .. } | MediaError::Read { kind, .. } => *kind,
+            MediaError::Timeout { .. } => FailureKind::Timeout,
+            MediaError::Stalled { .. } => FailureKind::Stalled,
+            MediaError::NoVideoStream { .. } | MediaError::Decoder { .. } => {
+                FailureKind::UnsupportedCodec
+            }
+            MediaError::Convert { .. } | MediaError::Stopped => FailureKind::Other,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn libav_errors_are_classified() {
+        use ffmpeg_next::Error as E;
+        assert_eq!(
+            FailureKind::of(&E::HttpUnauthorized),
+            FailureKind::Authentication
+        );
+        assert_eq!(FailureKind::of(&E::HttpNotFound), FailureKind::NotFound);
+        assert_eq!(
+            FailureKind::of(&E::Other {
+                errno: ffmpeg_next::util::error::ECONNREFUSED
+            }),
+            FailureKind::Refused
+        );
+        assert_eq!(FailureKind::of(&E::Exit), FailureKind::Timeout);
+        assert_eq!(
+            FailureKind::of(&E::DecoderNotFound),
+            FailureKind::UnsupportedCodec
+        );
+        assert!(FailureKind::Authentication.needs_slow_retry());
+        assert!(!FailureKind::Refused.needs_slow_retry());
+    }
 }

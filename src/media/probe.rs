@@ -7,7 +7,7 @@ use serde::Serialize;
 
 use super::input;
 use super::MediaError;
-use crate::source::{redact_in, Source};
+use crate::source::{redact_in, RtspTransport, Source};
 use crate::stop::StopToken;
 
 /// Demuxers that open almost anything (text files, for one) but never hold video.
@@ -45,17 +45,19 @@ pub fn probe(
     super::init();
     let name = source.redacted();
     let location = source.location();
-    let (context, _deadline) = input::open(source, timeout, stop).map_err(|e| match e {
-        ffmpeg_next::Error::Exit if !stop.is_stopped() => MediaError::Timeout {
-            source_name: name.clone(),
-            seconds: timeout.as_secs_f64(),
-            doing: "probing",
-        },
-        e => MediaError::Open {
-            source_name: name.clone(),
-            message: redact_in(&e.to_string(), &location),
-        },
-    })?;
+    let (context, _deadline) = input::open(source, timeout, RtspTransport::default(), stop)
+        .map_err(|e| match e {
+            ffmpeg_next::Error::Exit if !stop.is_stopped() => MediaError::Timeout {
+                source_name: name.clone(),
+                seconds: timeout.as_secs_f64(),
+                doing: "probing",
+            },
+            e => MediaError::Open {
+                source_name: name.clone(),
+                message: redact_in(&e.to_string(), &location),
+                kind: super::FailureKind::of(&e),
+            },
+        })?;
 
     let format = context.format().name().to_owned();
     let no_video = || MediaError::NoVideoStream {

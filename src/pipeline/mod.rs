@@ -2,14 +2,18 @@
 //! the daemon's camera workers and the one-shot `extract` command.
 
 pub mod backoff;
+pub mod pacer;
 pub mod sampler;
 pub mod worker;
 
 use thiserror::Error;
 
-use crate::media::{MediaError, VideoSource};
+use std::time::Instant;
+
+use crate::media::{DropCounts, MediaError, VideoSource};
 use crate::output::jpeg::{JpegEncoder, JpegError};
 use crate::stop::StopToken;
+use pacer::Pacer;
 use sampler::Sampler;
 
 #[derive(Debug, Error)]
@@ -30,6 +34,14 @@ pub struct Sample {
     pub pts: f64,
     /// Share of a finite source done (0..1).
     pub progress: Option<f64>,
+    /// The source's damage counters so far.
+    pub drops: DropCounts,
+}
+
+/// Plays the source at its own speed, when asked to.
+pub struct Pacing<'a> {
+    pub pacer: &'a mut Pacer,
+    pub started: Instant,
 }
 
 /// Why a pump ended without an error.
@@ -47,6 +59,7 @@ pub fn pump(
     sampler: &mut Sampler,
     encoder: &mut JpegEncoder,
     stop: &StopToken,
+    mut pacing: Option<Pacing<'_>>,
     mut on_sample: impl FnMut(Sample) -> Result<(), PipelineError>,
 ) -> Result<PumpEnd, PipelineError> {
     loop {
@@ -56,6 +69,14 @@ pub fn pump(
             Err(MediaError::Stopped) => return Ok(PumpEnd::Stopped),
             Err(e) => return Err(e.into()),
         };
+        if let Some(pacing) = pacing.as_mut() {
+            let delay = pacing
+                .pacer
+                .delay(frame.timestamp, pacing.started.elapsed());
+            if !delay.is_zero() && !stop.sleep(delay) {
+                return Ok(PumpEnd::Stopped);
+            }
+        }
         if stop.is_stopped() {
             return Ok(PumpEnd::Stopped);
         }
@@ -67,6 +88,7 @@ pub fn pump(
             jpeg,
             pts: frame.timestamp,
             progress: frame.progress,
+            drops: video.drops(),
         })?;
     }
 }

@@ -1,0 +1,78 @@
+//! Plays a file at its own speed (the `realtime` option): each frame is released when
+//! the wall clock reaches its timestamp. Pure timing logic; the caller sleeps.
+
+use std::time::Duration;
+
+/// Falling further behind than this (a slow machine, a long pause) starts the pacing
+/// again from the current frame rather than rushing to catch up.
+const MAX_LAG: Duration = Duration::from_secs(1);
+
+#[derive(Debug, Default, Clone)]
+pub struct Pacer {
+    /// Wall time and media time of the frame pacing started from.
+    anchor: Option<(Duration, f64)>,
+    lag_events: u64,
+}
+
+impl Pacer {
+    pub fn new() -> Pacer {
+        Pacer::default()
+    }
+
+    /// How long to wait before releasing the frame at `timestamp` (seconds), given the
+    /// wall clock `now` (time since any fixed start).
+    pub fn delay(&mut self, timestamp: f64, now: Duration) -> Duration {
+        let (wall, media) = *self.anchor.get_or_insert((now, timestamp));
+        if timestamp < media {
+            self.anchor = Some((now, timestamp));
+            return Duration::ZERO;
+        }
+        let due = wall + Duration::from_secs_f64(timestamp - media);
+        if now > due + MAX_LAG {
+            self.lag_events += 1;
+            self.anchor = Some((now, timestamp));
+            return Duration::ZERO;
+        }
+        due.saturating_sub(now)
+    }
+
+    /// How often pacing fell so far behind that it had to start again.
+    pub fn lag_events(&self) -> u64 {
+        self.lag_events
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ms(n: u64) -> Duration {
+        Duration::from_millis(n)
+    }
+
+    #[test]
+    fn releases_frames_at_their_time() {
+        let mut pacer = Pacer::new();
+        assert_eq!(pacer.delay(10.0, ms(5000)), Duration::ZERO);
+        assert_eq!(pacer.delay(10.5, ms(5000)), ms(500));
+        assert_eq!(pacer.delay(10.5, ms(5400)), ms(100));
+        assert_eq!(pacer.delay(11.0, ms(6200)), Duration::ZERO);
+    }
+
+    #[test]
+    fn a_long_lag_restarts_instead_of_rushing() {
+        let mut pacer = Pacer::new();
+        pacer.delay(0.0, ms(0));
+        assert_eq!(pacer.delay(1.0, ms(3000)), Duration::ZERO);
+        assert_eq!(pacer.lag_events(), 1);
+        assert_eq!(pacer.delay(1.5, ms(3000)), ms(500));
+    }
+
+    #[test]
+    fn a_backward_timestamp_restarts() {
+        let mut pacer = Pacer::new();
+        pacer.delay(100.0, ms(0));
+        assert_eq!(pacer.delay(1.0, ms(10)), Duration::ZERO);
+        assert_eq!(pacer.delay(2.0, ms(10)), ms(1000));
+    }
+}

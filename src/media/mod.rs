@@ -64,7 +64,7 @@ impl FailureKind {
 
     fn of(error: &ffmpeg_next::Error) -> FailureKind {
         use ffmpeg_next::util::error::{
-            ECONNREFUSED, ECONNRESET, EHOSTUNREACH, EIO, ENETUNREACH, EPIPE, ETIMEDOUT,
+            ECONNREFUSED, ECONNRESET, EHOSTUNREACH, EIO, ENETUNREACH, ENOENT, EPIPE, ETIMEDOUT,
         };
         use ffmpeg_next::Error as E;
         match *error {
@@ -82,7 +82,7 @@ impl FailureKind {
             {
                 FailureKind::Network
             }
-            E::Other { errno } if errno == 2 => FailureKind::NotFound,
+            E::Other { errno: ENOENT } => FailureKind::NotFound,
             _ => FailureKind::Other,
         }
     }

@@ -180,7 +180,7 @@ fn run_once(
         state.dropped_corrupt
     };
     loop {
-        let pacing = settings.realtime.then(|| Pacing {
+        let pacing = settings.realtime.then_some(Pacing {
             pacer: &mut pacer,
             started,
         });

@@ -8,6 +8,7 @@ use crate::output::jpeg::JpegEncoder;
 use crate::output::store::FrameStore;
 use crate::pipeline::sampler::Sampler;
 use crate::pipeline::{pump, PipelineError, PumpEnd};
+use crate::sampling::Sampling;
 use crate::source::Source;
 use crate::stop::StopToken;
 
@@ -16,8 +17,7 @@ use crate::stop::StopToken;
 pub struct Job {
     pub fps: f64,
     pub jpeg_quality: u8,
-    /// Decode only the frames sampling needs (the default); `false` decodes all.
-    pub sample_aware: bool,
+    pub sampling: Sampling,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -40,7 +40,7 @@ pub fn extract(
     let mut store = FrameStore::open(out, true)
         .map_err(|e| PipelineError::Sink(format!("cannot use {}: {e}", out.display())))?;
     let options = OpenOptions {
-        sample_aware: job.sample_aware,
+        sampling: job.sampling,
         ..OpenOptions::default()
     };
     let mut video = VideoSource::open(source, &options, stop)?;

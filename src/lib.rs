@@ -11,6 +11,7 @@ pub mod output;
 pub mod picture;
 pub mod pipeline;
 pub mod registry;
+pub mod sampling;
 pub mod source;
 pub mod stop;
 pub mod supervisor;

@@ -12,6 +12,7 @@ use clap::{Args, Parser, Subcommand};
 
 use video_pipeline::config::{self, Config, RawValues};
 use video_pipeline::registry::Registry;
+use video_pipeline::sampling::Sampling;
 use video_pipeline::source::Source;
 use video_pipeline::stop::StopToken;
 use video_pipeline::supervisor::Supervisor;
@@ -56,7 +57,11 @@ enum Command {
         /// JPEG quality 1..100.
         #[arg(long, default_value_t = config::DEFAULT_JPEG_QUALITY)]
         quality: u8,
-        /// Decode every frame, not only those the samples need (same output, slower).
+        /// exact: the frames full decoding chooses, decoding only what they need;
+        /// keyframes: keyframes only, at most --fps per second; all: decode every frame.
+        #[arg(long, default_value = "exact", value_parser = parse_sampling)]
+        sampling: Sampling,
+        /// Same as --sampling all.
         #[arg(long)]
         decode_all: bool,
     },
@@ -109,12 +114,13 @@ fn main() -> ExitCode {
             fps,
             out,
             quality,
+            sampling,
             decode_all,
         }) => {
             let job = extract::Job {
                 fps,
                 jpeg_quality: quality,
-                sample_aware: !decode_all,
+                sampling: if decode_all { Sampling::All } else { sampling },
             };
             extract_frames(&input, job, &out)
         }
@@ -175,6 +181,10 @@ fn serve(args: ServeArgs) -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+fn parse_sampling(value: &str) -> Result<Sampling, String> {
+    Sampling::parse(value).ok_or_else(|| format!("{value:?} is not one of exact, keyframes, all"))
 }
 
 /// On the command line the user may read any file they can open.

@@ -11,6 +11,7 @@ use bytes::Bytes;
 use serde::Serialize;
 
 use crate::hw_choice::HwChoice;
+use crate::sampling::Sampling;
 use crate::source::{CameraId, RtspTransport, Source};
 use crate::stop::StopToken;
 
@@ -28,6 +29,7 @@ pub struct CameraSettings {
     pub realtime: bool,
     /// Start a file again at its end (with `realtime`, a simulated live camera).
     pub looped: bool,
+    pub sampling: Sampling,
 }
 
 impl CameraSettings {
@@ -42,6 +44,7 @@ impl CameraSettings {
             rtsp_transport: RtspTransport::default(),
             realtime: false,
             looped: false,
+            sampling: Sampling::default(),
         }
     }
 
@@ -204,6 +207,7 @@ impl Camera {
                 .location()
                 .starts_with("rtsp")
                 .then_some(self.settings.rtsp_transport.as_str()),
+            sampling: Some(self.settings.sampling.as_str()),
             realtime: Some(self.settings.realtime),
             looped: Some(self.settings.looped),
             last_frame_at: state.last_frame_at.map(rfc3339),
@@ -256,6 +260,8 @@ pub struct StatusReport {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub rtsp_transport: Option<&'static str>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    pub sampling: Option<&'static str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub realtime: Option<bool>,
     #[serde(skip_serializing_if = "Option::is_none", rename = "loop")]
     pub looped: Option<bool>,
@@ -288,6 +294,7 @@ impl StatusReport {
             frames_dropped_reasons: None,
             last_error_kind: None,
             rtsp_transport: None,
+            sampling: None,
             realtime: None,
             looped: None,
             last_frame_at: None,

@@ -91,16 +91,18 @@ fn clips() -> Vec<(&'static str, PathBuf)> {
 
 /// Runs `extract` and returns the written frames' bytes and the packets it skipped.
 fn extract(input: &Path, fps: f64, out: &Path, decode_all: bool) -> (Vec<Vec<u8>>, u64) {
+    let sampling = if decode_all { "all" } else { "exact" };
+    extract_with(input, fps, out, sampling)
+}
+
+fn extract_with(input: &Path, fps: f64, out: &Path, sampling: &str) -> (Vec<Vec<u8>>, u64) {
     let mut command = Command::new(common::binary());
     command
         .arg("extract")
         .arg(input)
-        .args(["--fps", &fps.to_string()])
+        .args(["--fps", &fps.to_string(), "--sampling", sampling])
         .arg("--out")
         .arg(out);
-    if decode_all {
-        command.arg("--decode-all");
-    }
     let output = command.output().unwrap();
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(output.status.success(), "extract failed: {stderr}");
@@ -153,4 +155,23 @@ fn low_rates_skip_most_of_each_group() {
     assert_eq!(frames.len(), 6);
     // 360 packets, 6 samples each at the start of a 2 s group: most are not needed.
     assert!(skipped > 250, "only {skipped} of 360 packets skipped");
+}
+
+#[test]
+fn keyframes_mode_takes_due_keyframes_only() {
+    let (_, clip) = &clips()[2];
+    let work = tempfile::tempdir().unwrap();
+    let (every, _) = extract_with(clip, 30.0, &work.path().join("every"), "all");
+    let (keys, skipped) = extract_with(clip, 1.0, &work.path().join("keys"), "keyframes");
+    // Keyframes at 0, 0.7, 2.3, 2.4, 5.1, 9.9 and 10.0 s; at most one a second, each
+    // the first at or after its due time: 0, 2.3, 5.1, 9.9, 10.0.
+    assert_eq!(keys.len(), 5, "keyframes taken");
+    for (k, key) in keys.iter().enumerate() {
+        assert!(
+            every.contains(key),
+            "keyframe sample {} is not a frame of the source",
+            k + 1
+        );
+    }
+    assert!(skipped > 350, "only {skipped} packets skipped");
 }

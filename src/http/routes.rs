@@ -13,6 +13,7 @@ use super::{ApiError, AppState};
 use crate::hw_choice::HwChoice;
 use crate::media::MediaError;
 use crate::registry::{Admission, CameraSettings, StatusReport};
+use crate::sampling::Sampling;
 use crate::source::{CameraId, RtspTransport, Source};
 
 type Query = web::Query<HashMap<String, String>>;
@@ -119,6 +120,14 @@ async fn start_camera(
             ))
         })?,
     };
+    let sampling = match form.get("sampling") {
+        None => Sampling::default(),
+        Some(word) => Sampling::parse(word).ok_or_else(|| {
+            ApiError::BadRequest(format!(
+                "Unknown sampling {word:?}; allowed values: exact, keyframes, all"
+            ))
+        })?,
+    };
     let realtime = parse_flag(form.get("realtime"), "realtime")?;
     let looped = parse_flag(form.get("loop"), "loop")?;
     if (realtime || looped) && source.is_live() {
@@ -134,6 +143,7 @@ async fn start_camera(
         rtsp_transport,
         realtime,
         looped,
+        sampling,
         ..CameraSettings::new(source, fps, output_folder.clone())
     };
     let supervisor = Arc::clone(&state.supervisor);

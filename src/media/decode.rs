@@ -10,10 +10,12 @@ use ffmpeg_next::util::error::{EAGAIN, ETIMEDOUT};
 use ffmpeg_next::{format, frame, media, Packet, Rational};
 
 use super::convert::Converter;
-use super::gop::{FrameDemand, GopPlanner, PacketInfo, Step};
 use super::input::{self, Deadline};
+use super::nal;
+use super::planner::{FrameDemand, PacketInfo, Planner, Step};
 use super::{FailureKind, MediaError};
 use crate::picture::Yuv420;
+use crate::sampling::Sampling;
 use crate::source::{redact_in, RtspTransport, Source};
 use crate::stop::StopToken;
 
@@ -26,8 +28,8 @@ pub struct OpenOptions {
     pub read_timeout: Duration,
     /// Decoder threads; 0 lets libav choose.
     pub threads: usize,
-    /// Leave undecoded the frames the caller's demand does not need (see `gop`).
-    pub sample_aware: bool,
+    /// How much to decode (see `planner`).
+    pub sampling: Sampling,
     /// A live source that gives no video frame for this long has stalled.
     pub stall_timeout: Option<Duration>,
     pub rtsp_transport: RtspTransport,
@@ -39,7 +41,7 @@ impl Default for OpenOptions {
             open_timeout: Duration::from_secs(10),
             read_timeout: Duration::from_secs(10),
             threads: 0,
-            sample_aware: true,
+            sampling: Sampling::default(),
             stall_timeout: None,
             rtsp_transport: RtspTransport::default(),
         }
@@ -59,6 +61,7 @@ pub struct DropCounts {
 struct TimedPacket {
     packet: Packet,
     time: Option<f64>,
+    disposable: bool,
 }
 
 impl PacketInfo for TimedPacket {
@@ -67,6 +70,9 @@ impl PacketInfo for TimedPacket {
     }
     fn is_key(&self) -> bool {
         self.packet.is_key()
+    }
+    fn is_disposable(&self) -> bool {
+        self.disposable
     }
 }
 
@@ -92,8 +98,10 @@ pub struct VideoSource {
     duration: Option<f64>,
     decoder: codec::decoder::Video,
     frame: frame::Video,
-    planner: GopPlanner<TimedPacket>,
+    planner: Planner<TimedPacket>,
     ready: VecDeque<Step<TimedPacket>>,
+    decided: Vec<Step<TimedPacket>>,
+    is_h264: bool,
     demuxer_ended: bool,
     restarting: bool,
     eof_sent: bool,
@@ -145,6 +153,7 @@ impl VideoSource {
                     source_name: name.clone(),
                 })?;
         let stream_index = stream.index();
+        let is_h264 = stream.parameters().id() == codec::Id::H264;
         let time_base = rational_to_f64(stream.time_base()).unwrap_or(1.0 / 90_000.0);
         let frame_rate = rational_to_f64(stream.avg_frame_rate())
             .or_else(|| rational_to_f64(stream.rate()))
@@ -192,8 +201,10 @@ impl VideoSource {
             duration,
             decoder,
             frame: frame::Video::empty(),
-            planner: GopPlanner::new(options.sample_aware),
+            planner: Planner::new(options.sampling),
             ready: VecDeque::new(),
+            decided: Vec::new(),
+            is_h264,
             demuxer_ended: false,
             restarting: false,
             eof_sent: false,
@@ -230,9 +241,7 @@ impl VideoSource {
                         continue;
                     }
                     self.last_frame_at = Instant::now();
-                    let frame = self.describe_frame();
-                    self.planner.output(frame.timestamp);
-                    return Ok(Some(frame));
+                    return Ok(Some(self.describe_frame()));
                 }
                 Err(ffmpeg_next::Error::Other { errno }) if errno == EAGAIN => {
                     if self.eof_sent {
@@ -242,7 +251,6 @@ impl VideoSource {
                 }
                 Err(ffmpeg_next::Error::Eof) if self.restarting => {
                     self.decoder.flush();
-                    self.planner.drained();
                     self.restarting = false;
                 }
                 Err(ffmpeg_next::Error::Eof) => return Ok(None),
@@ -265,7 +273,6 @@ impl VideoSource {
         loop {
             match self.ready.pop_front() {
                 Some(Step::Send(timed)) => {
-                    self.planner.sent(timed.time);
                     match self.decoder.send_packet(&timed.packet) {
                         Ok(()) => return Ok(()),
                         // A damaged packet: the decoder resynchronises at a keyframe.
@@ -301,15 +308,24 @@ impl VideoSource {
                 Ok(()) => {
                     let offset = self.timestamp_offset;
                     let time = packet.pts().map(|pts| pts as f64 * self.time_base + offset);
+                    let disposable =
+                        self.is_h264 && packet.data().is_some_and(nal::h264_disposable);
                     let timed = TimedPacket {
                         packet: std::mem::replace(&mut packet, Packet::empty()),
                         time,
+                        disposable,
                     };
-                    self.planner.push(timed, demand, &mut self.ready);
+                    self.planner.push(timed, demand, &mut self.decided);
+                    if self.planner.holding() {
+                        // Nothing is due: the source is alive, no frame is expected yet.
+                        self.last_frame_at = Instant::now();
+                    }
+                    self.ready.extend(self.decided.drain(..));
                 }
                 Err(ffmpeg_next::Error::Eof) => {
                     self.demuxer_ended = true;
-                    self.planner.finish(demand, &mut self.ready);
+                    self.planner.finish(demand, &mut self.decided);
+                    self.ready.extend(self.decided.drain(..));
                     return Ok(());
                 }
                 Err(ffmpeg_next::Error::InvalidData) => {
@@ -381,7 +397,7 @@ impl VideoSource {
                 kind: FailureKind::Other,
             })?;
         self.decoder.flush();
-        self.planner = GopPlanner::new(self.planner.enabled());
+        self.planner = Planner::new(self.planner.mode());
         self.ready.clear();
         self.demuxer_ended = false;
         self.restarting = false;

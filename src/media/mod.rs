@@ -3,16 +3,17 @@
 
 mod convert;
 mod decode;
-mod gop;
 pub mod hwaccel;
 mod input;
+mod nal;
+mod planner;
 mod probe;
 
 use thiserror::Error;
 
 pub use convert::range_tables;
 pub use decode::{DecodedFrame, DropCounts, OpenOptions, VideoSource};
-pub use gop::{EveryFrame, FrameDemand};
+pub use planner::{EveryFrame, FrameDemand};
 pub use probe::{probe, StreamSummary, VideoInfo};
 
 /// Prepares libav once per process; quiet, because every libav failure reaches the

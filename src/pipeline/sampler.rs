@@ -60,34 +60,24 @@ impl Sampler {
             .map(|origin| self.due_at(origin, self.next_index))
     }
 
+    fn is_clock_reset(&self, last: f64, timestamp: f64) -> bool {
+        last - timestamp > BACKWARD_JUMP_SECONDS.max(1.0 / self.fps)
+    }
+
     fn due_at(&self, origin: f64, index: u64) -> f64 {
         origin + index as f64 / self.fps
     }
 }
 
-/// The sampler knows which frames it will take, so the decoder can leave the rest.
+/// The sampler knows which frames it could take, so the decoder can leave the rest.
 impl FrameDemand for Sampler {
-    fn frames_needed(&self, pending: &[f64], group: &[Option<f64>]) -> usize {
-        let Some(times) = group.iter().copied().collect::<Option<Vec<f64>>>() else {
-            return group.len();
-        };
-        // Frames reach the sampler in presentation order: replay them so on a copy.
-        let mut order: Vec<(f64, Option<usize>)> = pending
-            .iter()
-            .map(|&t| (t, None))
-            .chain(times.iter().enumerate().map(|(i, &t)| (t, Some(i))))
-            .collect();
-        order.sort_by(|a, b| a.0.total_cmp(&b.0));
-        let mut replay = self.clone();
-        let mut needed = 0;
-        for (time, index) in order {
-            if replay.offer(time) {
-                if let Some(index) = index {
-                    needed = needed.max(index + 1);
-                }
+    fn could_take(&self, timestamp: f64) -> bool {
+        match (self.origin, self.last_timestamp) {
+            (Some(origin), Some(last)) if !self.is_clock_reset(last, timestamp) => {
+                timestamp + EPSILON_SECONDS >= self.due_at(origin, self.next_index)
             }
+            _ => true,
         }
-        needed
     }
 }
 
@@ -180,28 +170,15 @@ mod tests {
     }
 
     #[test]
-    fn demand_covers_samples_in_decode_order() {
-        let sampler = Sampler::new(1.0);
-        // One second of 30 fps with B-frames: decode order 0, 3, 1, 2, 6, 4, 5, ...
-        let group: Vec<Option<f64>> = [0, 3, 1, 2, 6, 4, 5, 30, 31]
-            .iter()
-            .map(|&f| Some(f as f64 / 30.0))
-            .collect();
-        // Samples at 0 and at 1.0 (frame 30, decode index 7).
-        assert_eq!(sampler.frames_needed(&[], &group), 8);
-        // Without frame 30 in the group, only the first frame is needed.
-        assert_eq!(sampler.frames_needed(&[], &group[..7]), 1);
-        // Unknown timestamps: decode everything.
-        assert_eq!(sampler.frames_needed(&[], &[Some(0.0), None]), 2);
-    }
-
-    #[test]
-    fn demand_accounts_for_frames_in_the_decoder() {
+    fn could_take_follows_the_due_time() {
         let mut sampler = Sampler::new(1.0);
-        assert!(sampler.offer(0.0));
-        // The frame at 1.0 is already in the decoder: nothing of this group is needed.
-        let group = [Some(1.5), Some(1.6)];
-        assert_eq!(sampler.frames_needed(&[1.0], &group), 0);
-        assert_eq!(sampler.frames_needed(&[], &group), 1);
+        assert!(sampler.could_take(123.0));
+        assert!(sampler.offer(10.0));
+        assert!(!sampler.could_take(10.5));
+        assert!(sampler.could_take(11.0));
+        // A clock reset: the sampler will start again from it, so it is wanted.
+        assert!(sampler.could_take(2.0));
+        // Small reordering is not a reset.
+        assert!(!sampler.could_take(9.8));
     }
 }

@@ -163,8 +163,7 @@ fn run_once(
     let settings = &camera.settings;
     let live = settings.source.is_live();
     let open = OpenOptions {
-        // Holding packets back for a group of pictures would delay live frames.
-        sample_aware: !live,
+        sampling: settings.sampling,
         stall_timeout: live.then_some(options.stall_timeout),
         rtsp_transport: settings.rtsp_transport,
         ..options.open.clone()

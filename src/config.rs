@@ -67,13 +67,15 @@ pub struct Config {
     pub max_restarts: u32,
     pub max_upload_bytes: u64,
     pub clear_on_start: bool,
+    /// Decoder threads per camera; `None`: chosen from the number of cameras.
+    pub decode_threads: Option<usize>,
 }
 
 /// Where raw values come from: the process environment, overridden by flags.
 pub type RawValues = HashMap<&'static str, String>;
 
 /// Every variable the daemon reads.
-pub const VARIABLES: [&str; 20] = [
+pub const VARIABLES: [&str; 21] = [
     "HOST",
     "PORT",
     "OUTPUT_FOLDER",
@@ -91,6 +93,7 @@ pub const VARIABLES: [&str; 20] = [
     "MAX_RESTARTS",
     "MAX_UPLOAD_MB",
     "CLEAR_ON_START",
+    "DECODE_THREADS",
     "FFMPEG_PATH",
     "FFPROBE_PATH",
     "RUST_LOG",
@@ -203,6 +206,15 @@ impl Config {
                     .filter(|&mb| (1..=1024 * 1024).contains(&mb))
                     .map(|mb| mb * 1024 * 1024)
                     .ok_or_else(|| invalid("MAX_UPLOAD_MB", v, "an integer 1..1048576"))?,
+            },
+            decode_threads: match get("DECODE_THREADS") {
+                None | Some("auto") => None,
+                Some(v) => Some(
+                    v.parse::<usize>()
+                        .ok()
+                        .filter(|n| (1..=64).contains(n))
+                        .ok_or_else(|| invalid("DECODE_THREADS", v, "auto or an integer 1..64"))?,
+                ),
             },
             clear_on_start: match get("CLEAR_ON_START") {
                 None => DEFAULT_CLEAR_ON_START,
@@ -348,6 +360,7 @@ mod tests {
             ("STALL_TIMEOUT_SECONDS", "0"),
             ("RECONNECT_INITIAL_SECONDS", "x"),
             ("MAX_RESTARTS", "-1"),
+            ("DECODE_THREADS", "0"),
         ] {
             let err = Config::parse(&raw(&[(name, value)])).unwrap_err();
             assert!(err.to_string().contains(name), "{err}");

@@ -18,6 +18,8 @@ pub struct Job {
     pub fps: f64,
     pub jpeg_quality: u8,
     pub sampling: Sampling,
+    /// Decoder threads; 0 lets libav choose.
+    pub threads: usize,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -41,6 +43,7 @@ pub fn extract(
         .map_err(|e| PipelineError::Sink(format!("cannot use {}: {e}", out.display())))?;
     let options = OpenOptions {
         sampling: job.sampling,
+        threads: job.threads,
         ..OpenOptions::default()
     };
     let mut video = VideoSource::open(source, &options, stop)?;

@@ -64,6 +64,9 @@ enum Command {
         /// Same as --sampling all.
         #[arg(long)]
         decode_all: bool,
+        /// Decoder threads (0: libav's choice, one per core).
+        #[arg(long, default_value_t = 0)]
+        threads: usize,
     },
 }
 
@@ -116,10 +119,12 @@ fn main() -> ExitCode {
             quality,
             sampling,
             decode_all,
+            threads,
         }) => {
             let job = extract::Job {
                 fps,
                 jpeg_quality: quality,
+                threads,
                 sampling: if decode_all { Sampling::All } else { sampling },
             };
             extract_frames(&input, job, &out)

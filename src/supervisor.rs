@@ -69,6 +69,7 @@ impl Supervisor {
             open: OpenOptions {
                 open_timeout: config.open_timeout,
                 read_timeout: config.read_timeout,
+                threads: self.decode_threads(),
                 ..OpenOptions::default()
             },
             stall_timeout: config.stall_timeout,
@@ -93,6 +94,24 @@ impl Supervisor {
             }
         }
         admission
+    }
+
+    /// Decoder threads for a camera starting now: the configured number, or the cores
+    /// shared among the running cameras (one each once there are as many as cores,
+    /// which also keeps each camera's memory low).
+    fn decode_threads(&self) -> usize {
+        if let Some(threads) = self.config.decode_threads {
+            return threads;
+        }
+        let cores = thread::available_parallelism().map_or(1, |n| n.get());
+        let running = self
+            .registry
+            .all()
+            .iter()
+            .filter(|c| c.is_running())
+            .count()
+            .max(1);
+        (cores / running).max(1)
     }
 
     /// Asks `id`'s worker to stop; returns whether one was running. Never waits.

@@ -19,6 +19,9 @@ use crate::sampling::Sampling;
 use crate::source::{redact_in, RtspTransport, Source};
 use crate::stop::StopToken;
 
+/// Damaged frames in a row after which damaged frames are used rather than none.
+const MAX_DAMAGED_STREAK: u64 = 150;
+
 /// Used when a stream states no frame rate, to give frames without timestamps one.
 const FALLBACK_FRAME_RATE: f64 = 25.0;
 
@@ -113,6 +116,8 @@ pub struct VideoSource {
     last_frame_at: Instant,
     /// Damage was seen: frames are dropped until the next keyframe.
     awaiting_keyframe: bool,
+    /// Damaged frames dropped in a row.
+    damaged_streak: u64,
     converter: Converter,
     drops: DropCounts,
 }
@@ -214,6 +219,7 @@ impl VideoSource {
             stall_timeout: options.stall_timeout,
             last_frame_at: Instant::now(),
             awaiting_keyframe: false,
+            damaged_streak: 0,
             converter: Converter::default(),
             drops: DropCounts::default(),
         })
@@ -231,15 +237,12 @@ impl VideoSource {
             }
             match self.decoder.receive_frame(&mut self.frame) {
                 Ok(()) => {
-                    if self.frame.is_corrupt() || self.frame.has_decode_errors() {
-                        self.awaiting_keyframe = true;
-                    } else if self.frame.is_key() {
-                        self.awaiting_keyframe = false;
-                    }
-                    if self.awaiting_keyframe {
+                    if self.is_damaged() {
                         self.drops.corrupt += 1;
+                        self.damaged_streak += 1;
                         continue;
                     }
+                    self.damaged_streak = 0;
                     self.last_frame_at = Instant::now();
                     return Ok(Some(self.describe_frame()));
                 }
@@ -369,6 +372,30 @@ impl VideoSource {
         Ok(())
     }
 
+    /// Damaged frames, and the frames after damage until a clean keyframe, are not
+    /// used. A source whose every keyframe is damaged would then give nothing, so after
+    /// a long run of damage frames are taken as they come until the stream is clean.
+    fn is_damaged(&mut self) -> bool {
+        let flagged = self.frame.is_corrupt() || self.frame.has_decode_errors();
+        if self.damaged_streak >= MAX_DAMAGED_STREAK {
+            if self.damaged_streak == MAX_DAMAGED_STREAK {
+                log::warn!(
+                    "{}: {MAX_DAMAGED_STREAK} damaged frames in a row; using damaged frames",
+                    self.name
+                );
+                self.damaged_streak += 1;
+            }
+            self.awaiting_keyframe = flagged;
+            return false;
+        }
+        if flagged {
+            self.awaiting_keyframe = true;
+        } else if self.frame.is_key() {
+            self.awaiting_keyframe = false;
+        }
+        self.awaiting_keyframe
+    }
+
     fn stalled(&self) -> bool {
         self.stall_timeout
             .is_some_and(|stall| self.last_frame_at.elapsed() >= stall)
@@ -378,6 +405,7 @@ impl VideoSource {
         MediaError::Stalled {
             source_name: self.name.clone(),
             seconds: self.last_frame_at.elapsed().as_secs_f64(),
+            damaged: self.drops.corrupt,
         }
     }
 

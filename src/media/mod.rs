@@ -110,8 +110,12 @@ pub enum MediaError {
         seconds: f64,
         doing: &'static str,
     },
-    #[error("{source_name}: stalled: no video frame for {seconds:.0} s")]
-    Stalled { source_name: String, seconds: f64 },
+    #[error("{source_name}: stalled: no usable video frame for {seconds:.0} s ({damaged} damaged frames dropped)")]
+    Stalled {
+        source_name: String,
+        seconds: f64,
+        damaged: u64,
+    },
     #[error("{source_name}: no video stream")]
     NoVideoStream { source_name: String },
     #[error("{source_name}: unsupported codec: {message}")]

@@ -170,21 +170,33 @@ fn run_once(
     };
     let mut video = VideoSource::open(&settings.source, &open, &camera.stop)?;
     camera.state().phase = Phase::Streaming;
+    let drops_before = camera.state().dropped_corrupt;
+    let result = stream(camera, &mut video, store, encoder, drops_before);
+    // Also when the connection failed: damage is often why.
+    camera.state().dropped_corrupt = drops_before + video.drops().corrupt;
+    result
+}
+
+/// Decodes an open source until it ends, fails or is stopped.
+fn stream(
+    camera: &Camera,
+    video: &mut VideoSource,
+    store: &mut FrameStore,
+    encoder: &mut JpegEncoder,
+    drops_before: u64,
+) -> Result<PumpEnd, PipelineError> {
+    let settings = &camera.settings;
     let mut sampler = Sampler::new(settings.fps);
     let mut pacer = Pacer::new();
     let started = Instant::now();
     let mut last_written: Option<Instant> = None;
-    let drops_before = {
-        let state = camera.state();
-        state.dropped_corrupt
-    };
     loop {
         let pacing = settings.realtime.then_some(Pacing {
             pacer: &mut pacer,
             started,
         });
         let end = pump(
-            &mut video,
+            video,
             &mut sampler,
             encoder,
             &camera.stop,

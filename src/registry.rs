@@ -89,6 +89,8 @@ pub struct CameraState {
     pub last_frame_at: Option<SystemTime>,
     pub progress: Option<f64>,
     pub measured_fps: Option<f64>,
+    /// Times a realtime file fell more than a second behind its own clock.
+    pub pacing_lag_events: u64,
 }
 
 /// The newest frame, shared with HTTP readers without copying.
@@ -141,6 +143,7 @@ impl Camera {
                 last_frame_at: None,
                 progress: None,
                 measured_fps: None,
+                pacing_lag_events: 0,
             }),
             latest: Mutex::new(None),
         }
@@ -209,6 +212,7 @@ impl Camera {
                 .then_some(self.settings.rtsp_transport.as_str()),
             sampling: Some(self.settings.sampling.as_str()),
             realtime: Some(self.settings.realtime),
+            pacing_lag_events: self.settings.realtime.then_some(state.pacing_lag_events),
             looped: Some(self.settings.looped),
             last_frame_at: state.last_frame_at.map(rfc3339),
             started_at: Some(rfc3339(state.started_at)),
@@ -263,6 +267,8 @@ pub struct StatusReport {
     pub sampling: Option<&'static str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub realtime: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pacing_lag_events: Option<u64>,
     #[serde(skip_serializing_if = "Option::is_none", rename = "loop")]
     pub looped: Option<bool>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -296,6 +302,7 @@ impl StatusReport {
             rtsp_transport: None,
             sampling: None,
             realtime: None,
+            pacing_lag_events: None,
             looped: None,
             last_frame_at: None,
             started_at: None,

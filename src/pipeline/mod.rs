@@ -36,6 +36,8 @@ pub struct Sample {
     pub progress: Option<f64>,
     /// The source's damage counters so far.
     pub drops: DropCounts,
+    /// Times realtime pacing fell so far behind that it started again.
+    pub lag_events: u64,
 }
 
 /// Plays the source at its own speed, when asked to.
@@ -89,6 +91,7 @@ pub fn pump(
             pts: frame.timestamp,
             progress: frame.progress,
             drops: video.drops(),
+            lag_events: pacing.as_ref().map_or(0, |p| p.pacer.lag_events()),
         })?;
     }
 }

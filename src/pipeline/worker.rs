@@ -228,6 +228,7 @@ fn publish(
         pts,
         progress,
         drops,
+        lag_events,
     } = sample;
     let DropCounts { corrupt, .. } = drops;
     camera.state().dropped_corrupt = drops_before + corrupt;
@@ -244,6 +245,7 @@ fn publish(
             state.last_error = None;
             state.last_error_kind = None;
             state.progress = progress;
+            state.pacing_lag_events = lag_events;
             if let Some(interval) = last.map(|l| now.duration_since(l)).filter(|d| !d.is_zero()) {
                 let rate = 1.0 / interval.as_secs_f64();
                 state.measured_fps = Some(match state.measured_fps {

@@ -27,6 +27,7 @@ pub const DEFAULT_RECONNECT_MAX_SECONDS: f64 = 30.0;
 /// 0: live sources never give up.
 pub const DEFAULT_MAX_RESTARTS: u32 = 0;
 pub const DEFAULT_MAX_UPLOAD_MB: u64 = 4096;
+pub const DEFAULT_ENCODE_QUEUE_FRAMES: usize = 64;
 pub const DEFAULT_CLEAR_ON_START: bool = true;
 
 /// A configuration value that cannot be used. The message names the variable and what
@@ -69,13 +70,16 @@ pub struct Config {
     pub clear_on_start: bool,
     /// Decoder threads per camera; `None`: chosen from the number of cameras.
     pub decode_threads: Option<usize>,
+    /// Sampled frames waiting for a JPEG encoder, all cameras together; beyond this
+    /// a frame is dropped rather than a camera held up.
+    pub encode_queue_frames: usize,
 }
 
 /// Where raw values come from: the process environment, overridden by flags.
 pub type RawValues = HashMap<&'static str, String>;
 
 /// Every variable the daemon reads.
-pub const VARIABLES: [&str; 21] = [
+pub const VARIABLES: [&str; 22] = [
     "HOST",
     "PORT",
     "OUTPUT_FOLDER",
@@ -94,6 +98,7 @@ pub const VARIABLES: [&str; 21] = [
     "MAX_UPLOAD_MB",
     "CLEAR_ON_START",
     "DECODE_THREADS",
+    "ENCODE_QUEUE_FRAMES",
     "FFMPEG_PATH",
     "FFPROBE_PATH",
     "RUST_LOG",
@@ -215,6 +220,14 @@ impl Config {
                         .filter(|n| (1..=64).contains(n))
                         .ok_or_else(|| invalid("DECODE_THREADS", v, "auto or an integer 1..64"))?,
                 ),
+            },
+            encode_queue_frames: match get("ENCODE_QUEUE_FRAMES") {
+                None => DEFAULT_ENCODE_QUEUE_FRAMES,
+                Some(v) => v
+                    .parse::<usize>()
+                    .ok()
+                    .filter(|n| (1..=4096).contains(n))
+                    .ok_or_else(|| invalid("ENCODE_QUEUE_FRAMES", v, "an integer 1..4096"))?,
             },
             clear_on_start: match get("CLEAR_ON_START") {
                 None => DEFAULT_CLEAR_ON_START,
@@ -361,6 +374,7 @@ mod tests {
             ("RECONNECT_INITIAL_SECONDS", "x"),
             ("MAX_RESTARTS", "-1"),
             ("DECODE_THREADS", "0"),
+            ("ENCODE_QUEUE_FRAMES", "0"),
         ] {
             let err = Config::parse(&raw(&[(name, value)])).unwrap_err();
             assert!(err.to_string().contains(name), "{err}");

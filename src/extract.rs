@@ -39,7 +39,7 @@ pub fn extract(
     stop: &StopToken,
     mut on_progress: impl FnMut(u64, Option<f64>),
 ) -> Result<Summary, PipelineError> {
-    let mut store = FrameStore::open(out, true)
+    let store = FrameStore::open(out, true)
         .map_err(|e| PipelineError::Sink(format!("cannot use {}: {e}", out.display())))?;
     let options = OpenOptions {
         sampling: job.sampling,
@@ -50,21 +50,15 @@ pub fn extract(
     let mut encoder = JpegEncoder::new(job.jpeg_quality)?;
     let mut sampler = Sampler::new(job.fps);
     let mut frames = 0;
-    let end = pump(
-        &mut video,
-        &mut sampler,
-        &mut encoder,
-        stop,
-        None,
-        |sample| {
-            store.write(&sample.jpeg).map_err(|e| {
-                PipelineError::Sink(format!("cannot write to {}: {e}", out.display()))
-            })?;
-            frames += 1;
-            on_progress(frames, sample.progress);
-            Ok(())
-        },
-    );
+    let end = pump(&mut video, &mut sampler, stop, None, |sample| {
+        let jpeg = encoder.encode(&sample.picture)?;
+        store
+            .write(&jpeg)
+            .map_err(|e| PipelineError::Sink(format!("cannot write to {}: {e}", out.display())))?;
+        frames += 1;
+        on_progress(frames, sample.progress);
+        Ok(())
+    });
     store.remove_temporaries();
     Ok(Summary {
         frames,

@@ -149,7 +149,13 @@ fn serve(args: ServeArgs) -> ExitCode {
     }
     media::init();
     let registry = Arc::new(Registry::new());
-    let supervisor = Arc::new(Supervisor::new(registry, Arc::clone(&config)));
+    let supervisor = match Supervisor::new(registry, Arc::clone(&config)) {
+        Ok(supervisor) => Arc::new(supervisor),
+        Err(e) => {
+            eprintln!("video-pipeline: cannot start the JPEG encoder threads: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
     let warm = Arc::clone(&supervisor);
     std::thread::spawn(move || {
         let report = warm.hardware();

@@ -80,6 +80,7 @@ pub struct CameraState {
     pub frame_count: u64,
     pub dropped_corrupt: u64,
     pub dropped_write_failed: u64,
+    pub dropped_queue_full: u64,
     pub last_error: Option<String>,
     pub last_error_kind: Option<&'static str>,
     pub restart_count: u64,
@@ -134,6 +135,7 @@ impl Camera {
                 frame_count: 0,
                 dropped_corrupt: 0,
                 dropped_write_failed: 0,
+                dropped_queue_full: 0,
                 last_error: None,
                 last_error_kind: None,
                 restart_count: 0,
@@ -165,9 +167,16 @@ impl Camera {
             .clone()
     }
 
+    /// Counts a written frame and makes it the newest, unless a later one (encoded
+    /// faster on another thread) already is.
     pub fn publish(&self, frame: LatestFrame) {
         let at = frame.captured_at;
-        *self.latest.lock().unwrap_or_else(|e| e.into_inner()) = Some(Arc::new(frame));
+        {
+            let mut latest = self.latest.lock().unwrap_or_else(|e| e.into_inner());
+            if latest.as_ref().is_none_or(|l| l.seq < frame.seq) {
+                *latest = Some(Arc::new(frame));
+            }
+        }
         let mut state = self.state();
         state.frame_count += 1;
         state.last_frame_at = Some(at);
@@ -198,10 +207,13 @@ impl Camera {
             hwaccel: Some(state.hwaccel),
             hwaccel_requested: Some(self.settings.hwaccel_requested.as_str()),
             hwaccel_reason: state.hwaccel_reason,
-            frames_dropped: Some(state.dropped_corrupt + state.dropped_write_failed),
+            frames_dropped: Some(
+                state.dropped_corrupt + state.dropped_write_failed + state.dropped_queue_full,
+            ),
             frames_dropped_reasons: Some(DropReasons {
                 corrupt: state.dropped_corrupt,
                 write_failed: state.dropped_write_failed,
+                queue_full: state.dropped_queue_full,
             }),
             last_error_kind: state.last_error_kind,
             rtsp_transport: self
@@ -317,6 +329,7 @@ impl StatusReport {
 pub struct DropReasons {
     pub corrupt: u64,
     pub write_failed: u64,
+    pub queue_full: u64,
 }
 
 pub fn rfc3339(at: SystemTime) -> String {

@@ -13,6 +13,7 @@ use crate::hw_choice::{HwChoice, KNOWN_BACKENDS};
 use crate::media::hwaccel::{self, DeviceProbe};
 use crate::media::{self, MediaError, OpenOptions, VideoInfo};
 use crate::pipeline::backoff::Backoff;
+use crate::pipeline::encode_pool::EncodePool;
 use crate::pipeline::worker::{self, WorkerOptions};
 use crate::registry::{Admission, CameraSettings, Registry};
 use crate::source::{CameraId, Source};
@@ -29,18 +30,23 @@ pub struct HwReport {
 pub struct Supervisor {
     registry: Arc<Registry>,
     config: Arc<Config>,
+    encoders: Arc<EncodePool>,
     threads: Mutex<HashMap<CameraId, JoinHandle<()>>>,
     hardware: OnceLock<HwReport>,
 }
 
 impl Supervisor {
-    pub fn new(registry: Arc<Registry>, config: Arc<Config>) -> Supervisor {
-        Supervisor {
+    /// Fails only when the encoder threads cannot be started.
+    pub fn new(registry: Arc<Registry>, config: Arc<Config>) -> std::io::Result<Supervisor> {
+        let cores = thread::available_parallelism().map_or(1, |n| n.get());
+        let encoders = EncodePool::new(cores, config.encode_queue_frames, config.jpeg_quality)?;
+        Ok(Supervisor {
             registry,
             config,
+            encoders: Arc::new(encoders),
             threads: Mutex::new(HashMap::new()),
             hardware: OnceLock::new(),
-        }
+        })
     }
 
     pub fn config(&self) -> &Config {
@@ -65,7 +71,6 @@ impl Supervisor {
         }
         let config = &self.config;
         let options = WorkerOptions {
-            jpeg_quality: config.jpeg_quality,
             open: OpenOptions {
                 open_timeout: config.open_timeout,
                 read_timeout: config.read_timeout,
@@ -80,9 +85,10 @@ impl Supervisor {
         let mut threads = self.threads.lock().unwrap_or_else(|e| e.into_inner());
         let previous = threads.remove(id);
         let worker_camera = Arc::clone(camera);
+        let encoders = Arc::clone(&self.encoders);
         let spawned = thread::Builder::new()
             .name(format!("cam-{id}"))
-            .spawn(move || worker::run(worker_camera, options, previous));
+            .spawn(move || worker::run(worker_camera, options, encoders, previous));
         match spawned {
             Ok(handle) => {
                 threads.insert(id.clone(), handle);

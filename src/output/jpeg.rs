@@ -17,6 +17,8 @@ pub enum JpegError {
         width: usize,
         height: usize,
     },
+    #[error("JPEG encoder unavailable: {0}")]
+    Unavailable(String),
 }
 
 /// One encoder per camera thread; it keeps libjpeg-turbo's state between frames.

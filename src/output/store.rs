@@ -5,15 +5,21 @@
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Mutex;
 
 const FILE_MODE: u32 = 0o644;
 const DIR_MODE: u32 = 0o755;
 const LATEST: &str = "latest.jpg";
 const TEMP_SUFFIX: &str = ".part";
 
+/// Shared between a camera's thread, which numbers the frames in sampling order, and
+/// the encoder threads, which write them.
 pub struct FrameStore {
     dir: PathBuf,
-    next_number: u64,
+    next_number: AtomicU64,
+    /// The highest frame number `latest.jpg` has pointed at.
+    latest: Mutex<u64>,
 }
 
 impl FrameStore {
@@ -37,7 +43,8 @@ impl FrameStore {
         }
         Ok(FrameStore {
             dir: dir.to_owned(),
-            next_number: highest + 1,
+            next_number: AtomicU64::new(highest + 1),
+            latest: Mutex::new(0),
         })
     }
 
@@ -47,13 +54,40 @@ impl FrameStore {
 
     /// The number the next written frame will get.
     pub fn next_number(&self) -> u64 {
-        self.next_number
+        self.next_number.load(Ordering::SeqCst)
+    }
+
+    /// Takes the next frame number, for a frame to be written later.
+    pub fn reserve(&self) -> u64 {
+        self.next_number.fetch_add(1, Ordering::SeqCst)
+    }
+
+    /// Gives back the number just reserved, when its frame will never be written.
+    pub fn release(&self, number: u64) {
+        let _ = self.next_number.compare_exchange(
+            number + 1,
+            number,
+            Ordering::SeqCst,
+            Ordering::SeqCst,
+        );
     }
 
     /// Writes one frame and points `latest.jpg` at it. On error nothing partial is
     /// left behind and the number is reused by the next frame.
-    pub fn write(&mut self, jpeg: &[u8]) -> io::Result<u64> {
-        let number = self.next_number;
+    pub fn write(&self, jpeg: &[u8]) -> io::Result<u64> {
+        let number = self.reserve();
+        match self.write_numbered(number, jpeg) {
+            Ok(()) => Ok(number),
+            Err(e) => {
+                self.release(number);
+                Err(e)
+            }
+        }
+    }
+
+    /// Writes frame `number` (reserved earlier) and makes it `latest.jpg` unless a
+    /// later frame got there first. Nothing partial is left behind on error.
+    pub fn write_numbered(&self, number: u64, jpeg: &[u8]) -> io::Result<()> {
         let name = frame_name(number);
         let temp = self.dir.join(format!(".{name}{TEMP_SUFFIX}"));
         let target = self.dir.join(&name);
@@ -61,9 +95,12 @@ impl FrameStore {
             let _ = fs::remove_file(&temp);
             return Err(e);
         }
-        self.next_number += 1;
-        self.point_latest_at(&target)?;
-        Ok(number)
+        let mut latest = self.latest.lock().unwrap_or_else(|e| e.into_inner());
+        if number > *latest {
+            self.point_latest_at(&target)?;
+            *latest = number;
+        }
+        Ok(())
     }
 
     fn point_latest_at(&self, frame: &Path) -> io::Result<()> {
@@ -166,7 +203,7 @@ mod tests {
     #[test]
     fn writes_frames_and_latest() {
         let dir = tempfile::tempdir().unwrap();
-        let mut store = FrameStore::open(&dir.path().join("cam"), true).unwrap();
+        let store = FrameStore::open(&dir.path().join("cam"), true).unwrap();
         assert_eq!(store.write(b"one").unwrap(), 1);
         assert_eq!(store.write(b"two").unwrap(), 2);
         let cam = dir.path().join("cam");
@@ -194,7 +231,7 @@ mod tests {
     fn clear_or_continue_numbering() {
         let dir = tempfile::tempdir().unwrap();
         let cam = dir.path().join("cam");
-        let mut store = FrameStore::open(&cam, true).unwrap();
+        let store = FrameStore::open(&cam, true).unwrap();
         for _ in 0..3 {
             store.write(b"x").unwrap();
         }
@@ -216,7 +253,7 @@ mod tests {
     fn a_failed_write_leaves_nothing_and_keeps_the_number() {
         let dir = tempfile::tempdir().unwrap();
         let cam = dir.path().join("cam");
-        let mut store = FrameStore::open(&cam, true).unwrap();
+        let store = FrameStore::open(&cam, true).unwrap();
         // A folder where the temporary file should go makes the write fail, even as root.
         let blocker = cam.join(".frame_0001.jpg.part");
         fs::create_dir(&blocker).unwrap();
@@ -225,5 +262,29 @@ mod tests {
         fs::remove_dir(&blocker).unwrap();
         assert_eq!(store.write(b"y").unwrap(), 1);
         assert_eq!(fs::read(cam.join("frame_0001.jpg")).unwrap(), b"y");
+    }
+
+    #[test]
+    fn out_of_order_writes_keep_latest_on_the_highest() {
+        let dir = tempfile::tempdir().unwrap();
+        let cam = dir.path().join("cam");
+        let store = FrameStore::open(&cam, true).unwrap();
+        let (first, second) = (store.reserve(), store.reserve());
+        store.write_numbered(second, b"two").unwrap();
+        store.write_numbered(first, b"one").unwrap();
+        assert_eq!(fs::read(cam.join("latest.jpg")).unwrap(), b"two");
+        assert_eq!(fs::read(cam.join("frame_0001.jpg")).unwrap(), b"one");
+    }
+
+    #[test]
+    fn release_gives_back_only_the_last_number() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = FrameStore::open(dir.path(), true).unwrap();
+        let n = store.reserve();
+        store.release(n);
+        assert_eq!(store.reserve(), n);
+        let m = store.reserve();
+        store.release(n);
+        assert_eq!(store.next_number(), m + 1);
     }
 }

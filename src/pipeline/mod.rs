@@ -2,6 +2,7 @@
 //! the daemon's camera workers and the one-shot `extract` command.
 
 pub mod backoff;
+pub mod encode_pool;
 pub mod pacer;
 pub mod sampler;
 pub mod worker;
@@ -11,7 +12,8 @@ use thiserror::Error;
 use std::time::Instant;
 
 use crate::media::{DropCounts, MediaError, VideoSource};
-use crate::output::jpeg::{JpegEncoder, JpegError};
+use crate::output::jpeg::JpegError;
+use crate::picture::Yuv420;
 use crate::stop::StopToken;
 use pacer::Pacer;
 use sampler::Sampler;
@@ -26,10 +28,10 @@ pub enum PipelineError {
     Sink(String),
 }
 
-/// One sampled frame, encoded.
+/// One sampled frame, as the decoder holds it until the next is decoded.
 #[derive(Debug)]
-pub struct Sample {
-    pub jpeg: Vec<u8>,
+pub struct Sample<'a> {
+    pub picture: Yuv420<'a>,
     /// Seconds on the source's timeline.
     pub pts: f64,
     /// Share of a finite source done (0..1).
@@ -59,10 +61,9 @@ pub enum PumpEnd {
 pub fn pump(
     video: &mut VideoSource,
     sampler: &mut Sampler,
-    encoder: &mut JpegEncoder,
     stop: &StopToken,
     mut pacing: Option<Pacing<'_>>,
-    mut on_sample: impl FnMut(Sample) -> Result<(), PipelineError>,
+    mut on_sample: impl FnMut(Sample<'_>) -> Result<(), PipelineError>,
 ) -> Result<PumpEnd, PipelineError> {
     loop {
         let frame = match video.next_frame(&*sampler) {
@@ -85,12 +86,12 @@ pub fn pump(
         if !sampler.offer(frame.timestamp) {
             continue;
         }
-        let jpeg = encoder.encode(&video.picture()?)?;
+        let drops = video.drops();
         on_sample(Sample {
-            jpeg,
+            picture: video.picture()?,
             pts: frame.timestamp,
             progress: frame.progress,
-            drops: video.drops(),
+            drops,
             lag_events: pacing.as_ref().map_or(0, |p| p.pacer.lag_events()),
         })?;
     }

@@ -6,13 +6,15 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant, SystemTime};
 
 use bytes::Bytes;
+use crossbeam_channel::{Receiver, Sender};
 
 use super::backoff::Backoff;
+use super::encode_pool::{EncodeJob, EncodePool};
 use super::pacer::Pacer;
 use super::sampler::Sampler;
 use super::{pump, Pacing, PipelineError, PumpEnd, Sample};
-use crate::media::{DropCounts, FailureKind, OpenOptions, VideoSource};
-use crate::output::jpeg::JpegEncoder;
+use crate::media::{FailureKind, OpenOptions, VideoSource};
+use crate::output::jpeg::JpegError;
 use crate::output::store::FrameStore;
 use crate::registry::{Camera, LatestFrame, Phase, Status};
 
@@ -22,7 +24,6 @@ const MEASURED_FPS_SMOOTHING: f64 = 0.2;
 /// How a worker runs, fixed when the camera starts.
 #[derive(Debug, Clone)]
 pub struct WorkerOptions {
-    pub jpeg_quality: u8,
     pub open: OpenOptions,
     pub stall_timeout: Duration,
     pub clear_on_start: bool,
@@ -33,13 +34,18 @@ pub struct WorkerOptions {
 
 /// The camera thread's body. `previous` is the thread of this camera's last session,
 /// which must be gone before this one touches the folder.
-pub fn run(camera: Arc<Camera>, options: WorkerOptions, previous: Option<JoinHandle<()>>) {
+pub fn run(
+    camera: Arc<Camera>,
+    options: WorkerOptions,
+    pool: Arc<EncodePool>,
+    previous: Option<JoinHandle<()>>,
+) {
     if let Some(previous) = previous {
         let _ = previous.join();
     }
     let id = camera.id.clone();
     log::info!("[{id}] starting: {}", camera.settings.source.redacted());
-    let outcome = run_session(&camera, &options);
+    let outcome = run_session(&camera, &options, &pool);
     let mut state = camera.state();
     state.phase = Phase::Finished;
     if camera.stop.is_stopped() {
@@ -81,17 +87,57 @@ impl From<PipelineError> for Failure {
     }
 }
 
-/// Runs until the source ends (`Ok`), fails for good (`Err`) or is stopped.
-fn run_session(camera: &Camera, options: &WorkerOptions) -> Result<(), Failure> {
-    let id = &camera.id;
+/// Runs until the source ends (`Ok`), fails for good (`Err`) or is stopped; returns
+/// once every frame it handed to the encoder pool is written.
+fn run_session(
+    camera: &Arc<Camera>,
+    options: &WorkerOptions,
+    pool: &EncodePool,
+) -> Result<(), Failure> {
     let folder = &camera.settings.output_folder;
-    let other = |message: String| Failure {
-        message,
+    let store = FrameStore::open(folder, options.clear_on_start).map_err(|e| Failure {
+        message: format!("cannot use frame folder {}: {e}", folder.display()),
         kind: FailureKind::Other,
+    })?;
+    // Each queued frame holds a sender; when all are gone, every frame is written.
+    let (in_flight, all_written) = crossbeam_channel::bounded::<()>(0);
+    let output = Output {
+        camera: Arc::clone(camera),
+        store: Arc::new(store),
+        pool,
+        in_flight,
     };
-    let mut store = FrameStore::open(folder, options.clear_on_start)
-        .map_err(|e| other(format!("cannot use frame folder {}: {e}", folder.display())))?;
-    let mut encoder = JpegEncoder::new(options.jpeg_quality).map_err(|e| other(e.to_string()))?;
+    let result = reconnect_loop(camera, options, &output);
+    let Output {
+        store, in_flight, ..
+    } = output;
+    drop(in_flight);
+    wait_until_written(&all_written);
+    store.remove_temporaries();
+    result
+}
+
+fn wait_until_written(all_written: &Receiver<()>) {
+    // Only disconnection ends this: nothing is ever sent.
+    let _ = all_written.recv();
+}
+
+/// Where a camera's sampled frames go: the encoder pool, then its frame folder.
+struct Output<'a> {
+    camera: Arc<Camera>,
+    store: Arc<FrameStore>,
+    pool: &'a EncodePool,
+    in_flight: Sender<()>,
+}
+
+/// Connects, streams and reconnects with backoff until the source ends, fails for
+/// good or is stopped.
+fn reconnect_loop(
+    camera: &Camera,
+    options: &WorkerOptions,
+    output: &Output,
+) -> Result<(), Failure> {
+    let id = &camera.id;
     let endless = camera.settings.endless();
     let mut backoff = options.backoff.clone();
     let mut consecutive_failures = 0;
@@ -99,7 +145,7 @@ fn run_session(camera: &Camera, options: &WorkerOptions) -> Result<(), Failure> 
     let result = loop {
         let attempt_started = Instant::now();
         let frames_before = camera.state().frame_count;
-        let outcome = run_once(camera, &mut store, &mut encoder, options);
+        let outcome = run_once(camera, options, output);
         if camera.stop.is_stopped() {
             break Ok(());
         }
@@ -148,7 +194,6 @@ fn run_session(camera: &Camera, options: &WorkerOptions) -> Result<(), Failure> 
             break Ok(());
         }
     };
-    store.remove_temporaries();
     result
 }
 
@@ -156,9 +201,8 @@ fn run_session(camera: &Camera, options: &WorkerOptions) -> Result<(), Failure> 
 /// starts again at its end on the same connection.
 fn run_once(
     camera: &Camera,
-    store: &mut FrameStore,
-    encoder: &mut JpegEncoder,
     options: &WorkerOptions,
+    output: &Output,
 ) -> Result<PumpEnd, PipelineError> {
     let settings = &camera.settings;
     let live = settings.source.is_live();
@@ -171,7 +215,7 @@ fn run_once(
     let mut video = VideoSource::open(&settings.source, &open, &camera.stop)?;
     camera.state().phase = Phase::Streaming;
     let drops_before = camera.state().dropped_corrupt;
-    let result = stream(camera, &mut video, store, encoder, drops_before);
+    let result = stream(camera, &mut video, output, drops_before);
     // Also when the connection failed: damage is often why.
     camera.state().dropped_corrupt = drops_before + video.drops().corrupt;
     result
@@ -181,31 +225,22 @@ fn run_once(
 fn stream(
     camera: &Camera,
     video: &mut VideoSource,
-    store: &mut FrameStore,
-    encoder: &mut JpegEncoder,
+    output: &Output,
     drops_before: u64,
 ) -> Result<PumpEnd, PipelineError> {
     let settings = &camera.settings;
     let mut sampler = Sampler::new(settings.fps);
     let mut pacer = Pacer::new();
     let started = Instant::now();
-    let mut last_written: Option<Instant> = None;
     loop {
         let pacing = settings.realtime.then_some(Pacing {
             pacer: &mut pacer,
             started,
         });
-        let end = pump(
-            video,
-            &mut sampler,
-            encoder,
-            &camera.stop,
-            pacing,
-            |sample| {
-                publish(camera, store, sample, drops_before, &mut last_written);
-                Ok(())
-            },
-        )?;
+        let end = pump(video, &mut sampler, &camera.stop, pacing, |sample| {
+            submit(output, sample, drops_before);
+            Ok(())
+        })?;
         if end == PumpEnd::EndOfStream && settings.looped {
             video.rewind()?;
             continue;
@@ -214,58 +249,92 @@ fn stream(
     }
 }
 
-/// Writes one frame and makes it the newest. A failed write (a full disk) is counted
-/// and reported, and decoding goes on: the next frame may well succeed.
-fn publish(
-    camera: &Camera,
-    store: &mut FrameStore,
-    sample: Sample,
-    drops_before: u64,
-    last: &mut Option<Instant>,
-) {
-    let Sample {
-        jpeg,
-        pts,
-        progress,
-        drops,
-        lag_events,
-    } = sample;
-    let DropCounts { corrupt, .. } = drops;
-    camera.state().dropped_corrupt = drops_before + corrupt;
-    match store.write(&jpeg) {
-        Ok(seq) => {
-            camera.publish(LatestFrame {
-                jpeg: Bytes::from(jpeg),
-                seq,
-                pts,
-                captured_at: SystemTime::now(),
-            });
-            let now = Instant::now();
-            let mut state = camera.state();
-            state.last_error = None;
-            state.last_error_kind = None;
-            state.progress = progress;
-            state.pacing_lag_events = lag_events;
-            if let Some(interval) = last.map(|l| now.duration_since(l)).filter(|d| !d.is_zero()) {
-                let rate = 1.0 / interval.as_secs_f64();
-                state.measured_fps = Some(match state.measured_fps {
-                    Some(old) => old + MEASURED_FPS_SMOOTHING * (rate - old),
-                    None => rate,
+/// Numbers a sampled frame and queues it for encoding; a full queue is a counted drop,
+/// never a wait.
+fn submit(output: &Output, sample: Sample<'_>, drops_before: u64) {
+    let camera = &output.camera;
+    {
+        let mut state = camera.state();
+        state.dropped_corrupt = drops_before + sample.drops.corrupt;
+        state.pacing_lag_events = sample.lag_events;
+    }
+    let number = output.store.reserve();
+    let written = Written {
+        camera: Arc::clone(camera),
+        store: Arc::clone(&output.store),
+        number,
+        pts: sample.pts,
+        progress: sample.progress,
+        _in_flight: output.in_flight.clone(),
+    };
+    let job = EncodeJob {
+        picture: sample.picture.to_owned_picture(),
+        deliver: Box::new(move |jpeg| written.deliver(jpeg)),
+    };
+    if output.pool.try_submit(job).is_err() {
+        output.store.release(number);
+        camera.state().dropped_queue_full += 1;
+        log::warn!("[{}] encoder queue full: frame dropped", camera.id);
+    }
+}
+
+/// What an encoder thread needs to write a frame and make it the newest.
+struct Written {
+    camera: Arc<Camera>,
+    store: Arc<FrameStore>,
+    number: u64,
+    pts: f64,
+    progress: Option<f64>,
+    /// Dropped when the frame is done: the session waits for all of these.
+    _in_flight: Sender<()>,
+}
+
+impl Written {
+    /// Writes the frame and publishes it. A failed write (a full disk) is counted and
+    /// reported, and the camera goes on: the next frame may well succeed.
+    fn deliver(self, jpeg: Result<Vec<u8>, JpegError>) {
+        let camera = &self.camera;
+        let written = jpeg.map_err(|e| e.to_string()).and_then(|jpeg| {
+            self.store
+                .write_numbered(self.number, &jpeg)
+                .map(|()| jpeg)
+                .map_err(|e| format!("could not write frame: {e}"))
+        });
+        match written {
+            Ok(jpeg) => {
+                let now = SystemTime::now();
+                let previous = camera.state().last_frame_at;
+                camera.publish(LatestFrame {
+                    jpeg: Bytes::from(jpeg),
+                    seq: self.number,
+                    pts: self.pts,
+                    captured_at: now,
                 });
+                let mut state = camera.state();
+                state.last_error = None;
+                state.last_error_kind = None;
+                state.progress = self.progress;
+                let interval = previous.and_then(|p| now.duration_since(p).ok());
+                if let Some(interval) = interval.filter(|d| !d.is_zero()) {
+                    let rate = 1.0 / interval.as_secs_f64();
+                    state.measured_fps = Some(match state.measured_fps {
+                        Some(old) => old + MEASURED_FPS_SMOOTHING * (rate - old),
+                        None => rate,
+                    });
+                }
             }
-            *last = Some(now);
-        }
-        Err(e) => {
-            log::warn!(
-                "[{}] could not write frame {} to {}: {e}",
-                camera.id,
-                store.next_number(),
-                store.dir().display()
-            );
-            let mut state = camera.state();
-            state.dropped_write_failed += 1;
-            state.last_error = Some(format!("could not write frame: {e}"));
-            state.last_error_kind = Some("write_failed");
+            Err(message) => {
+                log::warn!(
+                    "[{}] frame {} in {}: {message}",
+                    camera.id,
+                    self.number,
+                    self.store.dir().display()
+                );
+                let mut state = camera.state();
+                state.dropped_write_failed += 1;
+                state.last_error = Some(message);
+                state.last_error_kind = Some("write_failed");
+            }
         }
     }
 }

@@ -101,15 +101,38 @@ pub struct LatestFrame {
     pub seq: u64,
     pub pts: f64,
     pub captured_at: SystemTime,
+    /// Header values, made once per frame rather than once per request.
+    pub headers: FrameHeaders,
+}
+
+#[derive(Debug, Clone)]
+pub struct FrameHeaders {
+    pub etag: String,
+    pub last_modified: String,
+    pub captured_at: String,
+    pub seq: String,
+    pub pts: String,
 }
 
 impl LatestFrame {
-    pub fn etag(&self) -> String {
-        let nanos = self
-            .captured_at
+    pub fn new(jpeg: Bytes, seq: u64, pts: f64, captured_at: SystemTime) -> LatestFrame {
+        let nanos = captured_at
             .duration_since(SystemTime::UNIX_EPOCH)
             .map_or(0, |d| d.as_nanos());
-        format!("\"{}-{nanos:x}\"", self.seq)
+        let headers = FrameHeaders {
+            etag: format!("\"{seq}-{nanos:x}\""),
+            last_modified: httpdate::fmt_http_date(captured_at),
+            captured_at: rfc3339(captured_at),
+            seq: seq.to_string(),
+            pts: format!("{pts:.6}"),
+        };
+        LatestFrame {
+            jpeg,
+            seq,
+            pts,
+            captured_at,
+            headers,
+        }
     }
 }
 

@@ -226,27 +226,27 @@ pub async fn latest_frame(
             )));
         }
     }
-    let etag = frame.etag();
+    let headers = &frame.headers;
     let matches = request
         .headers()
         .get(header::IF_NONE_MATCH)
         .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.split(',').any(|t| t.trim() == etag || t.trim() == "*"));
+        .is_some_and(|v| {
+            v.split(',')
+                .any(|t| t.trim() == headers.etag || t.trim() == "*")
+        });
     let mut response = if matches {
         HttpResponse::NotModified()
     } else {
         HttpResponse::Ok()
     };
     response
-        .insert_header((header::ETAG, etag.clone()))
-        .insert_header((
-            header::LAST_MODIFIED,
-            httpdate::fmt_http_date(frame.captured_at),
-        ))
+        .insert_header((header::ETAG, headers.etag.as_str()))
+        .insert_header((header::LAST_MODIFIED, headers.last_modified.as_str()))
         .insert_header((header::CACHE_CONTROL, "no-cache"))
-        .insert_header(("X-Frame-Seq", frame.seq.to_string()))
-        .insert_header(("X-Frame-Pts", format!("{:.6}", frame.pts)))
-        .insert_header(("X-Captured-At", crate::registry::rfc3339(frame.captured_at)));
+        .insert_header(("X-Frame-Seq", headers.seq.as_str()))
+        .insert_header(("X-Frame-Pts", headers.pts.as_str()))
+        .insert_header(("X-Captured-At", headers.captured_at.as_str()));
     if matches {
         return Ok(response.finish());
     }

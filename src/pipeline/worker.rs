@@ -304,12 +304,12 @@ impl Written {
             Ok(jpeg) => {
                 let now = SystemTime::now();
                 let previous = camera.state().last_frame_at;
-                camera.publish(LatestFrame {
-                    jpeg: Bytes::from(jpeg),
-                    seq: self.number,
-                    pts: self.pts,
-                    captured_at: now,
-                });
+                camera.publish(LatestFrame::new(
+                    Bytes::from(jpeg),
+                    self.number,
+                    self.pts,
+                    now,
+                ));
                 let mut state = camera.state();
                 state.last_error = None;
                 state.last_error_kind = None;

@@ -29,6 +29,11 @@ pub const DEFAULT_MAX_RESTARTS: u32 = 0;
 pub const DEFAULT_MAX_UPLOAD_MB: u64 = 4096;
 pub const DEFAULT_ENCODE_QUEUE_FRAMES: usize = 64;
 pub const DEFAULT_CLEAR_ON_START: bool = true;
+pub const DEFAULT_VAAPI_DEVICE: &str = crate::media::hwaccel::DEFAULT_VAAPI_DEVICE;
+pub const DEFAULT_CUDA_DEVICE: &str = crate::media::hwaccel::DEFAULT_CUDA_DEVICE;
+pub const DEFAULT_HW_RETRY_SECONDS: u64 = 300;
+/// The diagnostic variable that makes the `fault-injection` backend exist.
+pub const FAULT_HWACCEL_VARIABLE: &str = "VIDEO_PIPELINE_FAULT_HWACCEL";
 
 /// A configuration value that cannot be used. The message names the variable and what
 /// it accepts, so one line is enough to fix it.
@@ -73,13 +78,21 @@ pub struct Config {
     /// Sampled frames waiting for a JPEG encoder, all cameras together; beyond this
     /// a frame is dropped rather than a camera held up.
     pub encode_queue_frames: usize,
+    /// The DRM render node for VAAPI (and QSV, which sits on it).
+    pub vaapi_device: String,
+    /// The CUDA device index.
+    pub cuda_device: String,
+    /// After a fall back to software, hardware is tried again this much later.
+    pub hw_retry: Duration,
+    /// Diagnostics: the `fault-injection` backend fails after this many frames.
+    pub fault_hwaccel_after: Option<u64>,
 }
 
 /// Where raw values come from: the process environment, overridden by flags.
 pub type RawValues = HashMap<&'static str, String>;
 
 /// Every variable the daemon reads.
-pub const VARIABLES: [&str; 22] = [
+pub const VARIABLES: [&str; 26] = [
     "HOST",
     "PORT",
     "OUTPUT_FOLDER",
@@ -99,6 +112,10 @@ pub const VARIABLES: [&str; 22] = [
     "CLEAR_ON_START",
     "DECODE_THREADS",
     "ENCODE_QUEUE_FRAMES",
+    "VAAPI_DEVICE",
+    "CUDA_DEVICE",
+    "HW_RETRY_SECONDS",
+    FAULT_HWACCEL_VARIABLE,
     "FFMPEG_PATH",
     "FFPROBE_PATH",
     "RUST_LOG",
@@ -228,6 +245,41 @@ impl Config {
                     .ok()
                     .filter(|n| (1..=4096).contains(n))
                     .ok_or_else(|| invalid("ENCODE_QUEUE_FRAMES", v, "an integer 1..4096"))?,
+            },
+            vaapi_device: match get("VAAPI_DEVICE") {
+                None => DEFAULT_VAAPI_DEVICE.to_owned(),
+                Some(v) if v.starts_with('/') && !v.contains('\0') => v.to_owned(),
+                Some(v) => {
+                    return Err(invalid(
+                        "VAAPI_DEVICE",
+                        v,
+                        "an absolute path to a DRM render node such as /dev/dri/renderD128",
+                    ))
+                }
+            },
+            cuda_device: match get("CUDA_DEVICE") {
+                None => DEFAULT_CUDA_DEVICE.to_owned(),
+                Some(v) => v
+                    .parse::<u8>()
+                    .ok()
+                    .filter(|n| *n < 64)
+                    .map(|n| n.to_string())
+                    .ok_or_else(|| invalid("CUDA_DEVICE", v, "a GPU index 0..63"))?,
+            },
+            hw_retry: seconds(
+                get("HW_RETRY_SECONDS"),
+                "HW_RETRY_SECONDS",
+                DEFAULT_HW_RETRY_SECONDS,
+            )?,
+            fault_hwaccel_after: match get(FAULT_HWACCEL_VARIABLE) {
+                None => None,
+                Some(v) => Some(
+                    v.strip_prefix("fail-after:")
+                        .and_then(|n| n.parse::<u64>().ok())
+                        .ok_or_else(|| {
+                            invalid(FAULT_HWACCEL_VARIABLE, v, "fail-after:N with N >= 0")
+                        })?,
+                ),
             },
             clear_on_start: match get("CLEAR_ON_START") {
                 None => DEFAULT_CLEAR_ON_START,
@@ -375,10 +427,35 @@ mod tests {
             ("MAX_RESTARTS", "-1"),
             ("DECODE_THREADS", "0"),
             ("ENCODE_QUEUE_FRAMES", "0"),
+            ("VAAPI_DEVICE", "renderD128"),
+            ("CUDA_DEVICE", "gpu0"),
+            ("CUDA_DEVICE", "64"),
+            ("HW_RETRY_SECONDS", "0"),
+            (FAULT_HWACCEL_VARIABLE, "always"),
         ] {
             let err = Config::parse(&raw(&[(name, value)])).unwrap_err();
             assert!(err.to_string().contains(name), "{err}");
         }
+    }
+
+    #[test]
+    fn hardware_devices_have_defaults_and_overrides() {
+        let defaults = Config::parse(&RawValues::new()).unwrap();
+        assert_eq!(defaults.vaapi_device, "/dev/dri/renderD128");
+        assert_eq!(defaults.cuda_device, "0");
+        assert_eq!(defaults.hw_retry, Duration::from_secs(300));
+        assert_eq!(defaults.fault_hwaccel_after, None);
+        let set = Config::parse(&raw(&[
+            ("VAAPI_DEVICE", "/dev/dri/renderD129"),
+            ("CUDA_DEVICE", "1"),
+            ("HW_RETRY_SECONDS", "2.5"),
+            (FAULT_HWACCEL_VARIABLE, "fail-after:10"),
+        ]))
+        .unwrap();
+        assert_eq!(set.vaapi_device, "/dev/dri/renderD129");
+        assert_eq!(set.cuda_device, "1");
+        assert_eq!(set.hw_retry, Duration::from_millis(2500));
+        assert_eq!(set.fault_hwaccel_after, Some(10));
     }
 
     #[test]

@@ -22,6 +22,12 @@ pub const KNOWN_BACKENDS: [&str; 15] = [
     "v4l2m2m",
 ];
 
+/// A diagnostic backend: a software decoder made to fail, standing in for a hardware
+/// decoder that breaks mid-stream. It works only while the daemon runs with
+/// `VIDEO_PIPELINE_FAULT_HWACCEL=fail-after:N`; otherwise it is a backend this machine
+/// does not have, like any other. Not listed among the allowed values.
+pub const FAULT_INJECTION: &str = "fault-injection";
+
 /// A `force_format` value.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum HwChoice {
@@ -40,6 +46,7 @@ impl HwChoice {
         match value.as_str() {
             "auto" => Some(HwChoice::Auto),
             "none" | "software" | "cpu" => Some(HwChoice::None),
+            FAULT_INJECTION => Some(HwChoice::Backend(FAULT_INJECTION)),
             other => KNOWN_BACKENDS
                 .iter()
                 .find(|&&b| b == other)
@@ -80,6 +87,10 @@ mod tests {
         assert_eq!(HwChoice::parse(" Cuda "), Some(HwChoice::Backend("cuda")));
         assert_eq!(HwChoice::parse("rkmpp"), Some(HwChoice::Backend("rkmpp")));
         assert_eq!(HwChoice::parse("warp"), None);
+        assert_eq!(
+            HwChoice::parse("fault-injection"),
+            Some(HwChoice::Backend(FAULT_INJECTION))
+        );
     }
 
     #[test]
@@ -87,5 +98,6 @@ mod tests {
         let list = HwChoice::allowed_values();
         assert!(list.starts_with("auto, none, cuda"));
         assert!(list.contains("v4l2m2m"));
+        assert!(!list.contains(FAULT_INJECTION));
     }
 }

@@ -2,16 +2,16 @@
 //! hardware capabilities) off the HTTP threads, and joins everything at shutdown.
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, Mutex};
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
 use crate::config::Config;
-use crate::hw_choice::{HwChoice, KNOWN_BACKENDS};
-use crate::media::hwaccel::{self, DeviceProbe};
-use crate::media::{self, MediaError, OpenOptions, VideoInfo};
+use crate::hw_choice::{HwChoice, FAULT_INJECTION, KNOWN_BACKENDS};
+use crate::media::hwaccel::{self, DeviceNames, DeviceProbe};
+use crate::media::{self, HwRequest, MediaError, OpenOptions, VideoInfo};
 use crate::pipeline::backoff::Backoff;
 use crate::pipeline::encode_pool::EncodePool;
 use crate::pipeline::worker::{self, WorkerOptions};
@@ -19,7 +19,8 @@ use crate::registry::{Admission, CameraSettings, Registry};
 use crate::source::{CameraId, Source};
 use crate::stop::StopToken;
 
-/// What `hw-accel-cap/` reports.
+/// What `hw-accel-cap/` reports: the backends that decoded the probe clip, and why
+/// each other one did not.
 #[derive(Debug, Clone, Serialize)]
 pub struct HwReport {
     pub available: Vec<String>,
@@ -32,7 +33,8 @@ pub struct Supervisor {
     config: Arc<Config>,
     encoders: Arc<EncodePool>,
     threads: Mutex<HashMap<CameraId, JoinHandle<()>>>,
-    hardware: OnceLock<HwReport>,
+    /// The last hardware probe; held locked while probing, so it runs once at a time.
+    hardware: Mutex<Option<Arc<HwReport>>>,
 }
 
 impl Supervisor {
@@ -45,7 +47,7 @@ impl Supervisor {
             config,
             encoders: Arc::new(encoders),
             threads: Mutex::new(HashMap::new()),
-            hardware: OnceLock::new(),
+            hardware: Mutex::new(None),
         })
     }
 
@@ -63,18 +65,13 @@ impl Supervisor {
         let Admission::Started(camera) = &admission else {
             return admission;
         };
-        let (hwaccel, reason) = self.hardware_plan(&camera.settings.hwaccel_requested);
-        {
-            let mut state = camera.state();
-            state.hwaccel = hwaccel;
-            state.hwaccel_reason = reason;
-        }
         let config = &self.config;
         let options = WorkerOptions {
             open: OpenOptions {
                 open_timeout: config.open_timeout,
                 read_timeout: config.read_timeout,
                 threads: self.decode_threads(),
+                hwaccel: self.hw_request(&camera.settings.hwaccel_requested),
                 ..OpenOptions::default()
             },
             stall_timeout: config.stall_timeout,
@@ -161,71 +158,62 @@ impl Supervisor {
         media::probe(source, self.config.probe_timeout, &StopToken::new())
     }
 
-    /// Which hardware backends work here, probed once.
-    pub fn hardware(&self) -> &HwReport {
-        self.hardware.get_or_init(|| {
-            let compiled = hwaccel::compiled_device_types();
-            let probes = hwaccel::probe_devices(&KNOWN_BACKENDS, default_device);
-            let available = probes
-                .iter()
-                .filter(|p| p.available)
-                .map(|p| p.backend.clone())
-                .collect();
-            HwReport {
-                available,
-                compiled,
-                probes,
-            }
-        })
+    /// Which hardware backends work here, probed on first use.
+    pub fn hardware(&self) -> Arc<HwReport> {
+        let mut cached = self.hardware.lock().unwrap_or_else(|e| e.into_inner());
+        Arc::clone(cached.get_or_insert_with(|| Arc::new(self.probe_hardware())))
     }
 
-    /// The backend a camera will use and, when it is not the one asked for, why.
-    /// Decoding is in software in this version; asked-for backends are reported.
-    fn hardware_plan(&self, requested: &HwChoice) -> (&'static str, Option<String>) {
-        let wanted: Vec<&'static str> = match requested {
-            HwChoice::None => return ("none", None),
-            HwChoice::Backend(name) => vec![name],
+    /// Probes the hardware again (a driver installed, a device given to the
+    /// container since the start).
+    pub fn refresh_hardware(&self) -> Arc<HwReport> {
+        let mut cached = self.hardware.lock().unwrap_or_else(|e| e.into_inner());
+        Arc::clone(cached.insert(Arc::new(self.probe_hardware())))
+    }
+
+    fn probe_hardware(&self) -> HwReport {
+        let mut backends = KNOWN_BACKENDS.to_vec();
+        if self.config.fault_hwaccel_after.is_some() {
+            backends.push(FAULT_INJECTION);
+        }
+        let request = self.hw_request(&HwChoice::None);
+        let probes = media::probe_backends(&backends, &request);
+        let available = probes
+            .iter()
+            .filter(|p| p.available)
+            .map(|p| p.backend.clone())
+            .collect();
+        HwReport {
+            available,
+            compiled: hwaccel::compiled_device_types(),
+            probes,
+        }
+    }
+
+    /// What a camera that asked for `requested` tries: a named backend, the
+    /// configured order up to its first `none` for `auto`, nothing for `none`.
+    fn hw_request(&self, requested: &HwChoice) -> HwRequest {
+        let backends = match requested {
+            HwChoice::None => Vec::new(),
+            HwChoice::Backend(name) => vec![*name],
             HwChoice::Auto => self
                 .config
                 .hw_accel_options
                 .iter()
-                .filter_map(|c| match c {
+                .map_while(|choice| match choice {
                     HwChoice::Backend(name) => Some(*name),
                     _ => None,
                 })
                 .collect(),
         };
-        if wanted.is_empty() {
-            return ("none", None);
+        HwRequest {
+            backends,
+            devices: DeviceNames {
+                vaapi: self.config.vaapi_device.clone(),
+                cuda: self.config.cuda_device.clone(),
+            },
+            retry_after: self.config.hw_retry,
+            fault_after: self.config.fault_hwaccel_after,
         }
-        let report = self.hardware();
-        let reasons: Vec<String> = wanted
-            .iter()
-            .map(|name| {
-                let probe = report.probes.iter().find(|p| p.backend == *name);
-                match probe {
-                    Some(p) if p.available => {
-                        format!("{name}: device works, hardware decoding is not enabled in this version")
-                    }
-                    Some(p) => format!("{name}: {}", p.reason.as_deref().unwrap_or("unavailable")),
-                    None => format!("{name}: unknown backend"),
-                }
-            })
-            .collect();
-        (
-            "none",
-            Some(format!("decoding in software; {}", reasons.join("; "))),
-        )
-    }
-}
-
-/// The device each backend is tried on, from the environment.
-fn default_device(backend: &str) -> Option<String> {
-    match backend {
-        "vaapi" => {
-            Some(std::env::var("VAAPI_DEVICE").unwrap_or_else(|_| "/dev/dri/renderD128".into()))
-        }
-        "cuda" => std::env::var("CUDA_DEVICE").ok(),
-        _ => None,
     }
 }

@@ -313,9 +313,21 @@ fn info_response(
     }
 }
 
-pub async fn hw_accel_cap(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+pub async fn hw_accel_cap(
+    state: web::Data<AppState>,
+    query: Query,
+) -> Result<HttpResponse, ApiError> {
+    // `?refresh=true` probes again instead of answering from the last probe.
+    let refresh = parse_flag(query.get("refresh").map(String::as_str), "refresh")?;
     let supervisor = Arc::clone(&state.supervisor);
-    let report = web::block(move || supervisor.hardware().clone()).await?;
+    let report = web::block(move || {
+        if refresh {
+            supervisor.refresh_hardware()
+        } else {
+            supervisor.hardware()
+        }
+    })
+    .await?;
     let unavailable: HashMap<&str, &str> = report
         .probes
         .iter()

@@ -12,8 +12,7 @@ use ffmpeg_next::{frame, media, Packet};
 
 use super::hwaccel::{self, DeviceNames, DeviceProbe, HwDevice};
 
-/// The diagnostic backend of [`HwRequest::fault_after`].
-pub const FAULT_INJECTION: &str = "fault-injection";
+pub use crate::hw_choice::FAULT_INJECTION;
 
 /// Hardware errors in a row after which a hardware decoder is given up.
 pub const MAX_HARDWARE_ERRORS: u32 = 3;
@@ -194,23 +193,35 @@ impl Decoder {
         threads: usize,
         request: &HwRequest,
     ) -> Result<(Decoder, Option<HwFailure>), ffmpeg_next::Error> {
+        if request.backends.is_empty() {
+            return Ok((Decoder::software(parameters, threads)?, None));
+        }
+        match Decoder::open_hardware(parameters, request) {
+            Ok(decoder) => Ok((decoder, None)),
+            Err(failure) => Ok((Decoder::software(parameters, threads)?, Some(failure))),
+        }
+    }
+
+    /// The first of `request`'s backends that opens, or why none did.
+    pub fn open_hardware(
+        parameters: &codec::Parameters,
+        request: &HwRequest,
+    ) -> Result<Decoder, HwFailure> {
         let mut failures = Vec::new();
         let mut retryable = false;
         for &backend in &request.backends {
             match Decoder::hardware(parameters, backend, request) {
-                Ok(decoder) => return Ok((decoder, None)),
+                Ok(decoder) => return Ok(decoder),
                 Err(failure) => {
                     retryable |= failure.retryable;
                     failures.push(format!("{backend}: {}", failure.message));
                 }
             }
         }
-        let decoder = Decoder::software(parameters, threads)?;
-        let failure = (!failures.is_empty()).then(|| HwFailure {
+        Err(HwFailure {
             message: failures.join("; "),
             retryable,
-        });
-        Ok((decoder, failure))
+        })
     }
 
     /// The backend in use, `none` for software.
@@ -248,28 +259,24 @@ impl Decoder {
             Kind::Software => return self.inner.receive_frame(out),
             Kind::Hardware { device, .. } => {
                 let on_device = device.is_some();
-                self.inner
-                    .receive_frame(&mut self.staging)
-                    .and_then(|()| {
-                        if hwaccel::is_hardware_frame(&self.staging) {
-                            hwaccel::transfer_frame(&mut self.staging, out)
-                        } else {
-                            self.software_inside |= on_device;
-                            std::mem::swap(&mut self.staging, out);
-                            Ok(())
-                        }
-                    })
-            }
-            Kind::Fault { frames_left } => {
-                self.inner.receive_frame(out).and_then(|()| {
-                    if *frames_left == 0 {
-                        Err(ffmpeg_next::Error::External)
+                self.inner.receive_frame(&mut self.staging).and_then(|()| {
+                    if hwaccel::is_hardware_frame(&self.staging) {
+                        hwaccel::transfer_frame(&mut self.staging, out)
                     } else {
-                        *frames_left -= 1;
+                        self.software_inside |= on_device;
+                        std::mem::swap(&mut self.staging, out);
                         Ok(())
                     }
                 })
             }
+            Kind::Fault { frames_left } => self.inner.receive_frame(out).and_then(|()| {
+                if *frames_left == 0 {
+                    Err(ffmpeg_next::Error::External)
+                } else {
+                    *frames_left -= 1;
+                    Ok(())
+                }
+            }),
         };
         match &result {
             Ok(()) => self.errors_in_row = 0,
@@ -474,8 +481,7 @@ pub fn probe_backends(backends: &[&'static str], request: &HwRequest) -> Vec<Dev
                     "a diagnostic backend, present only when VIDEO_PIPELINE_FAULT_HWACCEL is set"
                         .to_owned()
                 })
-            } else if hwaccel::is_device_type(backend) && !compiled.iter().any(|c| c == backend)
-            {
+            } else if hwaccel::is_device_type(backend) && !compiled.iter().any(|c| c == backend) {
                 Err("not compiled into this libav build".to_owned())
             } else if !hwaccel::decodes_with(backend) {
                 Err(if hwaccel::is_device_type(backend) {
@@ -484,9 +490,10 @@ pub fn probe_backends(backends: &[&'static str], request: &HwRequest) -> Vec<Dev
                     "not compiled into this libav build".to_owned()
                 })
             } else {
-                clip.get_or_init(probe_clip)
-                    .clone()
-                    .and_then(|packets| probe_backend(&packets, backend, request))
+                match clip.get_or_init(probe_clip) {
+                    Ok(packets) => probe_backend(packets, backend, request),
+                    Err(e) => Err(e.clone()),
+                }
             };
             if let Err(reason) = &result {
                 log::debug!("hardware probe: {backend}: {reason}");
@@ -565,7 +572,11 @@ mod tests {
         let failure = failure.unwrap();
         assert!(failure.retryable);
         assert!(failure.message.starts_with("vaapi: device context"));
-        assert!(failure.message.contains("; vulkan: "), "{}", failure.message);
+        assert!(
+            failure.message.contains("; vulkan: "),
+            "{}",
+            failure.message
+        );
     }
 
     #[test]

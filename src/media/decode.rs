@@ -5,10 +5,11 @@
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
-use ffmpeg_next::codec::{self, threading};
+use ffmpeg_next::codec;
 use ffmpeg_next::util::error::{EAGAIN, ETIMEDOUT};
 use ffmpeg_next::{format, frame, media, Packet, Rational};
 
+use super::backend::{Decoder, HwFailure, HwRequest, HwState};
 use super::convert::Converter;
 use super::input::{self, Deadline};
 use super::nal;
@@ -36,6 +37,8 @@ pub struct OpenOptions {
     /// A live source that gives no video frame for this long has stalled.
     pub stall_timeout: Option<Duration>,
     pub rtsp_transport: RtspTransport,
+    /// Hardware to decode with, tried before software.
+    pub hwaccel: HwRequest,
 }
 
 impl Default for OpenOptions {
@@ -47,6 +50,7 @@ impl Default for OpenOptions {
             sampling: Sampling::default(),
             stall_timeout: None,
             rtsp_transport: RtspTransport::default(),
+            hwaccel: HwRequest::default(),
         }
     }
 }
@@ -99,7 +103,17 @@ pub struct VideoSource {
     frame_interval: f64,
     start_time: f64,
     duration: Option<f64>,
-    decoder: codec::decoder::Video,
+    decoder: Decoder,
+    /// What the decoder is rebuilt from when it changes backend.
+    parameters: codec::Parameters,
+    threads: usize,
+    hw: HwState,
+    /// The decoder that takes over once the current one is drained.
+    next_decoder: Option<Decoder>,
+    /// A new decoder waits for a keyframe: packets before it are not sent.
+    skip_to_keyframe: bool,
+    /// Hardware decoding should give way to software at the next keyframe.
+    leave_hardware: bool,
     frame: frame::Video,
     planner: Planner<TimedPacket>,
     ready: VecDeque<Step<TimedPacket>>,
@@ -177,21 +191,19 @@ impl VideoSource {
             None
         };
 
-        let decoder_error = |e: ffmpeg_next::Error| MediaError::Decoder {
-            source_name: name.clone(),
-            message: e.to_string(),
-        };
-        let mut context =
-            codec::context::Context::from_parameters(stream.parameters()).map_err(decoder_error)?;
-        context.set_threading(threading::Config {
-            kind: threading::Type::Frame,
-            count: options.threads,
-            ..Default::default()
-        });
-        let decoder = context.decoder().video().map_err(|e| MediaError::Decoder {
-            source_name: name.clone(),
-            message: format!("{e} (codec {:?})", stream.parameters().id()),
-        })?;
+        let parameters = stream.parameters().clone();
+        let (decoder, failure) = Decoder::open(&parameters, options.threads, &options.hwaccel)
+            .map_err(|e| MediaError::Decoder {
+                source_name: name.clone(),
+                message: format!("{e} (codec {:?})", parameters.id()),
+            })?;
+        let mut hw = HwState::new(options.hwaccel.clone());
+        if let Some(failure) = failure {
+            log::info!("{name}: {}; decoding in software", failure.message);
+            hw.failed(failure, Instant::now());
+        } else if !decoder.is_software() {
+            log::info!("{name}: decoding on {}", decoder.backend());
+        }
 
         Ok(VideoSource {
             name,
@@ -205,6 +217,12 @@ impl VideoSource {
             start_time,
             duration,
             decoder,
+            parameters,
+            threads: options.threads,
+            hw,
+            next_decoder: None,
+            skip_to_keyframe: false,
+            leave_hardware: false,
             frame: frame::Video::empty(),
             planner: Planner::new(options.sampling),
             ready: VecDeque::new(),
@@ -237,6 +255,19 @@ impl VideoSource {
             }
             match self.decoder.receive_frame(&mut self.frame) {
                 Ok(()) => {
+                    if let Some(reason) = self.decoder.decoding_in_software() {
+                        if !self.leave_hardware && self.next_decoder.is_none() {
+                            log::warn!("{}: {reason}", self.name);
+                            self.leave_hardware = true;
+                            self.hw.failed(
+                                HwFailure {
+                                    message: reason,
+                                    retryable: false,
+                                },
+                                Instant::now(),
+                            );
+                        }
+                    }
                     if self.is_damaged() {
                         self.drops.corrupt += 1;
                         self.damaged_streak += 1;
@@ -253,13 +284,23 @@ impl VideoSource {
                     self.feed_decoder(demand)?;
                 }
                 Err(ffmpeg_next::Error::Eof) if self.restarting => {
-                    self.decoder.flush();
+                    match self.next_decoder.take() {
+                        Some(next) => self.decoder = next,
+                        None => self.decoder.flush(),
+                    }
                     self.restarting = false;
                 }
                 Err(ffmpeg_next::Error::Eof) => return Ok(None),
                 Err(ffmpeg_next::Error::InvalidData) => {
                     self.drops.corrupt += 1;
                     self.awaiting_keyframe = true;
+                    self.check_hardware()?;
+                }
+                // A hardware decode or transfer error loses one frame; repeated ones
+                // move decoding to software.
+                Err(_) if !self.decoder.is_software() => {
+                    self.drops.corrupt += 1;
+                    self.check_hardware()?;
                 }
                 Err(e) => {
                     return Err(MediaError::Decoder {
@@ -276,12 +317,29 @@ impl VideoSource {
         loop {
             match self.ready.pop_front() {
                 Some(Step::Send(timed)) => {
+                    if self.skip_to_keyframe {
+                        if !timed.packet.is_key() {
+                            continue;
+                        }
+                        self.skip_to_keyframe = false;
+                    }
+                    if timed.packet.is_key() {
+                        if let Some(next) = self.decoder_from_keyframe() {
+                            // Drain the current decoder first: no decoded frame is lost.
+                            self.ready.push_front(Step::Send(timed));
+                            let _ = self.decoder.send_eof();
+                            self.next_decoder = Some(next);
+                            self.restarting = true;
+                            return Ok(());
+                        }
+                    }
                     match self.decoder.send_packet(&timed.packet) {
                         Ok(()) => return Ok(()),
                         // A damaged packet: the decoder resynchronises at a keyframe.
                         Err(_) => {
                             self.drops.rejected_packets += 1;
                             self.awaiting_keyframe = true;
+                            self.check_hardware()?;
                         }
                     }
                 }
@@ -299,6 +357,66 @@ impl VideoSource {
                 None => self.demux(demand)?,
             }
         }
+    }
+
+    /// At a keyframe: the decoder that should take over from here, if any: software
+    /// when libav decodes in software behind the hardware decoder anyway, hardware
+    /// again when its retry is due and it opens.
+    fn decoder_from_keyframe(&mut self) -> Option<Decoder> {
+        if self.leave_hardware {
+            self.leave_hardware = false;
+            return self.software_decoder().ok();
+        }
+        if !self.decoder.is_software() || !self.hw.retry_due(Instant::now()) {
+            return None;
+        }
+        match Decoder::open_hardware(&self.parameters, &self.hw.request) {
+            Ok(decoder) => {
+                log::info!("{}: decoding on {} again", self.name, decoder.backend());
+                self.hw.reason = None;
+                Some(decoder)
+            }
+            Err(failure) => {
+                log::info!(
+                    "{}: hardware still unusable: {}",
+                    self.name,
+                    failure.message
+                );
+                self.hw.failed(failure, Instant::now());
+                None
+            }
+        }
+    }
+
+    fn software_decoder(&self) -> Result<Decoder, MediaError> {
+        Decoder::software(&self.parameters, self.threads).map_err(|e| MediaError::Decoder {
+            source_name: self.name.clone(),
+            message: e.to_string(),
+        })
+    }
+
+    /// Replaces a hardware decoder that keeps failing by a software one, on the same
+    /// connection: the demuxer goes on and decoding resumes at the next keyframe.
+    fn check_hardware(&mut self) -> Result<(), MediaError> {
+        let Some(reason) = self.decoder.broken() else {
+            return Ok(());
+        };
+        log::warn!(
+            "{}: {reason}; decoding in software from the next keyframe",
+            self.name
+        );
+        self.decoder.forget_device();
+        self.decoder = self.software_decoder()?;
+        self.next_decoder = None;
+        self.restarting = false;
+        self.leave_hardware = false;
+        self.skip_to_keyframe = true;
+        let failure = HwFailure {
+            message: reason,
+            retryable: true,
+        };
+        self.hw.failed(failure, Instant::now());
+        Ok(())
     }
 
     /// Reads packets until the planner has decided something (or the input ends).
@@ -425,6 +543,8 @@ impl VideoSource {
                 kind: FailureKind::Other,
             })?;
         self.decoder.flush();
+        self.next_decoder = None;
+        self.skip_to_keyframe = false;
         self.planner = Planner::new(self.planner.mode());
         self.ready.clear();
         self.demuxer_ended = false;
@@ -471,6 +591,12 @@ impl VideoSource {
     /// Frames and packets not used because of damage, so far.
     pub fn drops(&self) -> DropCounts {
         self.drops
+    }
+
+    /// The hardware backend decoding now (`none`: software) and why it is not the one
+    /// asked for, when it is not.
+    pub fn hwaccel(&self) -> (&'static str, Option<String>) {
+        (self.decoder.backend(), self.hw.reason.clone())
     }
 
     /// Packets left undecoded because no sample needed them, so far.

@@ -9,7 +9,7 @@ use std::ptr;
 use std::sync::{Arc, Mutex, OnceLock};
 
 use ffmpeg_next::format::Pixel;
-use ffmpeg_next::{codec, ffi, frame, Dictionary};
+use ffmpeg_next::{codec, ffi, frame, Codec, Dictionary};
 use serde::Serialize;
 
 pub const DEFAULT_VAAPI_DEVICE: &str = "/dev/dri/renderD128";
@@ -196,7 +196,7 @@ pub fn is_device_type(backend: &str) -> bool {
 }
 
 /// The hardware configurations `codec` declares, as (device type, pixel format).
-fn hw_configs(codec: &codec::Codec) -> Vec<(ffi::AVHWDeviceType, ffi::AVPixelFormat)> {
+fn hw_configs(codec: &Codec) -> Vec<(ffi::AVHWDeviceType, ffi::AVPixelFormat)> {
     (0..)
         .map_while(|index| {
             // SAFETY: `codec` wraps a valid AVCodec from libav's static tables; libav
@@ -210,7 +210,7 @@ fn hw_configs(codec: &codec::Codec) -> Vec<(ffi::AVHWDeviceType, ffi::AVPixelFor
 
 /// The pixel formats `codec` decodes to through devices of type `backend`; empty
 /// when it cannot use such a device.
-pub fn hardware_formats(codec: &codec::Codec, backend: &str) -> Vec<Pixel> {
+pub fn hardware_formats(codec: &Codec, backend: &str) -> Vec<Pixel> {
     let Some(kind) = device_type(backend) else {
         return Vec::new();
     };
@@ -229,8 +229,7 @@ pub fn decodes_with(backend: &str) -> bool {
         .filter_map(ffmpeg_next::decoder::find)
         .any(|codec| !hardware_formats(&codec, backend).is_empty());
     let wrapper = ["h264", "hevc"].iter().any(|name| {
-        ffmpeg_next::decoder::find_by_name(&format!("{name}_{}", wrapper_suffix(backend)))
-            .is_some()
+        ffmpeg_next::decoder::find_by_name(&format!("{name}_{}", wrapper_suffix(backend))).is_some()
     });
     native || wrapper
 }
@@ -293,7 +292,7 @@ extern "C" fn pick_format(
             Vec::new()
         } else {
             let kind = (*((*device).data as *const ffi::AVHWDeviceContext)).type_;
-            hw_configs(&codec::Codec::wrap(codec))
+            hw_configs(&Codec::wrap(codec))
                 .into_iter()
                 .filter(|(device, _)| *device == kind)
                 .map(|(_, format)| format)
@@ -340,6 +339,10 @@ pub fn transfer_frame(
     hardware: &mut frame::Video,
     out: &mut frame::Video,
 ) -> Result<(), ffmpeg_next::Error> {
+    // libav dereferences the source's frame pool without checking it.
+    if !is_hardware_frame(hardware) {
+        return Err(ffmpeg_next::Error::InvalidData);
+    }
     // SAFETY: both wrappers hold valid, distinct AVFrames. `out` is unreferenced
     // first, so av_hwframe_transfer_data allocates it in the pool's software format;
     // av_frame_unref leaves `hardware` blank and returns its surface to the pool.
@@ -409,7 +412,11 @@ mod tests {
 
     #[test]
     fn negotiation_prefers_the_device_format() {
-        let offered = [F::AV_PIX_FMT_VAAPI, F::AV_PIX_FMT_CUDA, F::AV_PIX_FMT_YUV420P];
+        let offered = [
+            F::AV_PIX_FMT_VAAPI,
+            F::AV_PIX_FMT_CUDA,
+            F::AV_PIX_FMT_YUV420P,
+        ];
         assert_eq!(
             choose_format(&offered, &[F::AV_PIX_FMT_CUDA]),
             F::AV_PIX_FMT_CUDA
@@ -422,7 +429,11 @@ mod tests {
 
     #[test]
     fn negotiation_falls_back_to_the_first_software_format() {
-        let offered = [F::AV_PIX_FMT_VAAPI, F::AV_PIX_FMT_NV12, F::AV_PIX_FMT_YUV420P];
+        let offered = [
+            F::AV_PIX_FMT_VAAPI,
+            F::AV_PIX_FMT_NV12,
+            F::AV_PIX_FMT_YUV420P,
+        ];
         assert_eq!(
             choose_format(&offered, &[F::AV_PIX_FMT_CUDA]),
             F::AV_PIX_FMT_NV12

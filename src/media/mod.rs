@@ -1,6 +1,7 @@
 //! Everything that speaks libav: opening inputs, decoding, pixel conversion, probing
 //! and hardware devices. Nothing outside this module sees an ffmpeg type.
 
+mod backend;
 mod convert;
 mod decode;
 pub mod hwaccel;
@@ -11,6 +12,7 @@ mod probe;
 
 use thiserror::Error;
 
+pub use backend::{probe_backends, HwRequest, DEFAULT_HW_RETRY, FAULT_INJECTION};
 pub use convert::range_tables;
 pub use decode::{DecodedFrame, DropCounts, OpenOptions, VideoSource};
 pub use planner::{EveryFrame, FrameDemand};

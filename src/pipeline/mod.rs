@@ -38,6 +38,8 @@ pub struct Sample<'a> {
     pub progress: Option<f64>,
     /// The source's damage counters so far.
     pub drops: DropCounts,
+    /// The hardware backend decoding now and why it is not the one asked for.
+    pub hwaccel: (&'static str, Option<String>),
     /// Times realtime pacing fell so far behind that it started again.
     pub lag_events: u64,
 }
@@ -87,11 +89,13 @@ pub fn pump(
             continue;
         }
         let drops = video.drops();
+        let hwaccel = video.hwaccel();
         on_sample(Sample {
             picture: video.picture()?,
             pts: frame.timestamp,
             progress: frame.progress,
             drops,
+            hwaccel,
             lag_events: pacing.as_ref().map_or(0, |p| p.pacer.lag_events()),
         })?;
     }

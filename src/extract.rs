@@ -3,7 +3,8 @@
 
 use std::path::Path;
 
-use crate::media::{OpenOptions, VideoSource};
+use crate::hw_choice::HwChoice;
+use crate::media::{HwRequest, OpenOptions, VideoSource};
 use crate::output::jpeg::JpegEncoder;
 use crate::output::store::FrameStore;
 use crate::pipeline::sampler::Sampler;
@@ -20,14 +21,18 @@ pub struct Job {
     pub sampling: Sampling,
     /// Decoder threads; 0 lets libav choose.
     pub threads: usize,
+    /// Hardware to decode with (`auto`: cuda, qsv, vaapi, on their default devices).
+    pub hwaccel: HwChoice,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Summary {
     pub frames: u64,
     pub end: PumpEnd,
     /// Packets left undecoded because no sample needed them.
     pub packets_skipped: u64,
+    /// The backend that decoded last (`none`: software) and why not the one asked for.
+    pub hwaccel: (&'static str, Option<String>),
 }
 
 /// Extracts frames of `source` into `out` (cleared first). `on_progress` gets the
@@ -44,6 +49,10 @@ pub fn extract(
     let options = OpenOptions {
         sampling: job.sampling,
         threads: job.threads,
+        hwaccel: HwRequest {
+            backends: job.hwaccel.backends(),
+            ..HwRequest::default()
+        },
         ..OpenOptions::default()
     };
     let mut video = VideoSource::open(source, &options, stop)?;
@@ -64,5 +73,6 @@ pub fn extract(
         frames,
         end: end?,
         packets_skipped: video.skipped_unneeded(),
+        hwaccel: video.hwaccel(),
     })
 }

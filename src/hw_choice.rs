@@ -29,7 +29,7 @@ pub const KNOWN_BACKENDS: [&str; 15] = [
 pub const FAULT_INJECTION: &str = "fault-injection";
 
 /// A `force_format` value.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum HwChoice {
     /// Try the configured order, then software.
     Auto,
@@ -59,6 +59,15 @@ impl HwChoice {
         let mut all = vec!["auto", "none"];
         all.extend(KNOWN_BACKENDS);
         all.join(", ")
+    }
+
+    /// The backends to try, in order, on their own (`auto`: the default order).
+    pub fn backends(&self) -> Vec<&'static str> {
+        match self {
+            HwChoice::Auto => vec!["cuda", "qsv", "vaapi"],
+            HwChoice::None => Vec::new(),
+            HwChoice::Backend(name) => vec![name],
+        }
     }
 
     pub fn as_str(&self) -> &'static str {

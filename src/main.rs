@@ -11,6 +11,7 @@ use actix_web::{web, App, HttpServer};
 use clap::{Args, Parser, Subcommand};
 
 use video_pipeline::config::{self, Config, RawValues};
+use video_pipeline::hw_choice::HwChoice;
 use video_pipeline::registry::Registry;
 use video_pipeline::sampling::Sampling;
 use video_pipeline::source::Source;
@@ -67,6 +68,9 @@ enum Command {
         /// Decoder threads (0: libav's choice, one per core).
         #[arg(long, default_value_t = 0)]
         threads: usize,
+        /// Hardware decoding: none, auto, cuda, qsv, vaapi, ...; software when it fails.
+        #[arg(long, default_value = "none", value_parser = parse_hwaccel)]
+        hwaccel: HwChoice,
     },
 }
 
@@ -120,11 +124,13 @@ fn main() -> ExitCode {
             sampling,
             decode_all,
             threads,
+            hwaccel,
         }) => {
             let job = extract::Job {
                 fps,
                 jpeg_quality: quality,
                 threads,
+                hwaccel,
                 sampling: if decode_all { Sampling::All } else { sampling },
             };
             extract_frames(&input, job, &out)
@@ -192,6 +198,11 @@ fn serve(args: ServeArgs) -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+fn parse_hwaccel(value: &str) -> Result<HwChoice, String> {
+    HwChoice::parse(value)
+        .ok_or_else(|| format!("{value:?} is not one of {}", HwChoice::allowed_values()))
 }
 
 fn parse_sampling(value: &str) -> Result<Sampling, String> {
@@ -268,6 +279,13 @@ fn extract_frames(input: &str, job: extract::Job, out: &std::path::Path) -> Exit
                 out.display(),
                 summary.packets_skipped
             );
+            match summary.hwaccel {
+                ("none", Some(reason)) => {
+                    eprintln!("video-pipeline: {reason}")
+                }
+                ("none", None) => {}
+                (backend, _) => eprintln!("video-pipeline: decoded with {backend}"),
+            }
             ExitCode::SUCCESS
         }
         Err(e) => {

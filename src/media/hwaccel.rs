@@ -5,6 +5,7 @@
 
 use std::collections::HashMap;
 use std::ffi::{CStr, CString};
+use std::path::Path;
 use std::ptr;
 use std::sync::{Arc, Mutex, OnceLock};
 
@@ -144,7 +145,21 @@ pub fn shared_device(backend: &str, names: &DeviceNames) -> Result<Arc<HwDevice>
     if let Some(device) = cache.get(&key) {
         return Ok(Arc::clone(device));
     }
-    let created = Arc::new(HwDevice::create(backend, device, &options)?);
+    let node = device.or_else(|| {
+        options
+            .iter()
+            .find(|(name, _)| *name == "child_device")
+            .map(|(_, value)| *value)
+    });
+    let created = HwDevice::create(backend, device, &options).map_err(|e| match node {
+        Some(path) if path.starts_with('/') && !Path::new(path).exists() => {
+            format!("{path} does not exist ({e})")
+        }
+        Some(path) if path.starts_with('/') => format!("{path}: {e}"),
+        Some(index) => format!("device {index}: {e}"),
+        None => e,
+    })?;
+    let created = Arc::new(created);
     cache.insert(key, Arc::clone(&created));
     Ok(created)
 }
@@ -396,7 +411,12 @@ mod tests {
             vaapi: "/dev/dri/no-such-node".into(),
             ..DeviceNames::default()
         };
-        assert!(shared_device("vaapi", &names).is_err());
+        let err = shared_device("vaapi", &names).unwrap_err();
+        assert!(
+            err.starts_with("/dev/dri/no-such-node does not exist"),
+            "{err}"
+        );
+        assert!(shared_device("qsv", &names).is_err());
         assert!(shared_device("vaapi", &names).is_err());
     }
 

@@ -5,6 +5,10 @@
 #
 #   docker build -t video-pipeline .
 #   docker run -p 8002:8002 -v frames:/app/frames video-pipeline
+#
+# Hardware decoding (docs/hwaccel.md): NVIDIA through the NVIDIA container runtime
+# (`--gpus all`), Intel and AMD through /dev/dri (`--device /dev/dri --group-add <gid of
+# the host's render group>`).
 
 ARG RUST_VERSION=1.95
 
@@ -32,19 +36,30 @@ RUN --mount=type=cache,target=/usr/local/cargo/registry \
 
 FROM debian:bookworm-slim
 
-# Only the libav libraries the binary links (they bring libavfilter, libswresample and
-# the codec libraries; libjpeg-turbo is linked in statically), certificates for
-# HTTPS/RTSPS sources, and tini as PID 1.
+# Only the libav libraries the binary links (they bring libavfilter, libswresample, the
+# codec libraries and the VAAPI, VDPAU and QSV client libraries; libjpeg-turbo is linked
+# in statically), certificates for HTTPS/RTSPS sources, and tini as PID 1.
+# The user-space video drivers: Mesa's VAAPI driver (AMD) everywhere, and on amd64
+# Intel's media driver (Broadwell and newer), the older i965 driver, and the QSV
+# runtimes (libmfx1 up to Ice Lake, libmfx-gen1.2 for Tiger Lake and newer); vainfo
+# checks a node from inside the container. NVIDIA's libraries (libcuda, libnvcuvid)
+# come from the host through the NVIDIA container runtime.
 # hadolint ignore=DL3008
 RUN apt-get update \
     && apt-get install -y --no-install-recommends \
         libavcodec59 libavformat59 libavutil57 libswscale6 libavdevice59 \
         ca-certificates tini \
+        mesa-va-drivers vainfo \
+    && if [ "$(dpkg --print-architecture)" = amd64 ]; then \
+        apt-get install -y --no-install-recommends \
+            intel-media-va-driver i965-va-driver libmfx1 libmfx-gen1.2; \
+    fi \
     && rm -rf /var/lib/apt/lists/*
 
-# A fixed uid so that shared volumes can be prepared on the host; group video gives
-# access to /dev/dri render nodes on most hosts (add the host's render group with
-# --group-add where the nodes belong to it).
+# A fixed uid so that shared volumes can be prepared on the host. The process is never
+# root: group video gives access to /dev/dri card nodes on most hosts, and render nodes
+# belong to the host's render group, whose number differs between hosts: add it with
+# --group-add (compose: group_add, Kubernetes: supplementalGroups).
 RUN useradd --system --uid 10001 --gid video --home-dir /app --shell /usr/sbin/nologin \
         video-pipeline \
     && mkdir -p /app/frames /app/videos \
@@ -58,6 +73,8 @@ ENV HOST=0.0.0.0 \
     OUTPUT_FOLDER=/app/frames \
     UPLOAD_FOLDER=/app/videos \
     RUST_LOG=info \
+    VAAPI_DEVICE=/dev/dri/renderD128 \
+    NVIDIA_VISIBLE_DEVICES=all \
     NVIDIA_DRIVER_CAPABILITIES=compute,video,utility
 
 WORKDIR /app

@@ -239,8 +239,10 @@ impl Decoder {
 
     pub fn send_packet(&mut self, packet: &Packet) -> Result<(), ffmpeg_next::Error> {
         let result = self.inner.send_packet(packet);
-        if let Err(e) = &result {
-            self.count_error(e.to_string());
+        match &result {
+            Err(ffmpeg_next::Error::Other { errno }) if *errno == EAGAIN => {}
+            Err(e) => self.count_error(e.to_string()),
+            Ok(()) => {}
         }
         result
     }

@@ -65,13 +65,19 @@ impl Supervisor {
         let Admission::Started(camera) = &admission else {
             return admission;
         };
+        let hwaccel = self.hw_request(&camera.settings.hwaccel_requested);
+        {
+            let mut state = camera.state();
+            state.hwaccel = "none";
+            state.hwaccel_reason = self.expected_fallback(&hwaccel);
+        }
         let config = &self.config;
         let options = WorkerOptions {
             open: OpenOptions {
                 open_timeout: config.open_timeout,
                 read_timeout: config.read_timeout,
                 threads: self.decode_threads(),
-                hwaccel: self.hw_request(&camera.settings.hwaccel_requested),
+                hwaccel,
                 ..OpenOptions::default()
             },
             stall_timeout: config.stall_timeout,
@@ -188,6 +194,27 @@ impl Supervisor {
             compiled: hwaccel::compiled_device_types(),
             probes,
         }
+    }
+
+    /// Why a camera will decode in software, as the hardware probe foresees it: what the
+    /// status says until the source is open and its decoder tells.
+    fn expected_fallback(&self, request: &HwRequest) -> Option<String> {
+        if request.backends.is_empty() {
+            return None;
+        }
+        let report = self.hardware();
+        let mut reasons = Vec::new();
+        for backend in &request.backends {
+            match report.probes.iter().find(|p| p.backend == *backend) {
+                Some(probe) if probe.available => return None,
+                Some(probe) => reasons.push(format!(
+                    "{backend}: {}",
+                    probe.reason.as_deref().unwrap_or("unavailable")
+                )),
+                None => reasons.push(format!("{backend}: not a backend of this machine")),
+            }
+        }
+        Some(format!("{}; decoding in software", reasons.join("; ")))
     }
 
     /// What a camera that asked for `requested` tries: a named backend, the

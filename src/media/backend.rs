@@ -12,7 +12,7 @@ use ffmpeg_next::{frame, media, Packet};
 
 use super::hwaccel::{self, DeviceNames, DeviceProbe, HwDevice};
 
-pub use crate::hw_choice::FAULT_INJECTION;
+use crate::hw_choice::FAULT_INJECTION;
 
 /// Hardware errors in a row after which a hardware decoder is given up.
 pub const MAX_HARDWARE_ERRORS: u32 = 3;

@@ -124,10 +124,6 @@ impl HwDevice {
             backend: backend.to_owned(),
         })
     }
-
-    pub fn backend(&self) -> &str {
-        &self.backend
-    }
 }
 
 /// Devices in use, one per backend and device name, shared by every camera.

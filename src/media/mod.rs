@@ -12,7 +12,7 @@ mod probe;
 
 use thiserror::Error;
 
-pub use backend::{probe_backends, HwRequest, DEFAULT_HW_RETRY, FAULT_INJECTION};
+pub use backend::{probe_backends, HwRequest};
 pub use convert::range_tables;
 pub use decode::{DecodedFrame, DropCounts, OpenOptions, VideoSource};
 pub use planner::{EveryFrame, FrameDemand};

@@ -69,6 +69,15 @@ fn clips() -> Vec<(&'static str, PathBuf)> {
             generated_media("sa_gop15.ts", SOURCE, 12.0, &x264(&["-g", "45"])),
         ),
         (
+            "all intra (mjpeg)",
+            generated_media(
+                "sa_mjpeg.avi",
+                SOURCE,
+                6.0,
+                &["-c:v", "mjpeg", "-q:v", "5", "-pix_fmt", "yuvj420p"],
+            ),
+        ),
+        (
             "hevc with B-frames",
             generated_media(
                 "sa_hevc.mp4",

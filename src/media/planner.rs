@@ -116,8 +116,12 @@ impl<P: PacketInfo> Planner<P> {
                 return;
             }
             let key = self.held.pop().expect("a pending keyframe is held");
+            let key_due = is_due(&key, due);
             self.drop_held(out);
             self.held.push(key);
+            if key_due {
+                self.send_held(due, out);
+            }
         }
         if packet.is_key() && self.holding() {
             self.key_pending = true;
@@ -337,6 +341,19 @@ mod tests {
             .collect();
         let out = feed(&mut planner, &packets, Some(1e9));
         assert_eq!(out.len(), MAX_HELD_PACKETS + 1);
+    }
+
+    #[test]
+    fn all_intra_streams_send_each_due_keyframe() {
+        let mut planner = Planner::new(Sampling::Exact);
+        let packets: Vec<Fake> = (0..6).map(|i| packet(f64::from(i), true)).collect();
+        let mut out = Vec::new();
+        // Due at 2: keyframes 0 and 1 are dropped, 2 is sent once 3 shows the group is
+        // closed.
+        for p in &packets[..4] {
+            planner.push(p.clone(), &Due(Some(2.0)), &mut out);
+        }
+        assert!(steps(out).contains(&"2".to_owned()));
     }
 
     #[test]

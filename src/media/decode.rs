@@ -274,7 +274,7 @@ impl VideoSource {
                         continue;
                     }
                     self.damaged_streak = 0;
-                    self.last_frame_at = Instant::now();
+                    self.mark_alive();
                     return Ok(Some(self.describe_frame()));
                 }
                 Err(ffmpeg_next::Error::Other { errno }) if errno == EAGAIN => {
@@ -439,7 +439,7 @@ impl VideoSource {
                     self.planner.push(timed, demand, &mut self.decided);
                     if self.planner.holding() {
                         // Nothing is due: the source is alive, no frame is expected yet.
-                        self.last_frame_at = Instant::now();
+                        self.mark_alive();
                     }
                     self.ready.extend(self.decided.drain(..));
                 }
@@ -512,6 +512,15 @@ impl VideoSource {
             self.awaiting_keyframe = false;
         }
         self.awaiting_keyframe
+    }
+
+    /// Restarts the stall clock, unless the input was cut short: what it still hands
+    /// back then was flushed by the failed read, and the failure that follows must be
+    /// judged by the time the source was really last alive.
+    fn mark_alive(&mut self) {
+        if !self.deadline.has_passed() {
+            self.last_frame_at = Instant::now();
+        }
     }
 
     fn stalled(&self) -> bool {

@@ -36,7 +36,17 @@ impl Deadline {
     /// already been seen to pass.
     pub fn arm(&self, limit: Duration) {
         let at = self.base.elapsed() + limit;
-        self.millis.store(at.as_millis() as u64, Ordering::Relaxed);
+        // Rounded up: a deadline that passed a little early would end a stall wait
+        // before the stall is due, and then be taken for a read timeout.
+        let millis = at.as_micros().div_ceil(1000);
+        self.millis
+            .store(u64::try_from(millis).unwrap_or(u64::MAX), Ordering::Relaxed);
+    }
+
+    /// Whether the interrupt callback has seen the deadline pass (the input is done
+    /// for). Unlike `expired`, asking does not itself end the input.
+    pub fn has_passed(&self) -> bool {
+        self.passed.load(Ordering::Relaxed)
     }
 
     pub fn expired(&self) -> bool {
@@ -109,8 +119,34 @@ mod tests {
     fn a_passed_deadline_stays_passed() {
         let deadline = Deadline::new();
         deadline.arm(Duration::ZERO);
+        assert!(!deadline.has_passed());
         assert!(deadline.expired());
+        assert!(deadline.has_passed());
         deadline.arm(Duration::from_secs(60));
         assert!(deadline.expired());
+    }
+
+    #[test]
+    fn a_deadline_never_passes_early() {
+        for micros in [1, 500, 999, 1001, 1500, 2999] {
+            let deadline = Deadline::new();
+            let limit = Duration::from_micros(micros);
+            let armed = Instant::now();
+            deadline.arm(limit);
+            while !deadline.expired() {
+                std::hint::spin_loop();
+            }
+            assert!(armed.elapsed() >= limit, "{limit:?} passed early");
+        }
+    }
+
+    #[test]
+    fn has_passed_only_reports() {
+        let deadline = Deadline::new();
+        deadline.arm(Duration::ZERO);
+        std::thread::sleep(Duration::from_millis(2));
+        assert!(!deadline.has_passed());
+        deadline.arm(Duration::from_secs(60));
+        assert!(!deadline.expired());
     }
 }

@@ -88,6 +88,56 @@ mod tests {
     }
 
     #[test]
+    fn a_short_initial_delay_grows_to_a_short_cap() {
+        let mut backoff = Backoff::new(Duration::from_millis(100), Duration::from_secs(3));
+        let delays: Vec<u64> = (0..8)
+            .map(|_| backoff.next_delay(1.0).as_millis() as u64)
+            .collect();
+        assert_eq!(delays, [100, 200, 400, 800, 1600, 3000, 3000, 3000]);
+        assert_eq!(backoff.cap(), Duration::from_secs(3));
+    }
+
+    /// Attempts that fit in `window` when every attempt fails at once (fake time).
+    fn attempts_within(backoff: &mut Backoff, jitter: f64, window: Duration) -> u32 {
+        let mut now = Duration::ZERO;
+        let mut attempts = 0;
+        while now < window {
+            attempts += 1;
+            now += backoff.next_delay(jitter);
+        }
+        attempts
+    }
+
+    #[test]
+    fn exponential_retries_start_fast_and_spread_out() {
+        let window = Duration::from_secs(10);
+        let new = || Backoff::new(Duration::from_millis(100), Duration::from_secs(3));
+        // Delays of at most 0.1, 0.2, 0.4, 0.8, 1.6, 3, 3 s: 8 attempts, 5 of them in the
+        // first 1.6 s; with the least jitter, more.
+        assert_eq!(attempts_within(&mut new(), 1.0, window), 8);
+        assert_eq!(attempts_within(&mut new(), 0.0, window), 11);
+        assert_eq!(
+            attempts_within(&mut new(), 1.0, Duration::from_millis(1600)),
+            5
+        );
+    }
+
+    #[test]
+    fn a_cap_below_the_initial_delay_is_raised_to_it() {
+        let mut backoff = Backoff::new(Duration::from_secs(5), Duration::from_secs(1));
+        assert_eq!(backoff.cap(), Duration::from_secs(5));
+        assert_eq!(backoff.next_delay(1.0), Duration::from_secs(5));
+        assert_eq!(backoff.next_delay(1.0), Duration::from_secs(5));
+    }
+
+    #[test]
+    fn jitter_outside_zero_to_one_is_clamped() {
+        let mut backoff = Backoff::default();
+        assert_eq!(backoff.next_delay(7.0), Duration::from_millis(500));
+        assert_eq!(backoff.next_delay(-3.0), Duration::from_millis(500));
+    }
+
+    #[test]
     fn huge_failure_counts_do_not_overflow() {
         let mut backoff = Backoff::default();
         for _ in 0..10_000 {

@@ -69,6 +69,41 @@ mod tests {
     }
 
     #[test]
+    fn a_small_lag_catches_up_on_the_same_schedule() {
+        let mut pacer = Pacer::new();
+        pacer.delay(0.0, ms(0));
+        // 600 ms late: released at once, and the schedule is kept.
+        assert_eq!(pacer.delay(0.5, ms(1100)), Duration::ZERO);
+        assert_eq!(pacer.delay(1.0, ms(1100)), Duration::ZERO);
+        assert_eq!(pacer.delay(1.5, ms(1100)), ms(400));
+        assert_eq!(pacer.lag_events(), 0);
+    }
+
+    #[test]
+    fn a_forward_jump_is_waited_for_then_paced_without_a_burst() {
+        let mut pacer = Pacer::new();
+        pacer.delay(0.0, ms(0));
+        assert_eq!(pacer.delay(0.04, ms(40)), Duration::ZERO);
+        assert_eq!(pacer.delay(10.0, ms(40)), ms(9960));
+        assert_eq!(pacer.delay(10.04, ms(10_000)), ms(40));
+        assert_eq!(pacer.delay(10.08, ms(10_000)), ms(80));
+        assert_eq!(pacer.lag_events(), 0);
+    }
+
+    #[test]
+    fn loop_passes_on_one_timeline_are_paced_evenly() {
+        // A 5 s clip at 25 fps played three times: the offset keeps the timeline going.
+        let mut pacer = Pacer::new();
+        let mut now = Duration::ZERO;
+        for frame in 0..375u64 {
+            let timestamp = frame as f64 * 0.04;
+            now += pacer.delay(timestamp, now);
+            assert_eq!(now, ms(frame * 40), "frame {frame}");
+        }
+        assert_eq!(pacer.lag_events(), 0);
+    }
+
+    #[test]
     fn a_backward_timestamp_restarts() {
         let mut pacer = Pacer::new();
         pacer.delay(100.0, ms(0));

@@ -153,6 +153,52 @@ mod tests {
     }
 
     #[test]
+    fn a_33_bit_timestamp_wrap_reanchors_without_a_gap_or_a_burst() {
+        // MPEG-TS timestamps wrap after 2^33 ticks of 90 kHz, about 26.5 hours.
+        let wrap = (1u64 << 33) as f64 / 90_000.0;
+        let mut timestamps: Vec<f64> = frames(25.0, 5.0)
+            .into_iter()
+            .map(|t| t + wrap - 5.0)
+            .collect();
+        timestamps.extend(frames(25.0, 5.0));
+        let out = sampled(1.0, timestamps);
+        assert_eq!(out.len(), 10, "{out:?}");
+        // Unwrapped, the samples are one second apart throughout.
+        let unwrapped: Vec<f64> = out
+            .iter()
+            .map(|&t| if t < 1000.0 { t + wrap } else { t })
+            .collect();
+        for pair in unwrapped.windows(2) {
+            assert!(((pair[1] - pair[0]) - 1.0).abs() < 1e-6, "{out:?}");
+        }
+    }
+
+    #[test]
+    fn a_forward_jump_of_an_hour_gives_no_burst() {
+        let mut timestamps = frames(25.0, 3.0);
+        timestamps.extend(frames(25.0, 3.0).into_iter().map(|t| t + 3600.0));
+        let out = sampled(2.0, timestamps);
+        assert_eq!(out.len(), 12, "{out:?}");
+        assert_eq!(out[6], 3600.0);
+        // On the 0.04 s frame grid a 0.5 s step is 0.48 or 0.52 s, never less.
+        for pair in out.windows(2) {
+            assert!(pair[1] - pair[0] >= 0.48 - 1e-9, "{out:?}");
+        }
+    }
+
+    #[test]
+    fn next_due_follows_the_new_origin_after_a_reset() {
+        let mut sampler = Sampler::new(2.0);
+        assert!(sampler.offer(100.0));
+        assert!(sampler.offer(100.5));
+        assert_eq!(sampler.next_due(), Some(101.0));
+        assert!(sampler.offer(3.0));
+        assert_eq!(sampler.next_due(), Some(3.5));
+        assert!(!sampler.offer(3.2));
+        assert!(sampler.offer(3.5));
+    }
+
+    #[test]
     fn small_reordering_is_not_a_reset() {
         let out = sampled(1.0, [0.0, 0.1, 0.05, 1.0, 0.98, 2.0]);
         assert_eq!(out, vec![0.0, 1.0, 2.0]);

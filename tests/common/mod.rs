@@ -2,6 +2,8 @@
 //! client, and test media generated at run time with the `ffmpeg` CLI.
 #![allow(dead_code)]
 
+pub mod rtsp;
+
 use std::collections::HashMap;
 use std::io::Read;
 use std::net::TcpListener;

@@ -7,12 +7,14 @@ Debian packages it needs:
     gstreamer1.0-tools
 
 Usage:
-    rtsp_server.py --port 8554 [--path /stream] [--file clip.mp4]
+    rtsp_server.py --port 8554 [--path /stream] [--mounts N] [--file clip.mp4]
                    [--user U --password P]
 
 Without --file it serves a live 320x240 25 fps H.264 test pattern. With --file it serves
 the file's H.264 video (any container), looping forever at the file's frame rate; the
 file is read once at start and its access units are replayed with fresh timestamps.
+With --mounts N (N > 1) it serves N independent streams at PATH1 ... PATHN instead of
+one at PATH, so one process can stand in for several cameras.
 With --user and --password, clients must authenticate (basic auth).
 
 Prints "READY" on stdout once the port is listening; exits with 0 on SIGTERM or SIGINT.
@@ -120,14 +122,16 @@ class Replay:
             self.timer = None
 
 
-def make_factory(args):
+def make_factory(replayed):
+    """A factory for one mount; `replayed` is (units, caps, rate) of a file, or None for
+    the test pattern."""
     factory = GstRtspServer.RTSPMediaFactory()
     # Each client gets its own pipeline, so every stream starts on a key frame.
     factory.set_shared(False)
-    if args.file is None:
+    if replayed is None:
         factory.set_launch(TEST_PATTERN)
         return factory
-    units, caps, rate = read_access_units(args.file)
+    units, caps, rate = replayed
     factory.set_launch(REPLAY)
 
     def configure(_factory, media):
@@ -140,14 +144,20 @@ def make_factory(args):
     return factory
 
 
-def require_basic_auth(server, factory, user, password):
-    role = "user"
+USER_ROLE = "user"
+
+
+def basic_auth(user, password):
+    """Server-wide basic authentication that knows one user."""
     token = GstRtspServer.RTSPToken()
-    token.set_string(GstRtspServer.RTSP_TOKEN_MEDIA_FACTORY_ROLE, role)
+    token.set_string(GstRtspServer.RTSP_TOKEN_MEDIA_FACTORY_ROLE, USER_ROLE)
     auth = GstRtspServer.RTSPAuth()
     auth.add_basic(GstRtspServer.RTSPAuth.make_basic(user, password), token)
-    server.set_auth(auth)
-    permissions = Gst.Structure.new_empty(role)
+    return auth
+
+
+def allow_user_role(factory):
+    permissions = Gst.Structure.new_empty(USER_ROLE)
     permissions.set_value(GstRtspServer.RTSP_PERM_MEDIA_FACTORY_ACCESS, True)
     permissions.set_value(GstRtspServer.RTSP_PERM_MEDIA_FACTORY_CONSTRUCT, True)
     factory.add_role_from_structure(permissions)
@@ -158,6 +168,7 @@ def main():
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--path", default="/stream")
+    parser.add_argument("--mounts", type=int, default=1, help="serve N streams: PATH1..PATHN")
     parser.add_argument("--file", help="stream this file's H.264 video in a loop")
     parser.add_argument("--user")
     parser.add_argument("--password")
@@ -166,16 +177,26 @@ def main():
         parser.error("--user and --password go together")
     if not args.path.startswith("/"):
         parser.error("--path must start with /")
+    if args.mounts < 1:
+        parser.error("--mounts must be at least 1")
 
     Gst.init(None)
     loop = GLib.MainLoop()
     server = GstRtspServer.RTSPServer()
     server.set_address(args.host)
     server.set_service(str(args.port))
-    factory = make_factory(args)
     if args.user is not None:
-        require_basic_auth(server, factory, args.user, args.password)
-    server.get_mount_points().add_factory(args.path, factory)
+        server.set_auth(basic_auth(args.user, args.password))
+    replayed = None if args.file is None else read_access_units(args.file)
+    if args.mounts == 1:
+        paths = [args.path]
+    else:
+        paths = [f"{args.path}{number}" for number in range(1, args.mounts + 1)]
+    for path in paths:
+        factory = make_factory(replayed)
+        if args.user is not None:
+            allow_user_role(factory)
+        server.get_mount_points().add_factory(path, factory)
     if server.attach(None) == 0:
         sys.exit(f"rtsp_server.py: cannot listen on {args.host}:{args.port}")
 

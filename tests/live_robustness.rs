@@ -1,0 +1,957 @@
+//! Live cameras when things go wrong: a server that dies and comes back, one that never
+//! answers, wrong paths and credentials, a frozen server and a stream that never
+//! decodes, one camera failing among eight, a looped file played as a camera for a
+//! minute, and credentials that must never show in any of those errors.
+//!
+//! The RTSP servers are real (GStreamer's, `tests/support/rtsp_server.py`); the faulty
+//! servers (a counting proxy, an HTTP server sending undecodable MPEG-TS) live here.
+
+mod common;
+
+use std::io::{Read, Write};
+use std::net::{Shutdown, TcpListener, TcpStream};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use common::rtsp::{
+    frame_count, frame_number, quick_status, restart_count, snapshot_frames, start_camera,
+    start_camera_with, stop_camera, RtspServer, SilentServer, FRAMES_TIMEOUT, STOP_LIMIT,
+    STREAM_PATH,
+};
+use common::{frame_files, free_port, Daemon};
+use serde_json::Value;
+
+/// The stall timeout given to the daemon where a stall is provoked.
+const STALL_SECONDS: u64 = 3;
+const STALL: Duration = Duration::from_secs(STALL_SECONDS);
+/// Added to limits the daemon should meet almost exactly, for a loaded two-core machine.
+const SLACK: Duration = Duration::from_secs(2);
+/// Connecting to a freshly started GStreamer server and decoding its first frame.
+const CONNECT_ALLOWANCE: Duration = Duration::from_secs(8);
+/// What the contract allows a status read while a camera hangs.
+const API_LATENCY_LIMIT: Duration = Duration::from_millis(100);
+
+fn kind(status: &Value) -> &str {
+    status["last_error_kind"].as_str().unwrap_or_default()
+}
+
+fn last_error(status: &Value) -> &str {
+    status["last_error"].as_str().unwrap_or_default()
+}
+
+/// Waits for `done` and says how long it took.
+fn wait_timed(daemon: &Daemon, camera: &str, done: impl Fn(&Value) -> bool) -> (Value, Duration) {
+    let started = Instant::now();
+    let status = daemon.wait_status(camera, FRAMES_TIMEOUT, done);
+    (status, started.elapsed())
+}
+
+fn wait_until(what: &str, timeout: Duration, done: impl Fn() -> bool) {
+    let deadline = Instant::now() + timeout;
+    while !done() {
+        assert!(Instant::now() < deadline, "{what}: not within {timeout:?}");
+        thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Frame files of a stopped camera: numbered 1..=frame_count, none missing or doubled.
+fn assert_numbering_is_continuous(daemon: &Daemon, camera: &str) -> u64 {
+    let count = frame_count(&daemon.status(camera));
+    let numbers: Vec<u64> = frame_files(&daemon.camera_dir(camera))
+        .iter()
+        .map(|path| frame_number(path))
+        .collect();
+    let expected: Vec<u64> = (1..=count).collect();
+    assert_eq!(numbers, expected, "frame files of {camera}");
+    count
+}
+
+fn median_of(values: &mut [f64]) -> f64 {
+    values.sort_by(f64::total_cmp);
+    values[values.len() / 2]
+}
+
+fn median(durations: &mut [Duration]) -> Duration {
+    durations.sort();
+    durations[durations.len() / 2]
+}
+
+/// A TCP proxy in front of a server that records when each connection was accepted,
+/// to count a camera's connection attempts.
+struct CountingProxy {
+    port: u16,
+    accepted: Arc<Mutex<Vec<Instant>>>,
+    done: Arc<AtomicBool>,
+    thread: Option<thread::JoinHandle<()>>,
+}
+
+impl CountingProxy {
+    fn start(upstream: u16) -> CountingProxy {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.set_nonblocking(true).unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let accepted = Arc::new(Mutex::new(Vec::new()));
+        let done = Arc::new(AtomicBool::new(false));
+        let thread = {
+            let accepted = Arc::clone(&accepted);
+            let done = Arc::clone(&done);
+            thread::spawn(move || {
+                while !done.load(Ordering::SeqCst) {
+                    match listener.accept() {
+                        Ok((client, _)) => {
+                            accepted.lock().unwrap().push(Instant::now());
+                            relay(client, upstream);
+                        }
+                        Err(_) => thread::sleep(Duration::from_millis(5)),
+                    }
+                }
+            })
+        };
+        CountingProxy {
+            port,
+            accepted,
+            done,
+            thread: Some(thread),
+        }
+    }
+
+    fn connections(&self) -> Vec<Instant> {
+        self.accepted.lock().unwrap().clone()
+    }
+}
+
+impl Drop for CountingProxy {
+    fn drop(&mut self) {
+        self.done.store(true, Ordering::SeqCst);
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+/// Copies both ways between `client` and a new connection to `upstream` until either
+/// side closes, then closes both.
+fn relay(client: TcpStream, upstream: u16) {
+    let _ = client.set_nonblocking(false);
+    let Ok(server) = TcpStream::connect(("127.0.0.1", upstream)) else {
+        return;
+    };
+    let pairs = [
+        (client.try_clone(), server.try_clone()),
+        (server.try_clone(), client.try_clone()),
+    ];
+    for pair in pairs {
+        if let (Ok(mut from), Ok(mut to)) = pair {
+            thread::spawn(move || {
+                let _ = std::io::copy(&mut from, &mut to);
+                let _ = from.shutdown(Shutdown::Both);
+                let _ = to.shutdown(Shutdown::Both);
+            });
+        }
+    }
+}
+
+/// An HTTP server whose every answer is an endless MPEG-TS stream that declares one
+/// H.264 video stream and carries only garbage in it: a live source whose packets keep
+/// coming and never decode.
+struct GarbageTsServer {
+    port: u16,
+    packets: Arc<AtomicU64>,
+    done: Arc<AtomicBool>,
+    thread: Option<thread::JoinHandle<()>>,
+}
+
+const TS_PACKET: usize = 188;
+const VIDEO_PID: u16 = 0x100;
+const PMT_PID: u16 = 0x1000;
+const NULL_PID: u16 = 0x1FFF;
+/// 90 kHz ticks per frame at 25 fps.
+const PTS_STEP: u64 = 3600;
+/// Frames sent at once when a client connects: more than libav's 7 s of MPEG-TS
+/// analysis, so the open does not wait on the pacing.
+const BURST_FRAMES: u64 = 250;
+
+impl GarbageTsServer {
+    fn start() -> GarbageTsServer {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.set_nonblocking(true).unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let packets = Arc::new(AtomicU64::new(0));
+        let done = Arc::new(AtomicBool::new(false));
+        let thread = {
+            let packets = Arc::clone(&packets);
+            let done = Arc::clone(&done);
+            thread::spawn(move || {
+                while !done.load(Ordering::SeqCst) {
+                    match listener.accept() {
+                        Ok((client, _)) => {
+                            let packets = Arc::clone(&packets);
+                            let done = Arc::clone(&done);
+                            thread::spawn(move || serve_garbage(client, &packets, &done));
+                        }
+                        Err(_) => thread::sleep(Duration::from_millis(20)),
+                    }
+                }
+            })
+        };
+        GarbageTsServer {
+            port,
+            packets,
+            done,
+            thread: Some(thread),
+        }
+    }
+
+    /// Transport-stream packets sent so far, on all connections.
+    fn packets(&self) -> u64 {
+        self.packets.load(Ordering::SeqCst)
+    }
+}
+
+impl Drop for GarbageTsServer {
+    fn drop(&mut self) {
+        self.done.store(true, Ordering::SeqCst);
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+fn serve_garbage(mut client: TcpStream, packets: &AtomicU64, done: &AtomicBool) {
+    let _ = client.set_nonblocking(false);
+    let _ = client.set_read_timeout(Some(Duration::from_secs(5)));
+    let _ = client.set_write_timeout(Some(Duration::from_secs(5)));
+    let mut request = Vec::new();
+    let mut buffer = [0u8; 1024];
+    while !request.windows(4).any(|w| w == b"\r\n\r\n") {
+        match client.read(&mut buffer) {
+            Ok(n) if n > 0 => request.extend_from_slice(&buffer[..n]),
+            _ => return,
+        }
+    }
+    let header = b"HTTP/1.0 200 OK\r\nContent-Type: video/mp2t\r\nConnection: close\r\n\r\n";
+    if client.write_all(header).is_err() {
+        return;
+    }
+    let mut muxer = GarbageMuxer::default();
+    let started = Instant::now();
+    for frame in 0u64.. {
+        if done.load(Ordering::SeqCst) {
+            return;
+        }
+        if frame >= BURST_FRAMES {
+            let due = Duration::from_millis((frame - BURST_FRAMES) * 40);
+            thread::sleep(due.saturating_sub(started.elapsed()));
+        }
+        let chunk = muxer.frame(frame);
+        if client.write_all(&chunk).is_err() {
+            return;
+        }
+        packets.fetch_add((chunk.len() / TS_PACKET) as u64, Ordering::SeqCst);
+    }
+}
+
+/// Makes MPEG-TS packets: tables now and then, and per frame one PES packet whose
+/// H.264 payload is an access unit delimiter and an IDR slice of random bytes.
+#[derive(Default)]
+struct GarbageMuxer {
+    continuity: [u8; 3],
+    random: u64,
+}
+
+impl GarbageMuxer {
+    fn frame(&mut self, index: u64) -> Vec<u8> {
+        let mut out = Vec::new();
+        if index % 25 == 0 {
+            let pat = section(
+                0x00,
+                &[0x00, 0x01, 0xE0 | (PMT_PID >> 8) as u8, PMT_PID as u8],
+            );
+            out.extend(self.packet(0, 0, &pat));
+            let pmt = section(
+                0x02,
+                &[
+                    0xE0 | (VIDEO_PID >> 8) as u8,
+                    VIDEO_PID as u8,
+                    0xF0,
+                    0x00,
+                    0x1B, // H.264
+                    0xE0 | (VIDEO_PID >> 8) as u8,
+                    VIDEO_PID as u8,
+                    0xF0,
+                    0x00,
+                ],
+            );
+            out.extend(self.packet(PMT_PID, 1, &pmt));
+        }
+        let pts = index * PTS_STEP;
+        let mut pes = vec![0x00, 0x00, 0x01, 0xE0, 0x00, 0x00, 0x80, 0x80, 0x05];
+        pes.extend([
+            0x21 | ((pts >> 29) & 0x0E) as u8,
+            (pts >> 22) as u8,
+            0x01 | ((pts >> 14) & 0xFE) as u8,
+            (pts >> 7) as u8,
+            0x01 | ((pts << 1) & 0xFE) as u8,
+        ]);
+        pes.extend([0, 0, 0, 1, 0x09, 0xF0, 0, 0, 0, 1, 0x65]);
+        while pes.len() < TS_PACKET - 4 {
+            // Never zero, so the garbage holds no start code.
+            pes.push(self.next_random() | 1);
+        }
+        out.extend(self.packet(VIDEO_PID, 2, &pes));
+        out.extend(self.packet(NULL_PID, usize::MAX, &[]));
+        out
+    }
+
+    /// One 188-byte packet starting a payload unit (`slot` indexes its continuity
+    /// counter; `usize::MAX` for null packets, which have none).
+    fn packet(&mut self, pid: u16, slot: usize, payload: &[u8]) -> Vec<u8> {
+        let counter = match self.continuity.get_mut(slot) {
+            Some(counter) => {
+                let now = *counter;
+                *counter = (now + 1) % 16;
+                now
+            }
+            None => 0,
+        };
+        let start = if pid == NULL_PID { 0x00 } else { 0x40 };
+        let mut packet = vec![0x47, start | (pid >> 8) as u8, pid as u8, 0x10 | counter];
+        packet.extend_from_slice(payload);
+        packet.resize(TS_PACKET, 0xFF);
+        packet
+    }
+
+    fn next_random(&mut self) -> u8 {
+        // xorshift64*, seeded on first use.
+        if self.random == 0 {
+            self.random = 0x9E37_79B9_7F4A_7C15;
+        }
+        self.random ^= self.random >> 12;
+        self.random ^= self.random << 25;
+        self.random ^= self.random >> 27;
+        (self.random.wrapping_mul(0x2545_F491_4F6C_DD1D) >> 56) as u8
+    }
+}
+
+/// A PSI section (pointer field first) with program number 1 and its CRC.
+fn section(table_id: u8, body: &[u8]) -> Vec<u8> {
+    let length = 5 + body.len() + 4;
+    let mut section = vec![
+        table_id,
+        0xB0 | (length >> 8) as u8,
+        length as u8,
+        0x00,
+        0x01,
+        0xC1,
+        0x00,
+        0x00,
+    ];
+    section.extend_from_slice(body);
+    let crc = mpeg_crc32(&section);
+    section.extend_from_slice(&crc.to_be_bytes());
+    let mut out = vec![0x00];
+    out.extend(section);
+    out
+}
+
+fn mpeg_crc32(data: &[u8]) -> u32 {
+    let mut crc = u32::MAX;
+    for &byte in data {
+        crc ^= u32::from(byte) << 24;
+        for _ in 0..8 {
+            crc = if crc & 0x8000_0000 != 0 {
+                (crc << 1) ^ 0x04C1_1DB7
+            } else {
+                crc << 1
+            };
+        }
+    }
+    crc
+}
+
+#[test]
+fn a_killed_server_is_reconnected_and_numbering_continues() {
+    let mut server = RtspServer::test_pattern();
+    let port = server.port;
+    let reconnect_max = Duration::from_secs(2);
+    let daemon = Daemon::start_with(&[
+        ("STALL_TIMEOUT_SECONDS", &STALL_SECONDS.to_string()),
+        ("RECONNECT_INITIAL_SECONDS", "0.5"),
+        (
+            "RECONNECT_MAX_SECONDS",
+            &reconnect_max.as_secs().to_string(),
+        ),
+    ]);
+    start_camera(&daemon, "flaky", &server.url());
+    daemon.wait_status("flaky", FRAMES_TIMEOUT, |s| {
+        s["phase"] == "streaming" && frame_count(s) >= 3
+    });
+
+    server.kill();
+    let (down, noticed) = wait_timed(&daemon, "flaky", |s| s["phase"] == "reconnecting");
+    eprintln!(
+        "killed server: reconnecting after {noticed:?} ({})",
+        kind(&down)
+    );
+    assert_eq!(down["status"], "running", "{down}");
+    assert!(
+        noticed <= STALL,
+        "reconnecting only after {noticed:?}: {down}"
+    );
+
+    // The outage: the camera keeps trying, never streaming, never giving up.
+    let outage = Instant::now();
+    let mut status = down;
+    while outage.elapsed() < Duration::from_secs(3) {
+        status = quick_status(&daemon, "flaky");
+        assert_eq!(status["status"], "running", "{status}");
+        assert_eq!(status["phase"], "reconnecting", "{status}");
+        thread::sleep(Duration::from_millis(100));
+    }
+    assert_eq!(kind(&status), "refused", "{status}");
+    let dir = daemon.camera_dir("flaky");
+    let before = snapshot_frames(&dir);
+    let highest_before = *before.keys().last().unwrap();
+    let count_before = frame_count(&status);
+    assert_eq!(highest_before, count_before, "{status}");
+
+    let _server = RtspServer::start(port, &[]);
+    let (back, resumed) = wait_timed(&daemon, "flaky", |s| {
+        s["phase"] == "streaming" && frame_count(s) > count_before
+    });
+    eprintln!(
+        "server restarted: frames again after {resumed:?}, restart_count {}",
+        restart_count(&back)
+    );
+    assert!(
+        resumed <= reconnect_max + CONNECT_ALLOWANCE,
+        "frames resumed only after {resumed:?}"
+    );
+    assert_eq!(back["status"], "running", "{back}");
+    assert!(restart_count(&back) >= 1, "{back}");
+    assert_eq!(back["last_error"], Value::Null, "{back}");
+    daemon.wait_status("flaky", FRAMES_TIMEOUT, |s| {
+        frame_count(s) >= count_before + 3
+    });
+    stop_camera(&daemon, "flaky");
+
+    let highest = assert_numbering_is_continuous(&daemon, "flaky");
+    assert!(
+        highest >= highest_before + 3,
+        "{highest_before} then {highest}"
+    );
+    let after = snapshot_frames(&dir);
+    for (number, bytes) in &before {
+        assert!(
+            after.get(number) == Some(bytes),
+            "frame {number} was removed or rewritten after the reconnect"
+        );
+    }
+}
+
+#[test]
+fn a_server_that_never_answers_times_out_while_the_api_stays_quick() {
+    let silent = SilentServer::start();
+    let open_timeout = Duration::from_secs(2);
+    let daemon = Daemon::start_with(&[
+        ("OPEN_TIMEOUT_SECONDS", &open_timeout.as_secs().to_string()),
+        ("RECONNECT_INITIAL_SECONDS", "0.5"),
+        ("RECONNECT_MAX_SECONDS", "1"),
+    ]);
+    let url = format!("rtsp://127.0.0.1:{}{STREAM_PATH}", silent.port);
+    start_camera(&daemon, "mute", &url);
+    wait_until("first connection", FRAMES_TIMEOUT, || {
+        silent.accepted() >= 1
+    });
+    let connected = Instant::now();
+
+    // Status and health reads while the camera hangs in its open.
+    let mut latencies = Vec::new();
+    let mut measure = |rounds: usize| {
+        for round in 0..rounds {
+            let asked = Instant::now();
+            if round % 4 == 3 {
+                assert_eq!(daemon.get("/health/").status, 200);
+            } else {
+                let status = daemon.status("mute");
+                assert_eq!(status["status"], "running", "{status}");
+                assert_eq!(status["frame_count"], 0, "{status}");
+            }
+            latencies.push(asked.elapsed());
+            thread::sleep(Duration::from_millis(25));
+        }
+    };
+    measure(20);
+
+    let (timed_out, _) = wait_timed(&daemon, "mute", |s| !kind(s).is_empty());
+    let gave_up = connected.elapsed();
+    eprintln!("silent server: gave up after {gave_up:?}: {timed_out}");
+    assert_eq!(kind(&timed_out), "timeout", "{timed_out}");
+    assert!(last_error(&timed_out).contains("timed out"), "{timed_out}");
+    assert_eq!(timed_out["phase"], "reconnecting", "{timed_out}");
+    assert_eq!(timed_out["status"], "running", "{timed_out}");
+    assert!(
+        gave_up <= open_timeout + SLACK,
+        "the {open_timeout:?} open timeout took {gave_up:?}"
+    );
+
+    // Hanging again in the next attempt: still quick, and stop does not wait for it.
+    wait_until("second connection", FRAMES_TIMEOUT, || {
+        silent.accepted() >= 2
+    });
+    measure(20);
+    let stop_took = stop_camera(&daemon, "mute");
+
+    let calls = latencies.len();
+    let quick = latencies.iter().filter(|d| **d < API_LATENCY_LIMIT).count();
+    let slowest = *latencies.iter().max().unwrap();
+    let middle = median(&mut latencies);
+    eprintln!(
+        "silent server: {calls} API calls while hanging: median {middle:?}, slowest \
+         {slowest:?}, {quick} under {API_LATENCY_LIMIT:?}; stop answered in {stop_took:?}"
+    );
+    assert!(middle < API_LATENCY_LIMIT, "median API latency {middle:?}");
+    assert!(
+        quick * 10 >= calls * 9,
+        "only {quick} of {calls} calls under {API_LATENCY_LIMIT:?}"
+    );
+    assert!(slowest < Duration::from_secs(1), "slowest call {slowest:?}");
+    assert!(stop_took <= STOP_LIMIT, "stop took {stop_took:?}");
+}
+
+#[test]
+fn wrong_path_and_credentials_retry_at_the_cap_and_refused_retries_fast() {
+    const PASSWORD: &str = "cap-test-pass";
+    const WINDOW: Duration = Duration::from_secs(10);
+    let cap = Duration::from_secs(3);
+    let server = RtspServer::start(free_port(), &["--user", "viewer", "--password", PASSWORD]);
+    let to_missing = CountingProxy::start(server.port);
+    let to_denied = CountingProxy::start(server.port);
+    let closed = free_port();
+    let daemon = Daemon::start_with(&[
+        ("RECONNECT_INITIAL_SECONDS", "0.1"),
+        ("RECONNECT_MAX_SECONDS", &cap.as_secs().to_string()),
+    ]);
+    let cameras = [
+        (
+            "missing",
+            format!(
+                "rtsp://viewer:{PASSWORD}@127.0.0.1:{}/no-such-stream",
+                to_missing.port
+            ),
+            "not_found",
+        ),
+        (
+            "denied",
+            format!(
+                "rtsp://viewer:not-{PASSWORD}@127.0.0.1:{}{STREAM_PATH}",
+                to_denied.port
+            ),
+            "authentication",
+        ),
+        (
+            "refused",
+            format!("rtsp://127.0.0.1:{closed}{STREAM_PATH}"),
+            "refused",
+        ),
+    ];
+    let started = Instant::now();
+    for (camera, url, _) in &cameras {
+        start_camera(&daemon, camera, url);
+    }
+
+    // When the refused camera's restarts were first seen, to show its backoff grows.
+    let mut refused_restarts: Vec<(u64, Duration)> = Vec::new();
+    while started.elapsed() < WINDOW {
+        let status = quick_status(&daemon, "refused");
+        let restarts = restart_count(&status);
+        if restarts > refused_restarts.last().map_or(0, |r| r.0) {
+            refused_restarts.push((restarts, started.elapsed()));
+        }
+        thread::sleep(Duration::from_millis(20));
+    }
+
+    let statuses: Vec<Value> = cameras
+        .iter()
+        .map(|(camera, _, _)| quick_status(&daemon, camera))
+        .collect();
+    for ((camera, _, expected), status) in cameras.iter().zip(&statuses) {
+        assert_eq!(status["status"], "running", "{camera}: {status}");
+        assert_eq!(status["phase"], "reconnecting", "{camera}: {status}");
+        assert_eq!(kind(status), *expected, "{camera}: {status}");
+    }
+    let refused_count = restart_count(&statuses[2]);
+    eprintln!("refused: restarts first seen at {refused_restarts:?}");
+    for ((camera, _, _), proxy, status) in [
+        (&cameras[0], &to_missing, &statuses[0]),
+        (&cameras[1], &to_denied, &statuses[1]),
+    ] {
+        let connections = proxy.connections();
+        let gaps: Vec<Duration> = connections.windows(2).map(|w| w[1] - w[0]).collect();
+        eprintln!(
+            "{camera}: {} connections and {} restarts in {WINDOW:?} (refused: {refused_count} \
+             restarts); gaps {gaps:?}",
+            connections.len(),
+            restart_count(status)
+        );
+        // One attempt at once, then one per cap: 0, 3, 6, 9 s.
+        let expected = (WINDOW.as_secs_f64() / cap.as_secs_f64()).floor() as usize + 1;
+        assert!(
+            (expected - 1..=expected).contains(&connections.len()),
+            "{camera}: {} connections in {WINDOW:?}, expected {expected} at one per {cap:?}",
+            connections.len()
+        );
+        for gap in &gaps {
+            assert!(
+                *gap >= cap - Duration::from_millis(100),
+                "{camera}: retried after {gap:?}, before the {cap:?} cap"
+            );
+        }
+        let restarts = restart_count(status) as usize;
+        assert!(
+            restarts + 1 >= connections.len() && restarts <= connections.len(),
+            "{camera}: one connection per attempt: {restarts} restarts, {} connections",
+            connections.len()
+        );
+        assert!(
+            refused_count as usize > connections.len(),
+            "refused retried {refused_count} times, {camera} {}",
+            connections.len()
+        );
+    }
+    // Exponential from 0.1 s: several retries in the time the others make one, then
+    // spreading out towards the cap rather than a tight loop.
+    let early = refused_restarts
+        .iter()
+        .filter(|(_, at)| *at < cap)
+        .map(|(restarts, _)| *restarts)
+        .max()
+        .unwrap_or_default();
+    assert!(
+        early >= 4,
+        "refused: only {early} restarts in the first {cap:?}"
+    );
+    assert!(
+        refused_count <= 12,
+        "refused retried {refused_count} times in {WINDOW:?}: no backoff"
+    );
+}
+
+#[test]
+fn a_frozen_server_is_detected_as_stalled() {
+    let server = RtspServer::test_pattern();
+    let daemon = Daemon::start_with(&[
+        ("STALL_TIMEOUT_SECONDS", &STALL_SECONDS.to_string()),
+        ("READ_TIMEOUT_SECONDS", "30"),
+    ]);
+    start_camera(&daemon, "frozen", &server.url());
+    daemon.wait_status("frozen", FRAMES_TIMEOUT, |s| {
+        s["phase"] == "streaming" && frame_count(s) >= 2
+    });
+
+    // Its sockets stay open; no packet comes and nothing closes.
+    server.signal("STOP");
+    let (stalled, noticed) = wait_timed(&daemon, "frozen", |s| restart_count(s) >= 1);
+    eprintln!("frozen server: gave up after {noticed:?}: {stalled}");
+    assert_eq!(kind(&stalled), "stalled", "{stalled}");
+    assert!(last_error(&stalled).contains("stalled"), "{stalled}");
+    assert_eq!(stalled["status"], "running", "{stalled}");
+    assert_eq!(stalled["phase"], "reconnecting", "{stalled}");
+    assert!(
+        noticed >= STALL - Duration::from_millis(500) && noticed <= STALL + SLACK,
+        "the {STALL:?} stall timeout fired after {noticed:?}"
+    );
+
+    server.signal("CONT");
+    let count = frame_count(&stalled);
+    let (_, resumed) = wait_timed(&daemon, "frozen", |s| {
+        s["phase"] == "streaming" && frame_count(s) > count
+    });
+    eprintln!("frozen server: frames again {resumed:?} after it resumed");
+    stop_camera(&daemon, "frozen");
+}
+
+#[test]
+fn a_stream_that_never_decodes_is_detected_as_stalled() {
+    let garbage = GarbageTsServer::start();
+    let daemon = Daemon::start_with(&[
+        ("STALL_TIMEOUT_SECONDS", &STALL_SECONDS.to_string()),
+        ("READ_TIMEOUT_SECONDS", "30"),
+    ]);
+    // No file extension: a live source, not a download.
+    let url = format!("http://127.0.0.1:{}/live", garbage.port);
+    start_camera(&daemon, "noise", &url);
+    let (opened, _) = wait_timed(&daemon, "noise", |s| {
+        s["phase"] == "streaming" || restart_count(s) >= 1
+    });
+    assert_eq!(opened["phase"], "streaming", "the open failed: {opened}");
+    let streaming = Instant::now();
+    let packets_before = garbage.packets();
+
+    let (stalled, _) = wait_timed(&daemon, "noise", |s| restart_count(s) >= 1);
+    let noticed = streaming.elapsed();
+    let sent = garbage.packets() - packets_before;
+    eprintln!("undecodable stream: {sent} TS packets sent meanwhile, gave up after {noticed:?}: {stalled}");
+    assert_eq!(kind(&stalled), "stalled", "{stalled}");
+    assert!(last_error(&stalled).contains("stalled"), "{stalled}");
+    assert_eq!(stalled["frame_count"], 0, "{stalled}");
+    assert_eq!(stalled["status"], "running", "{stalled}");
+    assert!(
+        noticed <= STALL + SLACK,
+        "the {STALL:?} stall timeout fired after {noticed:?}"
+    );
+    assert!(sent >= 40, "the source went quiet: {sent} packets");
+    stop_camera(&daemon, "noise");
+}
+
+#[test]
+fn one_failing_camera_of_eight_leaves_the_others_alone() {
+    const CAMERAS: usize = 8;
+    const FPS: f64 = 2.0;
+    const WINDOW: Duration = Duration::from_secs(10);
+    // Distinct ports, then the servers start side by side.
+    let listeners: Vec<TcpListener> = (0..CAMERAS)
+        .map(|_| TcpListener::bind("127.0.0.1:0").unwrap())
+        .collect();
+    let ports: Vec<u16> = listeners
+        .iter()
+        .map(|l| l.local_addr().unwrap().port())
+        .collect();
+    drop(listeners);
+    let mut servers: Vec<RtspServer> = ports
+        .into_iter()
+        .map(|port| thread::spawn(move || RtspServer::start(port, &[])))
+        .collect::<Vec<_>>()
+        .into_iter()
+        .map(|starting| starting.join().unwrap())
+        .collect();
+    let daemon = Daemon::start_with(&[
+        ("STALL_TIMEOUT_SECONDS", &STALL_SECONDS.to_string()),
+        ("RECONNECT_MAX_SECONDS", "2"),
+    ]);
+    let ids: Vec<String> = (0..CAMERAS).map(|i| format!("cam{i}")).collect();
+    for (id, server) in ids.iter().zip(&servers) {
+        start_camera_with(&daemon, id, &server.url(), &[("fps", &FPS.to_string())]);
+    }
+    for id in &ids {
+        daemon.wait_status(id, FRAMES_TIMEOUT, |s| {
+            s["phase"] == "streaming" && frame_count(s) >= 2
+        });
+    }
+    let counts = || -> Vec<u64> {
+        ids.iter()
+            .map(|id| frame_count(&quick_status(&daemon, id)))
+            .collect()
+    };
+    let frames_in_window = || -> (Vec<u64>, Duration) {
+        let started = Instant::now();
+        let first = counts();
+        thread::sleep(WINDOW);
+        let last = counts();
+        let counted = first.iter().zip(&last).map(|(a, b)| b - a).collect();
+        (counted, started.elapsed())
+    };
+
+    let (before, before_took) = frames_in_window();
+    servers[0].kill();
+    let (down, noticed) = wait_timed(&daemon, "cam0", |s| s["phase"] == "reconnecting");
+    assert!(noticed <= STALL, "cam0 noticed after {noticed:?}: {down}");
+    let (after, after_took) = frames_in_window();
+
+    let fps = |frames: &[u64], took: Duration| -> Vec<String> {
+        frames
+            .iter()
+            .map(|n| format!("{:.2}", *n as f64 / took.as_secs_f64()))
+            .collect()
+    };
+    eprintln!(
+        "eight cameras, fps before the kill {:?}, after {:?}",
+        fps(&before, before_took),
+        fps(&after, after_took)
+    );
+    let expected = FPS * WINDOW.as_secs_f64();
+    for i in 1..CAMERAS {
+        assert!(
+            before[i] as f64 >= 0.8 * expected,
+            "cam{i}: {} frames in {before_took:?} before the kill",
+            before[i]
+        );
+        assert!(
+            after[i] as f64 >= 0.8 * before[i] as f64,
+            "cam{i}: {} frames after the kill, {} before",
+            after[i],
+            before[i]
+        );
+    }
+    let killed = quick_status(&daemon, "cam0");
+    assert_eq!(killed["status"], "running", "{killed}");
+    assert_eq!(killed["phase"], "reconnecting", "{killed}");
+    assert!(
+        after[0] <= 1,
+        "cam0 wrote {} frames with its server dead",
+        after[0]
+    );
+    for id in &ids[1..] {
+        let status = quick_status(&daemon, id);
+        assert_eq!(status["phase"], "streaming", "{status}");
+        assert_eq!(status["restart_count"], 0, "{status}");
+    }
+}
+
+#[test]
+fn a_looped_realtime_file_keeps_its_rate() {
+    const FPS: f64 = 2.0;
+    const RUN: Duration = Duration::from_secs(60);
+    const CHECK_EVERY: Duration = Duration::from_secs(5);
+    let clip = common::h264_small(5);
+    let daemon = Daemon::start();
+    let path = common::place(&daemon, &clip);
+    start_camera_with(
+        &daemon,
+        "loop",
+        path.to_str().unwrap(),
+        &[("fps", "2"), ("realtime", "true"), ("loop", "true")],
+    );
+    let started = daemon.wait_status("loop", FRAMES_TIMEOUT, |s| frame_count(s) >= 1);
+    let first_seen = Instant::now();
+    let first = daemon.get("/latest-frame/?camera_id=loop");
+    let first_seq: u64 = first.header("x-frame-seq").unwrap().parse().unwrap();
+    let first_pts: f64 = first.header("x-frame-pts").unwrap().parse().unwrap();
+
+    // Every 5 s: still one session, and about 10 new frames, across all 12 passes.
+    let mut previous = frame_count(&started);
+    let mut checkpoint = first_seen;
+    let mut per_check = Vec::new();
+    let mut rates = Vec::new();
+    while first_seen.elapsed() < RUN {
+        checkpoint += CHECK_EVERY;
+        thread::sleep(checkpoint.saturating_duration_since(Instant::now()));
+        let status = quick_status(&daemon, "loop");
+        assert_eq!(status["status"], "running", "{status}");
+        assert_eq!(status["phase"], "streaming", "{status}");
+        assert_eq!(status["restart_count"], 0, "{status}");
+        let count = frame_count(&status);
+        per_check.push(count - previous);
+        previous = count;
+        rates.push(status["measured_fps"].as_f64().unwrap_or_default());
+    }
+    let status = quick_status(&daemon, "loop");
+    let latest = daemon.get("/latest-frame/?camera_id=loop");
+    let latest_seq: u64 = latest.header("x-frame-seq").unwrap().parse().unwrap();
+    let latest_pts: f64 = latest.header("x-frame-pts").unwrap().parse().unwrap();
+    let count = frame_count(&status);
+    // An average of recent intervals: one late frame moves it, so the typical reading.
+    let measured = median_of(&mut rates);
+    eprintln!(
+        "looped realtime file: {count} frames in {:?}, measured_fps {rates:.3?}, \
+         per 5 s {per_check:?}, pts {first_pts:.2} → {latest_pts:.2} at frame {latest_seq}",
+        first_seen.elapsed()
+    );
+    let expected = 1 + (FPS * RUN.as_secs_f64()) as u64;
+    assert!(
+        count.abs_diff(expected) <= 3,
+        "{count} frames in {RUN:?}, expected {expected} ± 3"
+    );
+    assert!(
+        (measured - FPS).abs() < 0.1,
+        "measured_fps {measured}, readings {rates:?}"
+    );
+    for frames in &per_check {
+        assert!(
+            (8..=12).contains(frames),
+            "uneven across loop passes: {per_check:?}"
+        );
+    }
+    // One timeline across the passes: each frame 1 / fps after the one before.
+    let expected_pts = first_pts + (latest_seq - first_seq) as f64 / FPS;
+    assert!(
+        (latest_pts - expected_pts).abs() <= 0.1,
+        "frame {latest_seq} at {latest_pts}, expected {expected_pts}"
+    );
+    stop_camera(&daemon, "loop");
+    let numbered = assert_numbering_is_continuous(&daemon, "loop");
+    assert!(numbered >= count, "{numbered} files, {count} frames");
+}
+
+#[test]
+fn credentials_never_show_in_failures() {
+    const SECRET: &str = "Zq7-s3cret-9xK";
+    let denying = RtspServer::start(free_port(), &["--user", "viewer", "--password", SECRET]);
+    let freezing = RtspServer::start(free_port(), &["--user", "viewer", "--password", SECRET]);
+    let silent = SilentServer::start();
+    let garbage = GarbageTsServer::start();
+    let daemon = Daemon::start_with(&[
+        ("OPEN_TIMEOUT_SECONDS", "2"),
+        ("STALL_TIMEOUT_SECONDS", &STALL_SECONDS.to_string()),
+        ("READ_TIMEOUT_SECONDS", "30"),
+        ("RECONNECT_MAX_SECONDS", "3"),
+    ]);
+    let cameras = [
+        (
+            "denied",
+            denying.url_with_credentials("viewer", &format!("wrong-{SECRET}")),
+            "authentication",
+        ),
+        (
+            "hung",
+            format!(
+                "rtsp://viewer:{SECRET}@127.0.0.1:{}{STREAM_PATH}",
+                silent.port
+            ),
+            "timeout",
+        ),
+        (
+            "frozen",
+            freezing.url_with_credentials("viewer", SECRET),
+            "stalled",
+        ),
+        (
+            "noise",
+            format!(
+                "http://viewer:{SECRET}@127.0.0.1:{}/live?token={SECRET}",
+                garbage.port
+            ),
+            "stalled",
+        ),
+    ];
+    for (camera, url, _) in &cameras {
+        start_camera(&daemon, camera, url);
+    }
+    daemon.wait_status("frozen", FRAMES_TIMEOUT, |s| frame_count(s) >= 2);
+    freezing.signal("STOP");
+
+    for (camera, _, expected) in &cameras {
+        let failed = daemon.wait_status(camera, FRAMES_TIMEOUT, |s| kind(s) == *expected);
+        let text = failed.to_string();
+        eprintln!("{camera}: {}", last_error(&failed));
+        assert!(!text.contains(SECRET), "{camera}: {text}");
+        assert!(
+            last_error(&failed).contains("viewer:***@"),
+            "{camera}: the error names the source: {text}"
+        );
+        assert!(
+            failed["source"].as_str().unwrap().contains("viewer:***@"),
+            "{camera}: {text}"
+        );
+    }
+    let noise = quick_status(&daemon, "noise");
+    assert!(
+        noise["source"].as_str().unwrap().ends_with("token=***"),
+        "{noise}"
+    );
+    freezing.signal("CONT");
+    for (camera, _, _) in &cameras {
+        stop_camera(&daemon, camera);
+    }
+    let log = daemon.log_text();
+    for (camera, _, _) in &cameras {
+        assert!(
+            log.lines()
+                .any(|line| line.contains(&format!("[{camera}]")) && line.contains("viewer:***@")),
+            "the log names {camera}'s source: {log}"
+        );
+    }
+    assert!(!log.contains(SECRET), "a credential in the log:\n{log}");
+}

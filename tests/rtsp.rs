@@ -7,7 +7,10 @@ mod common;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use common::rtsp::*;
+use common::rtsp::{
+    frame_count, frame_number, quick_status, restart_count, snapshot_frames, start_camera,
+    start_camera_with, stop_camera, RtspServer, SilentServer, FRAMES_TIMEOUT, STREAM_PATH,
+};
 use common::{frame_files, free_port, Daemon};
 use serde_json::Value;
 

@@ -639,6 +639,10 @@ fn wrong_path_and_credentials_retry_at_the_cap_and_refused_retries_fast() {
     );
 }
 
+/// "stalled", not "timeout": each read waits at most what is left of the stall timeout
+/// or the read timeout, whichever is shorter, and here the stall timeout (3 s) is. With
+/// the read timeout shorter (`tests/rtsp.rs`, READ_TIMEOUT_SECONDS=3 against the default
+/// 10 s stall timeout) the same freeze is a "timeout".
 #[test]
 fn a_frozen_server_is_detected_as_stalled() {
     let server = RtspServer::test_pattern();

@@ -240,9 +240,15 @@ def section_capacity(work, counts, window):
     print(f"\nsustained: {best} cameras (target >= 40: {'ok' if best >= 40 else 'MISSED'})")
 
 
-def wrk(url):
+def wrk(url, expected):
+    """Requests/s and p99 ms of `url`, after checking that it answers `expected`."""
+    with urllib.request.urlopen(url, timeout=10) as reply:
+        if reply.read() != expected:
+            raise RuntimeError(f"{url} does not answer the frame under test")
     output = subprocess.run(["wrk", "-t2", "-c16", "-d10s", "--latency", url],
                             check=True, capture_output=True, text=True).stdout
+    if "Non-2xx" in output or "Socket errors" in output:
+        raise RuntimeError(f"wrk saw failed requests on {url}:\n{output}")
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", output).group(1))
     p99 = re.search(r"99%\s+([\d.]+)(us|ms|s)", output)
     scale = {"us": 0.001, "ms": 1.0, "s": 1000.0}[p99.group(2)]
@@ -264,6 +270,10 @@ def section_http(work):
         jpeg = work / "http" / "frames" / "http" / "latest.jpg"
         root = work / "nginx"
         (root / "html").mkdir(parents=True, exist_ok=True)
+        # nginx's workers run as an unprivileged user: every folder on the way
+        # to the file must be readable by it, or it answers 403 very fast.
+        for folder in (work, root, root / "html"):
+            folder.chmod(0o755)
         shutil.copy(jpeg, root / "html" / "frame.jpg")
         port = free_port()
         (root / "nginx.conf").write_text(
@@ -275,8 +285,9 @@ def section_http(work):
                                  stderr=subprocess.DEVNULL)
         time.sleep(1)
         size = jpeg.stat().st_size
-        ours = wrk(daemon.url("/latest-frame/?camera_id=http"))
-        theirs = wrk(f"http://127.0.0.1:{port}/frame.jpg")
+        expected = jpeg.read_bytes()
+        ours = wrk(daemon.url("/latest-frame/?camera_id=http"), expected)
+        theirs = wrk(f"http://127.0.0.1:{port}/frame.jpg", expected)
     finally:
         daemon.close()
         if nginx:

@@ -7,6 +7,7 @@ pub mod extract;
 pub mod http;
 pub mod hw_choice;
 pub mod media;
+pub mod memory;
 pub mod output;
 pub mod picture;
 pub mod pipeline;

@@ -162,6 +162,9 @@ fn serve(args: ServeArgs) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    if let Err(e) = video_pipeline::memory::spawn_periodic_trim() {
+        log::warn!("cannot start the memory trim thread: {e}");
+    }
     let warm = Arc::clone(&supervisor);
     std::thread::spawn(move || {
         let report = warm.hardware();

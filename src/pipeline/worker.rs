@@ -14,12 +14,27 @@ use super::pacer::Pacer;
 use super::sampler::Sampler;
 use super::{pump, Pacing, PipelineError, PumpEnd, Sample};
 use crate::media::{FailureKind, OpenOptions, VideoSource};
+use crate::memory;
 use crate::output::jpeg::JpegError;
 use crate::output::store::FrameStore;
 use crate::registry::{Camera, LatestFrame, Phase, Status};
 
 /// Weight of the newest interval in the measured frame rate.
 const MEASURED_FPS_SMOOTHING: f64 = 0.2;
+
+/// The measured frame rate after a frame `interval` seconds after the last one. The
+/// intervals are averaged, not their inverses: frames buffered at a connect arrive
+/// microseconds apart, and one such rate would swamp the average for many frames.
+fn smoothed_rate(old_rate: Option<f64>, interval: f64) -> f64 {
+    let average = match old_rate {
+        Some(rate) => {
+            let old = 1.0 / rate;
+            old + MEASURED_FPS_SMOOTHING * (interval - old)
+        }
+        None => interval,
+    };
+    1.0 / average
+}
 
 /// How a worker runs, fixed when the camera starts.
 #[derive(Debug, Clone)]
@@ -146,6 +161,8 @@ fn reconnect_loop(
         let attempt_started = Instant::now();
         let frames_before = camera.state().frame_count;
         let outcome = run_once(camera, options, output);
+        // The connection's decoder, frame pools and buffers were just freed.
+        memory::release_free_memory();
         if camera.stop.is_stopped() {
             break Ok(());
         }
@@ -317,11 +334,8 @@ impl Written {
                 state.progress = self.progress;
                 let interval = previous.and_then(|p| now.duration_since(p).ok());
                 if let Some(interval) = interval.filter(|d| !d.is_zero()) {
-                    let rate = 1.0 / interval.as_secs_f64();
-                    state.measured_fps = Some(match state.measured_fps {
-                        Some(old) => old + MEASURED_FPS_SMOOTHING * (rate - old),
-                        None => rate,
-                    });
+                    state.measured_fps =
+                        Some(smoothed_rate(state.measured_fps, interval.as_secs_f64()));
                 }
             }
             Err(message) => {
@@ -337,5 +351,34 @@ impl Written {
                 state.last_error_kind = Some("write_failed");
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn measured_rate_follows_a_steady_interval() {
+        let mut rate = None;
+        for _ in 0..50 {
+            rate = Some(smoothed_rate(rate, 0.5));
+        }
+        assert!((rate.unwrap() - 2.0).abs() < 1e-9);
+    }
+
+    #[test]
+    fn a_burst_after_a_connect_does_not_inflate_the_rate() {
+        // One frame a second, then five frames buffered at a reconnect, a
+        // microsecond apart, then one a second again.
+        let mut rate = Some(1.0);
+        for _ in 0..5 {
+            rate = Some(smoothed_rate(rate, 1e-6));
+        }
+        assert!(rate.unwrap() < 3.1, "{rate:?}");
+        for _ in 0..20 {
+            rate = Some(smoothed_rate(rate, 1.0));
+        }
+        assert!((rate.unwrap() - 1.0).abs() < 0.02, "{rate:?}");
     }
 }

@@ -19,6 +19,8 @@ pub struct Job {
     pub fps: f64,
     pub jpeg_quality: u8,
     pub sampling: Sampling,
+    /// Decode as for a live source (see `OpenOptions::low_latency`).
+    pub low_latency: bool,
     /// Decoder threads; 0 lets libav choose.
     pub threads: usize,
     /// Hardware to decode with (`auto`: cuda, qsv, vaapi, on their default devices).
@@ -48,6 +50,7 @@ pub fn extract(
         .map_err(|e| PipelineError::Sink(format!("cannot use {}: {e}", out.display())))?;
     let options = OpenOptions {
         sampling: job.sampling,
+        low_latency: job.low_latency,
         threads: job.threads,
         hwaccel: HwRequest {
             backends: job.hwaccel.backends(),

@@ -65,6 +65,10 @@ enum Command {
         /// Same as --sampling all.
         #[arg(long)]
         decode_all: bool,
+        /// Take each sampled frame out of the decoder as soon as it can, as for a
+        /// live source, at the cost of decoding a few frames more.
+        #[arg(long)]
+        low_latency: bool,
         /// Decoder threads (0: libav's choice, one per core).
         #[arg(long, default_value_t = 0)]
         threads: usize,
@@ -123,6 +127,7 @@ fn main() -> ExitCode {
             quality,
             sampling,
             decode_all,
+            low_latency,
             threads,
             hwaccel,
         }) => {
@@ -132,6 +137,7 @@ fn main() -> ExitCode {
                 threads,
                 hwaccel,
                 sampling: if decode_all { Sampling::All } else { sampling },
+                low_latency,
             };
             extract_frames(&input, job, &out)
         }

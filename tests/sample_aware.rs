@@ -101,15 +101,20 @@ fn clips() -> Vec<(&'static str, PathBuf)> {
 /// Runs `extract` and returns the written frames' bytes and the packets it skipped.
 fn extract(input: &Path, fps: f64, out: &Path, decode_all: bool) -> (Vec<Vec<u8>>, u64) {
     let sampling = if decode_all { "all" } else { "exact" };
-    extract_with(input, fps, out, sampling)
+    run_extract(input, fps, out, &["--sampling", sampling])
 }
 
 fn extract_with(input: &Path, fps: f64, out: &Path, sampling: &str) -> (Vec<Vec<u8>>, u64) {
+    run_extract(input, fps, out, &["--sampling", sampling])
+}
+
+fn run_extract(input: &Path, fps: f64, out: &Path, flags: &[&str]) -> (Vec<Vec<u8>>, u64) {
     let mut command = Command::new(common::binary());
     command
         .arg("extract")
         .arg(input)
-        .args(["--fps", &fps.to_string(), "--sampling", sampling])
+        .args(["--fps", &fps.to_string()])
+        .args(flags)
         .arg("--out")
         .arg(out);
     let output = command.output().unwrap();
@@ -134,6 +139,9 @@ fn sample_aware_output_equals_full_decoding() {
         for fps in [0.3, 1.0, 2.5, 7.0, 30.0] {
             let (all, skipped_all) = extract(&clip, fps, &work.path().join("all"), true);
             let (aware, skipped) = extract(&clip, fps, &work.path().join("aware"), false);
+            // As a live source decodes: each sample leaves the decoder at once.
+            let (prompt, _) =
+                run_extract(&clip, fps, &work.path().join("prompt"), &["--low-latency"]);
             assert_eq!(
                 skipped_all, 0,
                 "{name} fps {fps}: --decode-all skipped packets"
@@ -149,6 +157,10 @@ fn sample_aware_output_equals_full_decoding() {
             for (k, (a, b)) in aware.iter().zip(&all).enumerate() {
                 assert!(a == b, "{name} fps {fps}: frame {} differs", k + 1);
             }
+            assert!(
+                prompt == all,
+                "{name} fps {fps}: --low-latency frames differ from full decoding"
+            );
             total_skipped += skipped;
         }
     }

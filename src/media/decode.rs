@@ -34,6 +34,9 @@ pub struct OpenOptions {
     pub threads: usize,
     /// How much to decode (see `planner`).
     pub sampling: Sampling,
+    /// Sampled frames leave the decoder as soon as they can, at the cost of a few
+    /// more frames decoded; always so for live sources.
+    pub low_latency: bool,
     /// A live source that gives no video frame for this long has stalled.
     pub stall_timeout: Option<Duration>,
     pub rtsp_transport: RtspTransport,
@@ -48,6 +51,7 @@ impl Default for OpenOptions {
             read_timeout: Duration::from_secs(10),
             threads: 0,
             sampling: Sampling::default(),
+            low_latency: false,
             stall_timeout: None,
             rtsp_transport: RtspTransport::default(),
             hwaccel: HwRequest::default(),
@@ -224,7 +228,7 @@ impl VideoSource {
             skip_to_keyframe: false,
             leave_hardware: false,
             frame: frame::Video::empty(),
-            planner: Planner::new(options.sampling),
+            planner: Planner::new(options.sampling, source.is_live() || options.low_latency),
             ready: VecDeque::new(),
             decided: Vec::new(),
             is_h264,
@@ -554,7 +558,7 @@ impl VideoSource {
         self.decoder.flush();
         self.next_decoder = None;
         self.skip_to_keyframe = false;
-        self.planner = Planner::new(self.planner.mode());
+        self.planner = Planner::new(self.planner.mode(), self.planner.is_low_latency());
         self.ready.clear();
         self.demuxer_ended = false;
         self.restarting = false;

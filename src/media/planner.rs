@@ -12,6 +12,17 @@
 //! A keyframe followed by a leading picture (shown before it) starts an open group
 //! that refers back: the held packets are then decoded, and holding stops for the
 //! stream. In `Keyframes` mode only keyframes due for a sample are decoded.
+//!
+//! Once a packet that can be the next sample has been sent (the candidate: the one
+//! shown first at or after the due time among those sent), a later packet shown after
+//! it can only be the sample after that one, and is judged against that sample's due
+//! time instead. The candidate itself usually waits in the decoder's reordering queue
+//! for more input. For a file it waits: the packets after it are held like any others,
+//! and it comes out when the next needed packet arrives or, at the next keyframe, when
+//! the decoder is drained; so nothing past the last sample of a group is decoded. A
+//! live source's frame should not wait (`low_latency`): reference frames after the
+//! candidate are sent at once, and only the non-reference frames that no sample can
+//! need are dropped.
 
 use crate::sampling::Sampling;
 
@@ -19,10 +30,24 @@ use crate::sampling::Sampling;
 /// streams with rare keyframes.
 const MAX_HELD_PACKETS: usize = 1200;
 
+/// Timestamps this close count as equal (float error of `k / fps`).
+const TIME_EPSILON: f64 = 1e-6;
+
 /// The caller's side: which frames it could take next.
 pub trait FrameDemand {
     /// Whether a frame shown at `time` (seconds) could be the next one taken.
     fn could_take(&self, time: f64) -> bool;
+
+    /// The time at or after which the next frame is due; `None` when any frame is.
+    fn next_due(&self) -> Option<f64> {
+        None
+    }
+
+    /// Once the frame shown at `time` is taken, the time at or after which the one
+    /// after it is due, or an earlier time; `None` when unknown.
+    fn due_after(&self, _time: f64) -> Option<f64> {
+        None
+    }
 }
 
 /// Wants every frame.
@@ -53,20 +78,34 @@ pub enum Step<P> {
 
 pub struct Planner<P> {
     mode: Sampling,
+    /// A sampled frame must leave the decoder as soon as it can (live sources).
+    low_latency: bool,
     held: Vec<P>,
     /// A keyframe was held last: the next packet tells whether its group is open.
     key_pending: bool,
+    /// Times of the packets sent since the decoder was last drained that may not have
+    /// come out yet (those shown at or after the due time).
+    in_decoder: Vec<f64>,
+    /// The due time seen at the last packet; a step back is a clock reset.
+    last_due: Option<f64>,
     skipped: u64,
 }
 
 impl<P: PacketInfo> Planner<P> {
-    pub fn new(mode: Sampling) -> Planner<P> {
+    pub fn new(mode: Sampling, low_latency: bool) -> Planner<P> {
         Planner {
             mode,
+            low_latency,
             held: Vec::new(),
             key_pending: false,
+            in_decoder: Vec::new(),
+            last_due: None,
             skipped: 0,
         }
+    }
+
+    pub fn is_low_latency(&self) -> bool {
+        self.low_latency
     }
 
     pub fn mode(&self) -> Sampling {
@@ -89,7 +128,47 @@ impl<P: PacketInfo> Planner<P> {
         match self.mode {
             Sampling::All => out.push(Step::Send(packet)),
             Sampling::Keyframes => self.push_keyframes_only(packet, due, out),
-            Sampling::Exact => self.push_exact(packet, due, out),
+            Sampling::Exact => {
+                let start = out.len();
+                match self.candidate(due) {
+                    Some(candidate) => {
+                        let past = PastCandidate {
+                            demand: due,
+                            candidate,
+                            following: due.due_after(candidate),
+                        };
+                        self.push_exact(packet, &past, Some(candidate), out);
+                    }
+                    None => self.push_exact(packet, due, None, out),
+                }
+                self.note_sent(&out[start..]);
+            }
+        }
+    }
+
+    /// The time of the packet in the decoder that will be the next sample unless one
+    /// shown earlier is sent (see the module notes).
+    fn candidate(&mut self, demand: &dyn FrameDemand) -> Option<f64> {
+        let Some(due) = demand.next_due() else {
+            self.in_decoder.clear();
+            return None;
+        };
+        if self.last_due.is_some_and(|last| due < last) {
+            // A clock reset: what was sent before belongs to the old timeline.
+            self.in_decoder.clear();
+        }
+        self.last_due = Some(due);
+        // A frame shown before the due time has come out or can no longer be taken.
+        self.in_decoder.retain(|&time| time + TIME_EPSILON >= due);
+        self.in_decoder.iter().copied().reduce(f64::min)
+    }
+
+    fn note_sent(&mut self, steps: &[Step<P>]) {
+        for step in steps {
+            match step {
+                Step::Restart => self.in_decoder.clear(),
+                Step::Send(packet) => self.in_decoder.extend(packet.time()),
+            }
         }
     }
 
@@ -103,7 +182,13 @@ impl<P: PacketInfo> Planner<P> {
         }
     }
 
-    fn push_exact(&mut self, packet: P, due: &dyn FrameDemand, out: &mut Vec<Step<P>>) {
+    fn push_exact(
+        &mut self,
+        packet: P,
+        due: &dyn FrameDemand,
+        candidate: Option<f64>,
+        out: &mut Vec<Step<P>>,
+    ) {
         if self.key_pending {
             self.key_pending = false;
             let key_time = self.held.last().and_then(PacketInfo::time);
@@ -128,7 +213,12 @@ impl<P: PacketInfo> Planner<P> {
             self.held.push(packet);
             return;
         }
-        if is_due(&packet, due) || self.held.len() >= MAX_HELD_PACKETS {
+        // A live source's candidate needs more input to come out: give it the
+        // reference frames, which later samples may need anyway.
+        let feeds_candidate = self.low_latency
+            && !packet.is_disposable()
+            && candidate.is_some_and(|c| packet.time().is_some_and(|t| t > c));
+        if is_due(&packet, due) || feeds_candidate || self.held.len() >= MAX_HELD_PACKETS {
             self.held.push(packet);
             self.send_held(due, out);
             return;
@@ -143,7 +233,18 @@ impl<P: PacketInfo> Planner<P> {
 
     /// The demuxer has ended: decides what is still held.
     pub fn finish(&mut self, demand: &dyn FrameDemand, out: &mut Vec<Step<P>>) {
-        let due = demand;
+        let past;
+        let due = match self.candidate(demand) {
+            Some(candidate) => {
+                past = PastCandidate {
+                    demand,
+                    candidate,
+                    following: demand.due_after(candidate),
+                };
+                &past as &dyn FrameDemand
+            }
+            None => demand,
+        };
         if self.held.iter().any(|p| is_due(p, due)) {
             self.send_held(due, out);
         } else {
@@ -179,6 +280,27 @@ impl<P: PacketInfo> Planner<P> {
 /// Whether the packet's frame may be the next sample (unknown times always may).
 fn is_due<P: PacketInfo>(packet: &P, demand: &dyn FrameDemand) -> bool {
     packet.time().is_none_or(|time| demand.could_take(time))
+}
+
+/// The caller's demand once a candidate is in the decoder: a frame shown after the
+/// candidate can only be the sample that follows it. (Were the candidate's frame
+/// damaged and dropped, a frame between the two would have been the sample; damaged
+/// streams are not decoded exactly like full decoding in any case.)
+struct PastCandidate<'a> {
+    demand: &'a dyn FrameDemand,
+    candidate: f64,
+    following: Option<f64>,
+}
+
+impl FrameDemand for PastCandidate<'_> {
+    fn could_take(&self, time: f64) -> bool {
+        if time <= self.candidate {
+            self.demand.could_take(time)
+        } else {
+            self.following
+                .is_none_or(|following| time + TIME_EPSILON >= following)
+        }
+    }
 }
 
 #[cfg(test)]
@@ -239,14 +361,14 @@ mod tests {
 
     #[test]
     fn all_sends_everything() {
-        let mut planner = Planner::new(Sampling::All);
+        let mut planner = Planner::new(Sampling::All, false);
         let packets = [packet(0.0, true), packet(1.0, false)];
         assert_eq!(feed(&mut planner, &packets, Some(5.0)), ["0", "1"]);
     }
 
     #[test]
     fn holds_until_due_then_sends_in_order() {
-        let mut planner = Planner::new(Sampling::Exact);
+        let mut planner = Planner::new(Sampling::Exact, false);
         let packets = [packet(0.0, true), packet(1.0, false), packet(2.0, false)];
         assert_eq!(
             feed(&mut planner, &packets[..2], Some(2.0)),
@@ -262,7 +384,7 @@ mod tests {
 
     #[test]
     fn a_keyframe_drops_what_was_held() {
-        let mut planner = Planner::new(Sampling::Exact);
+        let mut planner = Planner::new(Sampling::Exact, false);
         let packets = [
             packet(0.0, true),
             packet(1.0, false),
@@ -276,7 +398,7 @@ mod tests {
 
     #[test]
     fn an_open_group_decodes_what_was_held_and_stops_holding() {
-        let mut planner = Planner::new(Sampling::Exact);
+        let mut planner = Planner::new(Sampling::Exact, false);
         let packets = [
             packet(0.0, true),
             packet(1.0, false),
@@ -293,7 +415,7 @@ mod tests {
 
     #[test]
     fn disposable_frames_before_due_are_dropped() {
-        let mut planner = Planner::new(Sampling::Exact);
+        let mut planner = Planner::new(Sampling::Exact, false);
         let mut b = packet(0.5, false);
         b.disposable = true;
         let packets = [packet(0.0, true), b, packet(1.0, false)];
@@ -303,7 +425,7 @@ mod tests {
 
     #[test]
     fn disposable_frames_at_due_are_kept() {
-        let mut planner = Planner::new(Sampling::Exact);
+        let mut planner = Planner::new(Sampling::Exact, false);
         let mut b = packet(1.0, false);
         b.disposable = true;
         assert_eq!(
@@ -314,14 +436,14 @@ mod tests {
 
     #[test]
     fn nothing_due_means_everything_is_sent() {
-        let mut planner = Planner::new(Sampling::Exact);
+        let mut planner = Planner::new(Sampling::Exact, false);
         let packets = [packet(0.0, true), packet(1.0, false)];
         assert_eq!(feed(&mut planner, &packets, None), ["0", "1"]);
     }
 
     #[test]
     fn finish_drops_what_cannot_be_due() {
-        let mut planner = Planner::new(Sampling::Exact);
+        let mut planner = Planner::new(Sampling::Exact, false);
         feed(
             &mut planner,
             &[packet(0.0, true), packet(1.0, false)],
@@ -335,7 +457,7 @@ mod tests {
 
     #[test]
     fn long_holds_are_decoded() {
-        let mut planner = Planner::new(Sampling::Exact);
+        let mut planner = Planner::new(Sampling::Exact, false);
         let packets: Vec<Fake> = (0..MAX_HELD_PACKETS + 1)
             .map(|i| packet(i as f64 / 1000.0, i == 0))
             .collect();
@@ -345,7 +467,7 @@ mod tests {
 
     #[test]
     fn all_intra_streams_send_each_due_keyframe() {
-        let mut planner = Planner::new(Sampling::Exact);
+        let mut planner = Planner::new(Sampling::Exact, false);
         let packets: Vec<Fake> = (0..6).map(|i| packet(f64::from(i), true)).collect();
         let mut out = Vec::new();
         // Due at 2: keyframes 0 and 1 are dropped, 2 is sent once 3 shows the group is
@@ -358,7 +480,7 @@ mod tests {
 
     #[test]
     fn keyframes_mode_sends_due_keyframes_only() {
-        let mut planner = Planner::new(Sampling::Keyframes);
+        let mut planner = Planner::new(Sampling::Keyframes, false);
         let packets = [packet(0.0, true), packet(0.5, false), packet(1.0, true)];
         assert_eq!(feed(&mut planner, &packets[..2], Some(0.0)), ["0", "R"]);
         assert_eq!(
@@ -366,5 +488,114 @@ mod tests {
             Vec::<String>::new()
         );
         assert_eq!(planner.skipped(), 2);
+    }
+
+    /// A sampler at one frame every `every` seconds whose next sample is due at `due`.
+    struct Sampled {
+        due: f64,
+        every: f64,
+    }
+
+    impl FrameDemand for Sampled {
+        fn could_take(&self, time: f64) -> bool {
+            time >= self.due
+        }
+        fn next_due(&self) -> Option<f64> {
+            Some(self.due)
+        }
+        fn due_after(&self, time: f64) -> Option<f64> {
+            Some(((time / self.every).floor() + 1.0) * self.every)
+        }
+    }
+
+    fn disposable(time: f64) -> Fake {
+        Fake {
+            time,
+            key: false,
+            disposable: true,
+        }
+    }
+
+    /// Decode order of a group where the sample due at 1 s is a P-frame followed by
+    /// frames shown before and after it, then the next group.
+    fn group_with_a_sample_inside() -> Vec<Fake> {
+        vec![
+            packet(0.0, true),
+            packet(1.0, false),
+            disposable(0.9),
+            packet(1.1, false),
+            disposable(1.05),
+            packet(2.0, true),
+            packet(2.1, false),
+        ]
+    }
+
+    fn feed_sampled(
+        planner: &mut Planner<Fake>,
+        packets: &[Fake],
+        demand: &Sampled,
+    ) -> Vec<String> {
+        let mut out = Vec::new();
+        for p in packets {
+            planner.push(p.clone(), demand, &mut out);
+        }
+        steps(out)
+    }
+
+    #[test]
+    fn in_a_file_nothing_past_the_candidate_is_decoded_before_the_next_group() {
+        let mut planner = Planner::new(Sampling::Exact, false);
+        let demand = Sampled {
+            due: 1.0,
+            every: 1.0,
+        };
+        let out = feed_sampled(&mut planner, &group_with_a_sample_inside(), &demand);
+        // 1.1 and 1.05 can only be the sample due at 2 s, which the keyframe is: they
+        // are dropped, and the restart drains the candidate out of the decoder.
+        assert_eq!(out, ["0", "1", "R", "2", "2.1"]);
+        assert_eq!(planner.skipped(), 3);
+    }
+
+    #[test]
+    fn a_live_candidate_gets_the_reference_frames_at_once() {
+        let mut planner = Planner::new(Sampling::Exact, true);
+        let demand = Sampled {
+            due: 1.0,
+            every: 1.0,
+        };
+        let out = feed_sampled(&mut planner, &group_with_a_sample_inside(), &demand);
+        // 1.1 is sent so that 1.0 comes out now; the non-reference 1.05 is not needed.
+        assert_eq!(out, ["0", "1", "1.1", "2", "2.1"]);
+        assert_eq!(planner.skipped(), 2);
+    }
+
+    #[test]
+    fn a_frame_shown_between_the_due_time_and_the_candidate_is_sent() {
+        let mut planner = Planner::new(Sampling::Exact, false);
+        let demand = Sampled {
+            due: 1.0,
+            every: 1.0,
+        };
+        let packets = [packet(0.0, true), packet(1.1, false), disposable(1.05)];
+        // 1.05 is shown before the candidate 1.1: it is the sample.
+        assert_eq!(
+            feed_sampled(&mut planner, &packets, &demand),
+            ["0", "1.1", "1.05"]
+        );
+    }
+
+    #[test]
+    fn a_frame_due_for_the_following_sample_is_sent() {
+        let mut planner = Planner::new(Sampling::Exact, false);
+        let demand = Sampled {
+            due: 1.0,
+            every: 0.5,
+        };
+        let packets = [packet(0.0, true), packet(1.0, false), disposable(1.5)];
+        // The sample after 1.0 is due at 1.5.
+        assert_eq!(
+            feed_sampled(&mut planner, &packets, &demand),
+            ["0", "1", "1.5"]
+        );
     }
 }

@@ -79,6 +79,22 @@ impl FrameDemand for Sampler {
             _ => true,
         }
     }
+
+    fn next_due(&self) -> Option<f64> {
+        Sampler::next_due(self)
+    }
+
+    fn due_after(&self, timestamp: f64) -> Option<f64> {
+        // As `offer` would leave it; the earlier of the two readings when taking the
+        // frame could also restart sampling from it.
+        let restarted = timestamp + 1.0 / self.fps;
+        let Some(origin) = self.origin else {
+            return Some(restarted);
+        };
+        let elapsed_samples = ((timestamp - origin) * self.fps + EPSILON_SECONDS).floor();
+        let next = self.due_at(origin, elapsed_samples.max(0.0) as u64 + 1);
+        Some(next.min(restarted))
+    }
 }
 
 #[cfg(test)]
@@ -226,5 +242,18 @@ mod tests {
         assert!(sampler.could_take(2.0));
         // Small reordering is not a reset.
         assert!(!sampler.could_take(9.8));
+    }
+
+    #[test]
+    fn due_after_is_where_offer_leaves_the_next_due_time() {
+        let mut sampler = Sampler::new(2.0);
+        assert_eq!(sampler.due_after(7.0), Some(7.5));
+        assert!(sampler.offer(10.0));
+        for taken in [10.5, 10.9, 12.2] {
+            let mut copy = sampler.clone();
+            let predicted = copy.due_after(taken);
+            assert!(copy.offer(taken));
+            assert_eq!(predicted, copy.next_due(), "taking {taken}");
+        }
     }
 }

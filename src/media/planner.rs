@@ -13,16 +13,17 @@
 //! that refers back: the held packets are then decoded, and holding stops for the
 //! stream. In `Keyframes` mode only keyframes due for a sample are decoded.
 //!
-//! Once a packet that can be the next sample has been sent (the candidate: the one
-//! shown first at or after the due time among those sent), a later packet shown after
-//! it can only be the sample after that one, and is judged against that sample's due
-//! time instead. The candidate itself usually waits in the decoder's reordering queue
-//! for more input. For a file it waits: the packets after it are held like any others,
-//! and it comes out when the next needed packet arrives or, at the next keyframe, when
-//! the decoder is drained; so nothing past the last sample of a group is decoded. A
-//! live source's frame should not wait (`low_latency`): reference frames after the
-//! candidate are sent at once, and only the non-reference frames that no sample can
-//! need are dropped.
+//! Packets already sent wait in the decoder's reordering queue, and the caller will
+//! take some of them. A packet is judged against the due time that holds once those
+//! shown before it have been offered (`InDecoder`): with one sample due at 1 s and
+//! the frame for it sent, a frame shown at 1.1 s can only be the sample due at 2 s.
+//! The frame waiting for more input to come out of the decoder (the candidate) is
+//! handled by the kind of source. For a file it waits: the packets after it are held
+//! like any others, and it comes out when the next needed packet arrives or, at the
+//! next keyframe, when the decoder is drained; so nothing past the last sample of a
+//! group is decoded. A live source's frame should not wait (`low_latency`): reference
+//! frames after the candidate are sent at once, and only the non-reference frames
+//! that no sample can need are dropped.
 
 use crate::sampling::Sampling;
 
@@ -43,10 +44,13 @@ pub trait FrameDemand {
         None
     }
 
-    /// Once the frame shown at `time` is taken, the time at or after which the one
-    /// after it is due, or an earlier time; `None` when unknown.
-    fn due_after(&self, _time: f64) -> Option<f64> {
-        None
+    /// Whether a frame shown at `time` could be the next one taken once the frames
+    /// shown at `earlier` (in display order, all before `time`) have been offered.
+    /// Answering as `could_take` is always safe: offering frames only moves the due
+    /// time later.
+    fn could_take_after(&self, earlier: &[f64], time: f64) -> bool {
+        let _ = earlier;
+        self.could_take(time)
     }
 }
 
@@ -130,37 +134,32 @@ impl<P: PacketInfo> Planner<P> {
             Sampling::Keyframes => self.push_keyframes_only(packet, due, out),
             Sampling::Exact => {
                 let start = out.len();
-                match self.candidate(due) {
-                    Some(candidate) => {
-                        let past = PastCandidate {
-                            demand: due,
-                            candidate,
-                            following: due.due_after(candidate),
-                        };
-                        self.push_exact(packet, &past, Some(candidate), out);
-                    }
-                    None => self.push_exact(packet, due, None, out),
-                }
+                let waiting = self.waiting_in_decoder(due);
+                let candidate = waiting.first().copied();
+                let in_decoder = InDecoder {
+                    demand: due,
+                    waiting,
+                };
+                self.push_exact(packet, &in_decoder, candidate, out);
                 self.note_sent(&out[start..]);
             }
         }
     }
 
-    /// The time of the packet in the decoder that will be the next sample unless one
-    /// shown earlier is sent (see the module notes).
-    fn candidate(&mut self, demand: &dyn FrameDemand) -> Option<f64> {
-        let Some(due) = demand.next_due() else {
-            self.in_decoder.clear();
-            return None;
-        };
-        if self.last_due.is_some_and(|last| due < last) {
-            // A clock reset: what was sent before belongs to the old timeline.
-            self.in_decoder.clear();
+    /// Times of the sent packets that may still be taken, in display order.
+    fn waiting_in_decoder(&mut self, demand: &dyn FrameDemand) -> Vec<f64> {
+        if let Some(due) = demand.next_due() {
+            if self.last_due.is_some_and(|last| due < last) {
+                // A clock reset: what was sent before belongs to the old timeline.
+                self.in_decoder.clear();
+            }
+            self.last_due = Some(due);
+            // Shown before the due time: out already, or never to be taken.
+            self.in_decoder.retain(|&time| time + TIME_EPSILON >= due);
         }
-        self.last_due = Some(due);
-        // A frame shown before the due time has come out or can no longer be taken.
-        self.in_decoder.retain(|&time| time + TIME_EPSILON >= due);
-        self.in_decoder.iter().copied().reduce(f64::min)
+        let mut waiting = self.in_decoder.clone();
+        waiting.sort_by(f64::total_cmp);
+        waiting
     }
 
     fn note_sent(&mut self, steps: &[Step<P>]) {
@@ -169,6 +168,10 @@ impl<P: PacketInfo> Planner<P> {
                 Step::Restart => self.in_decoder.clear(),
                 Step::Send(packet) => self.in_decoder.extend(packet.time()),
             }
+        }
+        if self.in_decoder.len() > MAX_HELD_PACKETS {
+            // Nothing is due yet (no frame came out): the oldest are long decoded.
+            self.in_decoder.drain(..MAX_HELD_PACKETS / 2);
         }
     }
 
@@ -233,18 +236,11 @@ impl<P: PacketInfo> Planner<P> {
 
     /// The demuxer has ended: decides what is still held.
     pub fn finish(&mut self, demand: &dyn FrameDemand, out: &mut Vec<Step<P>>) {
-        let past;
-        let due = match self.candidate(demand) {
-            Some(candidate) => {
-                past = PastCandidate {
-                    demand,
-                    candidate,
-                    following: demand.due_after(candidate),
-                };
-                &past as &dyn FrameDemand
-            }
-            None => demand,
+        let in_decoder = InDecoder {
+            demand,
+            waiting: self.waiting_in_decoder(demand),
         };
+        let due = &in_decoder;
         if self.held.iter().any(|p| is_due(p, due)) {
             self.send_held(due, out);
         } else {
@@ -282,30 +278,32 @@ fn is_due<P: PacketInfo>(packet: &P, demand: &dyn FrameDemand) -> bool {
     packet.time().is_none_or(|time| demand.could_take(time))
 }
 
-/// The caller's demand once a candidate is in the decoder: a frame shown after the
-/// candidate can only be the sample that follows it. (Were the candidate's frame
-/// damaged and dropped, a frame between the two would have been the sample; damaged
-/// streams are not decoded exactly like full decoding in any case.)
-struct PastCandidate<'a> {
+/// The caller's demand once the frames waiting in the decoder have been offered: a
+/// frame shown after some of them is due only if it is once those were offered. (Were
+/// one of those frames damaged and dropped, a later one could have been taken instead;
+/// damaged streams are not decoded exactly like full decoding in any case.)
+struct InDecoder<'a> {
     demand: &'a dyn FrameDemand,
-    candidate: f64,
-    following: Option<f64>,
+    /// In display order.
+    waiting: Vec<f64>,
 }
 
-impl FrameDemand for PastCandidate<'_> {
+impl FrameDemand for InDecoder<'_> {
     fn could_take(&self, time: f64) -> bool {
-        if time <= self.candidate {
-            self.demand.could_take(time)
-        } else {
-            self.following
-                .is_none_or(|following| time + TIME_EPSILON >= following)
-        }
+        let before = self
+            .waiting
+            .iter()
+            .take_while(|&&shown| shown + TIME_EPSILON < time)
+            .count();
+        self.demand.could_take_after(&self.waiting[..before], time)
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::pipeline::sampler::Sampler;
+    use rand::{rngs::StdRng, Rng, SeedableRng};
 
     #[derive(Debug, Clone, PartialEq)]
     struct Fake {
@@ -503,8 +501,14 @@ mod tests {
         fn next_due(&self) -> Option<f64> {
             Some(self.due)
         }
-        fn due_after(&self, time: f64) -> Option<f64> {
-            Some(((time / self.every).floor() + 1.0) * self.every)
+        fn could_take_after(&self, earlier: &[f64], time: f64) -> bool {
+            let mut due = self.due;
+            for &shown in earlier {
+                if shown >= due {
+                    due = ((shown / self.every).floor() + 1.0) * self.every;
+                }
+            }
+            time >= due
         }
     }
 
@@ -597,5 +601,120 @@ mod tests {
             feed_sampled(&mut planner, &packets, &demand),
             ["0", "1", "1.5"]
         );
+    }
+
+    /// Frames of a stream in decode order, x264-like: groups of `group` frames, each
+    /// a keyframe then mini-groups of a P-frame and the B-frames shown before it (the
+    /// middle one of three a reference, the others disposable).
+    fn stream(groups: usize, group: usize, rng: &mut StdRng) -> Vec<Fake> {
+        let mut packets = Vec::new();
+        for g in 0..groups {
+            let first = g * group;
+            packets.push(packet(first as f64 / 30.0, true));
+            let mut shown = first + 1;
+            while shown < first + group {
+                let bs = rng.gen_range(0..=3).min(first + group - 1 - shown);
+                let p = shown + bs;
+                packets.push(packet(p as f64 / 30.0, false));
+                for b in shown..p {
+                    let reference = bs == 3 && b == shown + 1;
+                    packets.push(Fake {
+                        time: b as f64 / 30.0,
+                        key: false,
+                        disposable: !reference,
+                    });
+                }
+                shown = p + 1;
+            }
+        }
+        packets
+    }
+
+    /// A decoder that returns frames in display order once `delay` later frames
+    /// were sent, or later: how much later changes at random, as it does with
+    /// frame threading and a loaded machine.
+    struct FakeDecoder {
+        delay: usize,
+        waiting: Vec<f64>,
+    }
+
+    impl FakeDecoder {
+        fn send(&mut self, time: f64) {
+            self.waiting.push(time);
+            self.waiting.sort_by(f64::total_cmp);
+        }
+
+        fn ready(&mut self, rng: &mut StdRng) -> Vec<f64> {
+            let available = self.waiting.len().saturating_sub(self.delay);
+            let count = rng.gen_range(0..=available);
+            self.waiting.drain(..count).collect()
+        }
+
+        fn drain(&mut self) -> Vec<f64> {
+            self.waiting.drain(..).collect()
+        }
+    }
+
+    /// The timestamps the sampler takes when the planner chooses what is decoded.
+    fn sampled_with_planner(packets: &[Fake], fps: f64, low_latency: bool, seed: u64) -> Vec<f64> {
+        let mut rng = StdRng::seed_from_u64(seed);
+        let mut planner = Planner::new(Sampling::Exact, low_latency);
+        let mut sampler = Sampler::new(fps);
+        let mut decoder = FakeDecoder {
+            delay: 2,
+            waiting: Vec::new(),
+        };
+        let mut taken = Vec::new();
+        let mut offer = |frames: Vec<f64>, sampler: &mut Sampler| {
+            for time in frames {
+                if sampler.offer(time) {
+                    taken.push(time);
+                }
+            }
+        };
+        let mut steps = Vec::new();
+        for packet in packets {
+            planner.push(packet.clone(), &sampler, &mut steps);
+            for step in steps.drain(..) {
+                match step {
+                    Step::Send(p) => {
+                        decoder.send(p.time);
+                        let frames = decoder.ready(&mut rng);
+                        offer(frames, &mut sampler);
+                    }
+                    Step::Restart => offer(decoder.drain(), &mut sampler),
+                }
+            }
+        }
+        planner.finish(&sampler, &mut steps);
+        for step in steps {
+            if let Step::Send(p) = step {
+                decoder.send(p.time);
+            }
+        }
+        offer(decoder.drain(), &mut sampler);
+        taken
+    }
+
+    #[test]
+    fn any_decoder_timing_gives_the_samples_of_full_decoding() {
+        for seed in 0..300 {
+            let mut rng = StdRng::seed_from_u64(seed);
+            let group = [1, 12, 30, 60, 90][rng.gen_range(0..5)];
+            let packets = stream(4, group, &mut rng);
+            let mut shown: Vec<f64> = packets.iter().map(|p| p.time).collect();
+            shown.sort_by(f64::total_cmp);
+            for fps in [0.3, 1.0, 2.5, 7.0, 14.0, 29.0, 30.0] {
+                let mut full = Sampler::new(fps);
+                let expected: Vec<f64> = shown.iter().copied().filter(|&t| full.offer(t)).collect();
+                for low_latency in [false, true] {
+                    let got = sampled_with_planner(&packets, fps, low_latency, seed);
+                    assert_eq!(
+                        got, expected,
+                        "seed {seed}, group {group}, fps {fps}, low latency {low_latency}"
+                    );
+                }
+            }
+        }
     }
 }

@@ -84,16 +84,12 @@ impl FrameDemand for Sampler {
         Sampler::next_due(self)
     }
 
-    fn due_after(&self, timestamp: f64) -> Option<f64> {
-        // As `offer` would leave it; the earlier of the two readings when taking the
-        // frame could also restart sampling from it.
-        let restarted = timestamp + 1.0 / self.fps;
-        let Some(origin) = self.origin else {
-            return Some(restarted);
-        };
-        let elapsed_samples = ((timestamp - origin) * self.fps + EPSILON_SECONDS).floor();
-        let next = self.due_at(origin, elapsed_samples.max(0.0) as u64 + 1);
-        Some(next.min(restarted))
+    fn could_take_after(&self, earlier: &[f64], timestamp: f64) -> bool {
+        let mut after = self.clone();
+        for &shown in earlier {
+            after.offer(shown);
+        }
+        after.could_take(timestamp)
     }
 }
 
@@ -245,15 +241,17 @@ mod tests {
     }
 
     #[test]
-    fn due_after_is_where_offer_leaves_the_next_due_time() {
+    fn could_take_after_offers_the_earlier_frames_first() {
         let mut sampler = Sampler::new(2.0);
-        assert_eq!(sampler.due_after(7.0), Some(7.5));
         assert!(sampler.offer(10.0));
-        for taken in [10.5, 10.9, 12.2] {
-            let mut copy = sampler.clone();
-            let predicted = copy.due_after(taken);
-            assert!(copy.offer(taken));
-            assert_eq!(predicted, copy.next_due(), "taking {taken}");
-        }
+        // 10.5 is due; once it is taken, 10.9 is not, 11.0 is.
+        assert!(!sampler.could_take_after(&[10.5], 10.9));
+        assert!(sampler.could_take_after(&[10.5], 11.0));
+        // Before any frame, the first one offered sets the origin.
+        let fresh = Sampler::new(14.0);
+        assert!(!fresh.could_take_after(&[0.0, 0.033, 0.1], 0.14));
+        assert!(fresh.could_take_after(&[0.0, 0.033, 0.1], 0.15));
+        // Offering is hypothetical: the sampler itself is unchanged.
+        assert_eq!(sampler.next_due(), Some(10.5));
     }
 }

@@ -145,6 +145,7 @@ fn main() -> ExitCode {
 }
 
 fn serve(args: ServeArgs) -> ExitCode {
+    video_pipeline::memory::limit_arenas();
     let mut raw = config::raw_from_env();
     args.apply(&mut raw);
     let config = match Config::load(&raw) {

@@ -7,7 +7,9 @@ Sections (all by default; pick with --only):
             on the same 60 s 1080p30 H.264 file (GOP 2 s): CPU (user + sys), wall, RSS.
   memory    peak RSS of the daemon with 1 and with 9 looped realtime 1080p cameras.
   capacity  looped realtime 1080p30 cameras at fps=1 in exact mode: how many keep
-            their rate with no dropped frames and no pacing lag.
+            their rate with no dropped frames and no pacing lag; and how many
+            `ffmpeg -re -stream_loop -1` processes running the original's command keep
+            a frame a second on the same input.
   http      latest-frame/ under `wrk -t2 -c16 -d10s` against nginx serving the same
             JPEG from disk.
 
@@ -223,7 +225,39 @@ def capacity_trial(work, source, count, window):
     return kept_up, min(frames), max(frames), lag, dropped, cpu / window
 
 
-def section_capacity(work, counts, window):
+def process_cpu_seconds(pid):
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def baseline_capacity_trial(work, source, count, window):
+    """The original service's way: one `ffmpeg -re -stream_loop -1` process per camera
+    running its command. Kept up when every process wrote a frame a second."""
+    folders = [work / f"baseline-capacity-{count}" / f"cam{n}" for n in range(count)]
+    processes = []
+    try:
+        for folder in folders:
+            folder.mkdir(parents=True)
+            processes.append(subprocess.Popen(
+                ["ffmpeg", "-hide_banner", "-loglevel", "error", "-re", "-stream_loop", "-1",
+                 "-i", str(source), "-vf", "fps=1,format=rgb24", "-q:v", "2",
+                 str(folder / "frame_%04d.jpg")],
+                stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+        time.sleep(15)
+        before = [len(list(folder.iterdir())) for folder in folders]
+        cpu_before = sum(process_cpu_seconds(p.pid) for p in processes)
+        time.sleep(window)
+        cpu = sum(process_cpu_seconds(p.pid) for p in processes) - cpu_before
+        frames = [len(list(folder.iterdir())) - b for folder, b in zip(folders, before)]
+    finally:
+        for process in processes:
+            process.kill()
+            process.wait()
+        shutil.rmtree(work / f"baseline-capacity-{count}", ignore_errors=True)
+    return min(frames) >= window - 2, min(frames), max(frames), cpu / window
+
+
+def section_capacity(work, counts, baseline_counts, window):
     source = generate_input()
     print(f"\n## Capacity, looped realtime 1080p30 cameras at fps=1, exact ({window} s window)\n")
     print("| cameras | kept up | frames min..max (expected ~window) | pacing lag events |"
@@ -238,6 +272,22 @@ def section_capacity(work, counts, window):
         if kept_up:
             best = max(best, count)
     print(f"\nsustained: {best} cameras (target >= 40: {'ok' if best >= 40 else 'MISSED'})")
+    if not baseline_counts:
+        return
+    print(f"\n### The original's command on the same input ({window} s window)\n")
+    print("| ffmpeg processes | kept up | frames min..max | CPU cores |")
+    print("|---:|---|---|---:|")
+    baseline_best = 0
+    for count in baseline_counts:
+        log(f"capacity: {count} ffmpeg processes")
+        kept_up, low, high, cores = baseline_capacity_trial(work, source, count, window)
+        print(f"| {count} | {'yes' if kept_up else 'no'} | {low}..{high} | {cores:.2f} |",
+              flush=True)
+        if kept_up:
+            baseline_best = max(baseline_best, count)
+    ratio = f"{best / baseline_best:.1f}x" if baseline_best else "n/a"
+    print(f"\nsustained: video-pipeline {best}, the original's command {baseline_best}"
+          f" ({ratio})")
 
 
 def wrk(url, expected):
@@ -321,6 +371,8 @@ def main():
     parser.add_argument("--only", nargs="*", default=["cpu", "memory", "capacity", "http"])
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--capacity", type=int, nargs="*", default=[24, 32, 40])
+    parser.add_argument("--baseline-capacity", type=int, nargs="*", default=[6, 8, 10, 12],
+                        help="ffmpeg process counts to try (none: skip the baseline)")
     parser.add_argument("--window", type=int, default=45)
     args = parser.parse_args()
     print(f"machine: {machine()}")
@@ -331,7 +383,7 @@ def main():
         if "memory" in args.only:
             section_memory(work)
         if "capacity" in args.only:
-            section_capacity(work, args.capacity, args.window)
+            section_capacity(work, args.capacity, args.baseline_capacity, args.window)
         if "http" in args.only:
             section_http(work)
 

@@ -151,12 +151,7 @@ fn start_busy_daemon() -> Daemon {
     let daemon = Daemon::start();
     let live = format!("rtsp://127.0.0.1:{}/x", free_port());
     let reply = daemon.post_form("/decode/", &[("camera_id", "live"), ("url", &live)]);
-    assert_eq!(
-        reply.status,
-        200,
-        "{}",
-        String::from_utf8_lossy(&reply.body)
-    );
+    reply.assert_ok();
     daemon.wait_status("live", Duration::from_secs(30), |s| {
         s["restart_count"].as_u64().unwrap_or(0) >= 1
     });
@@ -167,12 +162,7 @@ fn start_busy_daemon() -> Daemon {
         ("fps", "25"),
     ];
     let reply = daemon.post_form("/decode/", &fields);
-    assert_eq!(
-        reply.status,
-        200,
-        "{}",
-        String::from_utf8_lossy(&reply.body)
-    );
+    reply.assert_ok();
     daemon.wait_status("file", Duration::from_secs(30), |s| {
         s["frame_count"].as_u64().unwrap_or(0) > 0
     });

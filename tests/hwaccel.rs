@@ -23,12 +23,7 @@ fn start_camera(daemon: &Daemon, camera: &str, extra: &[(&str, &str)]) {
     ];
     fields.extend_from_slice(extra);
     let reply = daemon.post_form("/decode", &fields);
-    assert_eq!(
-        reply.status,
-        200,
-        "{}",
-        String::from_utf8_lossy(&reply.body)
-    );
+    reply.assert_ok();
 }
 
 fn finished(status: &Value) -> bool {

@@ -297,6 +297,12 @@ impl Reply {
     pub fn header(&self, name: &str) -> Option<&str> {
         self.headers.get(name).map(String::as_str)
     }
+
+    /// Asserts a 200 answer, showing the body otherwise.
+    pub fn assert_ok(&self) -> &Reply {
+        assert_eq!(self.status, 200, "{}", String::from_utf8_lossy(&self.body));
+        self
+    }
 }
 
 pub fn multipart(fields: &[(&str, &str)], files: &[(&str, &str, &[u8])]) -> (String, Vec<u8>) {

@@ -228,12 +228,7 @@ pub fn start_camera_with(daemon: &Daemon, camera: &str, url: &str, extra: &[(&st
     );
     fields.extend_from_slice(extra);
     let reply = daemon.post_form("/decode/", &fields);
-    assert_eq!(
-        reply.status,
-        200,
-        "{}",
-        String::from_utf8_lossy(&reply.body)
-    );
+    reply.assert_ok();
     assert_eq!(reply.json()["status"], "started");
 }
 

@@ -1,6 +1,11 @@
-//! JPEG encoding from 4:2:0 planes at camera sizes, on deterministic synthetic frames.
+//! JPEG encoding from 4:2:0 planes at camera sizes, and the conversion of decoded
+//! frames to those planes per pixel format, on deterministic synthetic frames.
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
+use ffmpeg_next::format::Pixel;
+use ffmpeg_next::frame;
+use ffmpeg_next::util::color::Range;
+use video_pipeline::media::Converter;
 use video_pipeline::output::jpeg::JpegEncoder;
 use video_pipeline::picture::Yuv420;
 
@@ -42,5 +47,35 @@ fn encode(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, encode);
+/// What each decoder hands over, at 1080p: limited-range 4:2:0 (software H.264, the
+/// common case: stretched to full range), full-range 4:2:0 (used as it is), NV12 (GPU
+/// decoders: split into planes) and RGB24 (through swscale).
+fn convert(c: &mut Criterion) {
+    video_pipeline::media::init();
+    let mut group = c.benchmark_group("convert_to_yuv420_1920x1080");
+    let cases = [
+        ("yuv420p_limited", Pixel::YUV420P, Range::MPEG),
+        ("yuv420p_full", Pixel::YUV420P, Range::JPEG),
+        ("nv12_limited", Pixel::NV12, Range::MPEG),
+        ("rgb24", Pixel::RGB24, Range::JPEG),
+    ];
+    for (name, format, range) in cases {
+        let mut decoded = frame::Video::new(format, 1920, 1080);
+        decoded.set_color_range(range);
+        for plane in 0..decoded.planes() {
+            let stride = decoded.stride(plane);
+            for (i, byte) in decoded.data_mut(plane).iter_mut().enumerate() {
+                *byte = (16 + (i % stride + i / stride) % 220) as u8;
+            }
+        }
+        let mut converter = Converter::default();
+        group.throughput(Throughput::Elements(1920 * 1080));
+        group.bench_function(name, |b| {
+            b.iter(|| converter.convert(&decoded).expect("convert").width)
+        });
+    }
+    group.finish();
+}
+
+criterion_group!(benches, encode, convert);
 criterion_main!(benches);

@@ -13,7 +13,7 @@ mod probe;
 use thiserror::Error;
 
 pub use backend::{probe_backends, HwRequest};
-pub use convert::range_tables;
+pub use convert::{range_tables, Converter};
 pub use decode::{DecodedFrame, DropCounts, OpenOptions, VideoSource};
 pub use planner::{EveryFrame, FrameDemand};
 pub use probe::{probe, StreamSummary, VideoInfo};

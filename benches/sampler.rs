@@ -1,7 +1,8 @@
 //! The sampler's per-frame decision, over an hour of 30 fps timestamps.
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
-use video_pipeline::pipeline::sampler::Sampler;
+use video_pipeline::sampling::sampler::Sampler;
+use video_pipeline::sampling::Fps;
 
 fn offer(c: &mut Criterion) {
     let timestamps: Vec<f64> = (0..108_000).map(|i| i as f64 / 30.0).collect();
@@ -10,7 +11,7 @@ fn offer(c: &mut Criterion) {
     for fps in [1.0, 5.0, 30.0] {
         group.bench_function(format!("one_hour_30fps_at_{fps}"), |b| {
             b.iter(|| {
-                let mut sampler = Sampler::new(fps);
+                let mut sampler = Sampler::new(Fps::new(fps).unwrap());
                 timestamps.iter().filter(|&&t| sampler.offer(t)).count()
             })
         });

@@ -2,20 +2,17 @@
 //! inference, behind an HTTP control API and a shared frame folder.
 #![forbid(clippy::print_stdout, clippy::print_stderr)]
 
+pub mod camera;
 pub mod config;
-pub mod extract;
 pub mod http;
 pub mod hw_choice;
 pub mod media;
 pub mod memory;
 pub mod output;
 pub mod picture;
-pub mod pipeline;
-pub mod registry;
 pub mod sampling;
 pub mod source;
 pub mod stop;
-pub mod supervisor;
 
 /// The build's version: `VIDEO_PIPELINE_VERSION` at build time, else `git describe`,
 /// else the package version.

@@ -10,14 +10,13 @@ use std::time::{Duration, Instant};
 use actix_web::{web, App, HttpServer};
 use clap::{Args, Parser, Subcommand};
 
+use video_pipeline::camera::{extract, Registry, Supervisor};
 use video_pipeline::config::{self, Config, RawValues};
 use video_pipeline::hw_choice::HwChoice;
-use video_pipeline::registry::Registry;
-use video_pipeline::sampling::Sampling;
+use video_pipeline::sampling::{Fps, Sampling};
 use video_pipeline::source::Source;
 use video_pipeline::stop::StopToken;
-use video_pipeline::supervisor::Supervisor;
-use video_pipeline::{extract, http, media, VERSION};
+use video_pipeline::{http, media, VERSION};
 
 /// Exit code for a configuration value that cannot be used.
 const EXIT_CONFIG: u8 = 2;
@@ -50,8 +49,8 @@ enum Command {
         /// A file path or URL.
         input: String,
         /// Frames per second to extract (> 0, <= 60).
-        #[arg(long, default_value_t = 1.0)]
-        fps: f64,
+        #[arg(long, default_value_t = Fps::DEFAULT)]
+        fps: Fps,
         /// Output folder (cleared of old frames first).
         #[arg(long)]
         out: PathBuf,
@@ -250,11 +249,6 @@ fn probe(input: &str, timeout: f64) -> ExitCode {
 }
 
 fn extract_frames(input: &str, job: extract::Job, out: &std::path::Path) -> ExitCode {
-    let fps = job.fps;
-    if !(fps.is_finite() && fps > 0.0 && fps <= 60.0) {
-        eprintln!("video-pipeline: invalid --fps {fps} (expected > 0, <= 60)");
-        return ExitCode::from(EXIT_CONFIG);
-    }
     if !(1..=100).contains(&job.jpeg_quality) {
         eprintln!(
             "video-pipeline: invalid --quality {} (expected 1..100)",
@@ -289,10 +283,8 @@ fn extract_frames(input: &str, job: extract::Job, out: &std::path::Path) -> Exit
                 out.display(),
                 summary.packets_skipped
             );
-            match summary.hwaccel {
-                ("none", Some(reason)) => {
-                    eprintln!("video-pipeline: {reason}")
-                }
+            match (summary.hwaccel.backend, summary.hwaccel.reason) {
+                ("none", Some(reason)) => eprintln!("video-pipeline: {reason}"),
                 ("none", None) => {}
                 (backend, _) => eprintln!("video-pipeline: decoded with {backend}"),
             }

@@ -4,6 +4,7 @@
 mod error;
 mod forms;
 mod routes;
+mod status;
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -12,7 +13,7 @@ use actix_web::{web, Route};
 
 pub use error::ApiError;
 
-use crate::supervisor::Supervisor;
+use crate::camera::Supervisor;
 
 pub const BASE_PATH: &str = "/api/v1/video-pipeline";
 

@@ -9,16 +9,15 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use serde_json::json;
 
 use super::forms::{read_form, Form, UploadRules};
+use super::status::{FrameHeaders, StatusReport};
 use super::{ApiError, AppState};
+use crate::camera::{Admission, CameraSettings};
 use crate::hw_choice::HwChoice;
 use crate::media::MediaError;
-use crate::registry::{Admission, CameraSettings, StatusReport};
-use crate::sampling::Sampling;
+use crate::sampling::{Fps, Sampling};
 use crate::source::{CameraId, RtspTransport, Source};
 
 type Query = web::Query<HashMap<String, String>>;
-
-pub const MAX_FPS: f64 = 60.0;
 
 pub async fn root() -> HttpResponse {
     HttpResponse::Ok().json(json!({ "message": "FFMPEG Video Pipeline API is running!" }))
@@ -33,12 +32,19 @@ pub async fn method_not_allowed() -> Result<HttpResponse, ApiError> {
 }
 
 pub async fn health(state: web::Data<AppState>) -> HttpResponse {
+    let cameras: HashMap<&str, usize> = state
+        .supervisor
+        .registry()
+        .counts()
+        .into_iter()
+        .map(|(status, count)| (status.as_str(), count))
+        .collect();
     HttpResponse::Ok().json(json!({
         "status": "healthy",
         "service": "video-pipeline",
         "version": crate::VERSION,
         "uptime_seconds": state.started.elapsed().as_secs(),
-        "cameras": state.supervisor.registry().counts(),
+        "cameras": cameras,
     }))
 }
 
@@ -165,7 +171,7 @@ async fn start_camera(
 pub async fn status(state: web::Data<AppState>, query: Query) -> Result<HttpResponse, ApiError> {
     let id = camera_id(query.get("camera_id").map(String::as_str))?;
     let report = match state.supervisor.registry().get(&id) {
-        Some(camera) => camera.snapshot(),
+        Some(camera) => StatusReport::of(&camera),
         None => StatusReport::not_started(&id),
     };
     Ok(HttpResponse::Ok().json(report))
@@ -208,7 +214,7 @@ pub async fn latest_frame(
         .duration_since(frame.captured_at)
         .unwrap_or(Duration::ZERO);
     let stale_after = state.supervisor.config().stale_frame;
-    if camera.settings.endless() && age > stale_after {
+    if camera.settings().endless() && age > stale_after {
         return Err(ApiError::NotFound(format!(
             "Stream appears to be disconnected. The newest frame is {} s old (STALE_FRAME_SECONDS={}).",
             age.as_secs(),
@@ -226,7 +232,7 @@ pub async fn latest_frame(
             )));
         }
     }
-    let headers = &frame.headers;
+    let headers = FrameHeaders::of(&frame);
     let matches = request
         .headers()
         .get(header::IF_NONE_MATCH)
@@ -355,19 +361,19 @@ fn parse_flag(value: Option<&str>, name: &str) -> Result<bool, ApiError> {
     })
 }
 
-fn parse_fps(value: Option<&str>) -> Result<f64, ApiError> {
+/// Not a number: 422; a number out of range: 400.
+fn parse_fps(value: Option<&str>) -> Result<Fps, ApiError> {
     let Some(value) = value else {
-        return Ok(1.0);
+        return Ok(Fps::DEFAULT);
     };
-    let fps: f64 = value
-        .parse()
-        .map_err(|_| ApiError::Unprocessable(format!("fps must be a number, not {value:?}")))?;
-    if !(fps.is_finite() && fps > 0.0 && fps <= MAX_FPS) {
-        return Err(ApiError::BadRequest(format!(
-            "Invalid fps {value} (expected a number > 0 and <= {MAX_FPS})"
+    if value.parse::<f64>().is_err() {
+        return Err(ApiError::Unprocessable(format!(
+            "fps must be a number, not {value:?}"
         )));
     }
-    Ok(fps)
+    value
+        .parse()
+        .map_err(|e: crate::sampling::FpsError| ApiError::BadRequest(e.to_string()))
 }
 
 #[cfg(test)]
@@ -376,9 +382,9 @@ mod tests {
 
     #[test]
     fn fps_rules() {
-        assert_eq!(parse_fps(None).unwrap(), 1.0);
-        assert_eq!(parse_fps(Some("0.2")).unwrap(), 0.2);
-        assert_eq!(parse_fps(Some("60")).unwrap(), 60.0);
+        assert_eq!(parse_fps(None).unwrap().get(), 1.0);
+        assert_eq!(parse_fps(Some("0.2")).unwrap().get(), 0.2);
+        assert_eq!(parse_fps(Some("60")).unwrap().get(), 60.0);
         assert!(matches!(
             parse_fps(Some("abc")),
             Err(ApiError::Unprocessable(_))

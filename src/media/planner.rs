@@ -25,14 +25,11 @@
 //! frames after the candidate are sent at once, and only the non-reference frames
 //! that no sample can need are dropped.
 
-use crate::sampling::Sampling;
+use crate::sampling::{Sampling, EPSILON_SECONDS};
 
 /// Packets held at most; past this they are decoded, so memory stays bounded on
 /// streams with rare keyframes.
 const MAX_HELD_PACKETS: usize = 1200;
-
-/// Timestamps this close count as equal (float error of `k / fps`).
-const TIME_EPSILON: f64 = 1e-6;
 
 /// The caller's side: which frames it could take next.
 pub trait FrameDemand {
@@ -155,7 +152,8 @@ impl<P: PacketInfo> Planner<P> {
             }
             self.last_due = Some(due);
             // Shown before the due time: out already, or never to be taken.
-            self.in_decoder.retain(|&time| time + TIME_EPSILON >= due);
+            self.in_decoder
+                .retain(|&time| time + EPSILON_SECONDS >= due);
         }
         let mut waiting = self.in_decoder.clone();
         waiting.sort_by(f64::total_cmp);
@@ -293,7 +291,7 @@ impl FrameDemand for InDecoder<'_> {
         let before = self
             .waiting
             .iter()
-            .take_while(|&&shown| shown + TIME_EPSILON < time)
+            .take_while(|&&shown| shown + EPSILON_SECONDS < time)
             .count();
         self.demand.could_take_after(&self.waiting[..before], time)
     }
@@ -302,7 +300,8 @@ impl FrameDemand for InDecoder<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::pipeline::sampler::Sampler;
+    use crate::sampling::sampler::Sampler;
+    use crate::sampling::Fps;
     use rand::{rngs::StdRng, Rng, SeedableRng};
 
     #[derive(Debug, Clone, PartialEq)]
@@ -659,7 +658,7 @@ mod tests {
     fn sampled_with_planner(packets: &[Fake], fps: f64, low_latency: bool, seed: u64) -> Vec<f64> {
         let mut rng = StdRng::seed_from_u64(seed);
         let mut planner = Planner::new(Sampling::Exact, low_latency);
-        let mut sampler = Sampler::new(fps);
+        let mut sampler = Sampler::new(Fps::new(fps).unwrap());
         let mut decoder = FakeDecoder {
             delay: 2,
             waiting: Vec::new(),
@@ -705,7 +704,7 @@ mod tests {
             let mut shown: Vec<f64> = packets.iter().map(|p| p.time).collect();
             shown.sort_by(f64::total_cmp);
             for fps in [0.3, 1.0, 2.5, 7.0, 14.0, 29.0, 30.0] {
-                let mut full = Sampler::new(fps);
+                let mut full = Sampler::new(Fps::new(fps).unwrap());
                 let expected: Vec<f64> = shown.iter().copied().filter(|&t| full.offer(t)).collect();
                 for low_latency in [false, true] {
                     let got = sampled_with_planner(&packets, fps, low_latency, seed);

@@ -1,4 +1,5 @@
 //! Turning pictures into JPEG files that readers can trust.
 
+pub mod encode_pool;
 pub mod jpeg;
 pub mod store;

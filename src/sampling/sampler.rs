@@ -4,10 +4,8 @@
 //! `origin + k / fps`, where `origin` is the first frame's timestamp. A frame is never
 //! used twice, so asking for more frames than the source has yields every source frame.
 
+use super::{Fps, EPSILON_SECONDS};
 use crate::media::FrameDemand;
-
-/// Timestamps this close to a due time count as on time (float error of `k / fps`).
-const EPSILON_SECONDS: f64 = 1e-6;
 
 /// A backwards jump larger than this (and larger than one sample interval) is a clock
 /// reset, not reordering: sampling starts again from the new timestamp.
@@ -22,11 +20,9 @@ pub struct Sampler {
 }
 
 impl Sampler {
-    /// `fps` must be finite and > 0 (validated by the caller).
-    pub fn new(fps: f64) -> Sampler {
-        debug_assert!(fps.is_finite() && fps > 0.0);
+    pub fn new(fps: Fps) -> Sampler {
         Sampler {
-            fps,
+            fps: fps.get(),
             origin: None,
             next_index: 0,
             last_timestamp: None,
@@ -51,6 +47,18 @@ impl Sampler {
         let elapsed_samples = ((timestamp - origin) * self.fps + EPSILON_SECONDS).floor();
         self.next_index = elapsed_samples.max(0.0) as u64 + 1;
         true
+    }
+
+    /// Moves the sampler onto a timeline that runs `by` seconds behind the old one
+    /// (the next pass of a looped file starts again at its own start): what was due
+    /// at `t` is now due at `t - by`.
+    pub fn rebase(&mut self, by: f64) {
+        if let Some(origin) = self.origin.as_mut() {
+            *origin -= by;
+        }
+        if let Some(last) = self.last_timestamp.as_mut() {
+            *last -= by;
+        }
     }
 
     /// The timestamp at or after which the next sample is due; `None` before the first
@@ -98,7 +106,7 @@ mod tests {
     use super::*;
 
     fn sampled(fps: f64, timestamps: impl IntoIterator<Item = f64>) -> Vec<f64> {
-        let mut sampler = Sampler::new(fps);
+        let mut sampler = Sampler::new(Fps::new(fps).unwrap());
         timestamps
             .into_iter()
             .filter(|&t| sampler.offer(t))
@@ -200,7 +208,7 @@ mod tests {
 
     #[test]
     fn next_due_follows_the_new_origin_after_a_reset() {
-        let mut sampler = Sampler::new(2.0);
+        let mut sampler = Sampler::new(Fps::new(2.0).unwrap());
         assert!(sampler.offer(100.0));
         assert!(sampler.offer(100.5));
         assert_eq!(sampler.next_due(), Some(101.0));
@@ -218,7 +226,7 @@ mod tests {
 
     #[test]
     fn next_due_follows_samples() {
-        let mut sampler = Sampler::new(2.0);
+        let mut sampler = Sampler::new(Fps::new(2.0).unwrap());
         assert_eq!(sampler.next_due(), None);
         assert!(sampler.offer(10.0));
         assert_eq!(sampler.next_due(), Some(10.5));
@@ -229,7 +237,7 @@ mod tests {
 
     #[test]
     fn could_take_follows_the_due_time() {
-        let mut sampler = Sampler::new(1.0);
+        let mut sampler = Sampler::new(Fps::new(1.0).unwrap());
         assert!(sampler.could_take(123.0));
         assert!(sampler.offer(10.0));
         assert!(!sampler.could_take(10.5));
@@ -242,16 +250,33 @@ mod tests {
 
     #[test]
     fn could_take_after_offers_the_earlier_frames_first() {
-        let mut sampler = Sampler::new(2.0);
+        let mut sampler = Sampler::new(Fps::new(2.0).unwrap());
         assert!(sampler.offer(10.0));
         // 10.5 is due; once it is taken, 10.9 is not, 11.0 is.
         assert!(!sampler.could_take_after(&[10.5], 10.9));
         assert!(sampler.could_take_after(&[10.5], 11.0));
         // Before any frame, the first one offered sets the origin.
-        let fresh = Sampler::new(14.0);
+        let fresh = Sampler::new(Fps::new(14.0).unwrap());
         assert!(!fresh.could_take_after(&[0.0, 0.033, 0.1], 0.14));
         assert!(fresh.could_take_after(&[0.0, 0.033, 0.1], 0.15));
         // Offering is hypothetical: the sampler itself is unchanged.
         assert_eq!(sampler.next_due(), Some(10.5));
+    }
+
+    #[test]
+    fn a_rebased_sampler_continues_on_the_new_timeline() {
+        // A 3 s file at 10 fps, sampled at 1 fps and looped: the second pass starts at
+        // 0 again, and the sampler, moved back by the pass length, takes 0, 1, 2 again
+        // as if they were 3, 4, 5, with no extra sample at the seam.
+        let mut sampler = Sampler::new(Fps::new(1.0).unwrap());
+        let pass = frames(10.0, 3.0);
+        let first: Vec<f64> = pass.iter().copied().filter(|&t| sampler.offer(t)).collect();
+        sampler.rebase(3.0);
+        let second: Vec<f64> = pass.iter().copied().filter(|&t| sampler.offer(t)).collect();
+        assert_eq!(first.len(), 3);
+        assert_eq!(second.len(), 3);
+        for (k, t) in second.iter().enumerate() {
+            assert!((t - k as f64).abs() < 1e-9, "{second:?}");
+        }
     }
 }

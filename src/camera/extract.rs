@@ -3,20 +3,22 @@
 
 use std::path::Path;
 
+use super::clock::SystemClock;
+use super::pump::{pump, Pacing, PipelineError, PumpEnd, Timeline};
+use super::HwStatus;
 use crate::hw_choice::HwChoice;
 use crate::media::{HwRequest, OpenOptions, VideoSource};
 use crate::output::jpeg::JpegEncoder;
 use crate::output::store::FrameStore;
-use crate::pipeline::sampler::Sampler;
-use crate::pipeline::{pump, PipelineError, PumpEnd};
-use crate::sampling::Sampling;
+use crate::sampling::sampler::Sampler;
+use crate::sampling::{Fps, Sampling};
 use crate::source::Source;
 use crate::stop::StopToken;
 
 /// What to extract and how.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Job {
-    pub fps: f64,
+    pub fps: Fps,
     pub jpeg_quality: u8,
     pub sampling: Sampling,
     /// Decode as for a live source (see `OpenOptions::low_latency`).
@@ -33,8 +35,8 @@ pub struct Summary {
     pub end: PumpEnd,
     /// Packets left undecoded because no sample needed them.
     pub packets_skipped: u64,
-    /// The backend that decoded last (`none`: software) and why not the one asked for.
-    pub hwaccel: (&'static str, Option<String>),
+    /// The backend that decoded last and why not the one asked for.
+    pub hwaccel: HwStatus,
 }
 
 /// Extracts frames of `source` into `out` (cleared first). `on_progress` gets the
@@ -62,20 +64,29 @@ pub fn extract(
     let mut encoder = JpegEncoder::new(job.jpeg_quality)?;
     let mut sampler = Sampler::new(job.fps);
     let mut frames = 0;
-    let end = pump(&mut video, &mut sampler, stop, None, |sample| {
-        let jpeg = encoder.encode(&sample.picture)?;
-        store
-            .write(&jpeg)
-            .map_err(|e| PipelineError::Sink(format!("cannot write to {}: {e}", out.display())))?;
-        frames += 1;
-        on_progress(frames, sample.progress);
-        Ok(())
-    });
+    let no_pacing: Option<Pacing<'_, SystemClock>> = None;
+    let mut timeline = Timeline::default();
+    let end = pump(
+        &mut video,
+        &mut sampler,
+        &mut timeline,
+        stop,
+        no_pacing,
+        |sample| {
+            let jpeg = encoder.encode(&sample.picture)?;
+            store.write(&jpeg).map_err(|e| {
+                PipelineError::Sink(format!("cannot write to {}: {e}", out.display()))
+            })?;
+            frames += 1;
+            on_progress(frames, sample.progress);
+            Ok(())
+        },
+    );
     store.remove_temporaries();
     Ok(Summary {
         frames,
         end: end?,
         packets_skipped: video.skipped_unneeded(),
-        hwaccel: video.hwaccel(),
+        hwaccel: super::source::FrameSource::hwaccel(&video),
     })
 }

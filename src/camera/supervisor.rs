@@ -8,14 +8,19 @@ use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
+use super::backoff::Backoff;
+use super::clock::SystemClock;
+use super::registry::{Admission, Registry};
+use super::settings::CameraSettings;
+use super::source::LibavOpener;
+use super::state::Outcome;
+use super::worker::{self, WorkerOptions};
+use super::HwStatus;
 use crate::config::Config;
 use crate::hw_choice::{HwChoice, FAULT_INJECTION, KNOWN_BACKENDS};
 use crate::media::hwaccel::{self, DeviceNames, DeviceProbe};
-use crate::media::{self, HwRequest, MediaError, OpenOptions, VideoInfo};
-use crate::pipeline::backoff::Backoff;
-use crate::pipeline::encode_pool::EncodePool;
-use crate::pipeline::worker::{self, WorkerOptions};
-use crate::registry::{Admission, CameraSettings, Registry};
+use crate::media::{self, FailureKind, HwRequest, MediaError, OpenOptions, VideoInfo};
+use crate::output::encode_pool::EncodePool;
 use crate::source::{CameraId, Source};
 use crate::stop::StopToken;
 
@@ -61,19 +66,18 @@ impl Supervisor {
 
     /// Starts `id` unless it is running; at most one worker per camera, ever.
     pub fn start(&self, id: &CameraId, settings: CameraSettings) -> Admission {
-        let admission = self.registry.admit(id, settings);
+        let hwaccel = self.hw_request(&settings.hwaccel_requested);
+        let expected = HwStatus {
+            reason: self.expected_fallback(&hwaccel),
+            ..HwStatus::software()
+        };
+        let admission = self.registry.admit(id, settings, expected);
         let Admission::Started(camera) = &admission else {
             return admission;
         };
-        let hwaccel = self.hw_request(&camera.settings.hwaccel_requested);
-        {
-            let mut state = camera.state();
-            state.hwaccel = "none";
-            state.hwaccel_reason = self.expected_fallback(&hwaccel);
-        }
         let config = &self.config;
-        let options = WorkerOptions {
-            open: OpenOptions {
+        let opener = LibavOpener {
+            options: OpenOptions {
                 open_timeout: config.open_timeout,
                 read_timeout: config.read_timeout,
                 threads: self.decode_threads(),
@@ -81,6 +85,8 @@ impl Supervisor {
                 ..OpenOptions::default()
             },
             stall_timeout: config.stall_timeout,
+        };
+        let options = WorkerOptions {
             clear_on_start: config.clear_on_start,
             backoff: Backoff::new(config.reconnect_initial, config.reconnect_max),
             max_restarts: config.max_restarts,
@@ -91,16 +97,24 @@ impl Supervisor {
         let encoders = Arc::clone(&self.encoders);
         let spawned = thread::Builder::new()
             .name(format!("cam-{id}"))
-            .spawn(move || worker::run(worker_camera, options, encoders, previous));
+            .spawn(move || {
+                worker::run(
+                    worker_camera,
+                    opener,
+                    SystemClock,
+                    options,
+                    encoders,
+                    previous,
+                )
+            });
         match spawned {
             Ok(handle) => {
                 threads.insert(id.clone(), handle);
             }
-            Err(e) => {
-                let mut state = camera.state();
-                state.status = crate::registry::Status::Error;
-                state.last_error = Some(format!("could not start a thread: {e}"));
-            }
+            Err(e) => camera.finished(Outcome::Failed {
+                kind: FailureKind::Other,
+                message: format!("could not start a thread: {e}"),
+            }),
         }
         admission
     }

@@ -3,10 +3,8 @@
 
 use std::time::Duration;
 
-pub const DEFAULT_INITIAL: Duration = Duration::from_millis(500);
-pub const DEFAULT_CAP: Duration = Duration::from_secs(30);
 /// Streaming this long without a failure means the next failure starts from scratch.
-pub const DEFAULT_HEALTHY_AFTER: Duration = Duration::from_secs(60);
+pub const HEALTHY_AFTER: Duration = Duration::from_secs(60);
 
 #[derive(Debug, Clone)]
 pub struct Backoff {
@@ -40,21 +38,25 @@ impl Backoff {
 
     /// Called after a connection streamed for `healthy_for`.
     pub fn record_success(&mut self, healthy_for: Duration) {
-        if healthy_for >= DEFAULT_HEALTHY_AFTER {
+        if healthy_for >= HEALTHY_AFTER {
             self.failures = 0;
         }
-    }
-}
-
-impl Default for Backoff {
-    fn default() -> Self {
-        Backoff::new(DEFAULT_INITIAL, DEFAULT_CAP)
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    impl Default for Backoff {
+        /// The daemon's defaults.
+        fn default() -> Self {
+            Backoff::new(
+                Duration::from_secs_f64(crate::config::DEFAULT_RECONNECT_INITIAL_SECONDS),
+                Duration::from_secs_f64(crate::config::DEFAULT_RECONNECT_MAX_SECONDS),
+            )
+        }
+    }
 
     #[test]
     fn doubles_up_to_the_cap() {

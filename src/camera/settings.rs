@@ -1,0 +1,45 @@
+//! What a caller asked for when starting a camera: fixed for the session.
+
+use std::path::PathBuf;
+
+use crate::hw_choice::HwChoice;
+use crate::sampling::{Fps, Sampling};
+use crate::source::{RtspTransport, Source};
+
+#[derive(Debug, Clone)]
+pub struct CameraSettings {
+    pub source: Source,
+    pub fps: Fps,
+    pub hwaccel_requested: HwChoice,
+    pub output_folder: PathBuf,
+    /// An uploaded file that belongs to this session.
+    pub upload: Option<PathBuf>,
+    pub rtsp_transport: RtspTransport,
+    /// Play a file at its own speed instead of as fast as possible.
+    pub realtime: bool,
+    /// Start a file again at its end (with `realtime`, a simulated live camera).
+    pub looped: bool,
+    pub sampling: Sampling,
+}
+
+impl CameraSettings {
+    /// Settings with the defaults for everything but the source and rate.
+    pub fn new(source: Source, fps: Fps, output_folder: PathBuf) -> CameraSettings {
+        CameraSettings {
+            source,
+            fps,
+            hwaccel_requested: HwChoice::Auto,
+            output_folder,
+            upload: None,
+            rtsp_transport: RtspTransport::default(),
+            realtime: false,
+            looped: false,
+            sampling: Sampling::default(),
+        }
+    }
+
+    /// Sources that never end by themselves: live ones and looped files.
+    pub fn endless(&self) -> bool {
+        self.looped || self.source.is_live()
+    }
+}

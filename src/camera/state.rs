@@ -1,0 +1,413 @@
+//! What is happening to one camera now. The fields are private: the state changes
+//! only through the named transitions below, each of which returns the one event that
+//! describes it (`None` when nothing changed). Readers get a [`CameraSnapshot`].
+
+use std::time::{Duration, SystemTime};
+
+use super::events::Change;
+use super::HwStatus;
+use crate::media::FailureKind;
+
+/// Weight of the newest interval in the measured frame rate.
+const MEASURED_FPS_SMOOTHING: f64 = 0.2;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Status {
+    Running,
+    Completed,
+    Stopped,
+    Error,
+}
+
+impl Status {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Running => "running",
+            Status::Completed => "completed",
+            Status::Stopped => "stopped",
+            Status::Error => "error",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Phase {
+    Connecting,
+    Streaming,
+    Reconnecting,
+    Finished,
+}
+
+impl Phase {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Phase::Connecting => "connecting",
+            Phase::Streaming => "streaming",
+            Phase::Reconnecting => "reconnecting",
+            Phase::Finished => "finished",
+        }
+    }
+}
+
+/// Why a decoded frame was not written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DropReason {
+    /// Flagged as damaged by the decoder, or following damage until the next keyframe.
+    Corrupt,
+    /// The file could not be written (a full disk, a folder gone).
+    WriteFailed,
+    /// The encoder queue was full: a slow disk or a burst.
+    QueueFull,
+}
+
+impl DropReason {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DropReason::Corrupt => "corrupt",
+            DropReason::WriteFailed => "write_failed",
+            DropReason::QueueFull => "queue_full",
+        }
+    }
+}
+
+/// Frames decoded but not written, by reason.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct DropCounts {
+    pub corrupt: u64,
+    pub write_failed: u64,
+    pub queue_full: u64,
+}
+
+impl DropCounts {
+    pub fn total(&self) -> u64 {
+        self.corrupt + self.write_failed + self.queue_full
+    }
+
+    fn add(&mut self, reason: DropReason, count: u64) {
+        let counter = match reason {
+            DropReason::Corrupt => &mut self.corrupt,
+            DropReason::WriteFailed => &mut self.write_failed,
+            DropReason::QueueFull => &mut self.queue_full,
+        };
+        *counter += count;
+    }
+}
+
+/// What kind of error a camera last had.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorKind {
+    /// The source failed (see [`FailureKind`]).
+    Source(FailureKind),
+    /// A frame could not be written.
+    WriteFailed,
+}
+
+impl ErrorKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ErrorKind::Source(kind) => kind.as_str(),
+            ErrorKind::WriteFailed => DropReason::WriteFailed.as_str(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct LastError {
+    pub kind: ErrorKind,
+    pub message: String,
+}
+
+/// How a session ended.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Outcome {
+    Stopped,
+    /// A finite source was read to its end.
+    Completed,
+    Failed {
+        kind: FailureKind,
+        message: String,
+    },
+}
+
+/// A copy of a camera's state at one moment.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CameraSnapshot {
+    pub status: Status,
+    pub phase: Phase,
+    pub frame_count: u64,
+    pub drops: DropCounts,
+    pub last_error: Option<LastError>,
+    pub restart_count: u64,
+    pub hwaccel: HwStatus,
+    pub started_at: SystemTime,
+    pub last_frame_at: Option<SystemTime>,
+    pub progress: Option<f64>,
+    pub measured_fps: Option<f64>,
+    /// Times a realtime file fell more than a second behind its own clock.
+    pub pacing_lag_events: u64,
+}
+
+#[derive(Debug)]
+pub struct CameraState {
+    status: Status,
+    phase: Phase,
+    frame_count: u64,
+    drops: DropCounts,
+    last_error: Option<LastError>,
+    restart_count: u64,
+    hwaccel: HwStatus,
+    started_at: SystemTime,
+    last_frame_at: Option<SystemTime>,
+    progress: Option<f64>,
+    measured_fps: Option<f64>,
+    pacing_lag_events: u64,
+}
+
+impl CameraState {
+    /// A session just admitted: running, connecting, with what the hardware probe
+    /// foresees about decoding.
+    pub fn new(hwaccel: HwStatus, started_at: SystemTime) -> CameraState {
+        CameraState {
+            status: Status::Running,
+            phase: Phase::Connecting,
+            frame_count: 0,
+            drops: DropCounts::default(),
+            last_error: None,
+            restart_count: 0,
+            hwaccel,
+            started_at,
+            last_frame_at: None,
+            progress: None,
+            measured_fps: None,
+            pacing_lag_events: 0,
+        }
+    }
+
+    pub fn snapshot(&self) -> CameraSnapshot {
+        CameraSnapshot {
+            status: self.status,
+            phase: self.phase,
+            frame_count: self.frame_count,
+            drops: self.drops,
+            last_error: self.last_error.clone(),
+            restart_count: self.restart_count,
+            hwaccel: self.hwaccel.clone(),
+            started_at: self.started_at,
+            last_frame_at: self.last_frame_at,
+            progress: self.progress,
+            measured_fps: self.measured_fps,
+            pacing_lag_events: self.pacing_lag_events,
+        }
+    }
+
+    pub fn status(&self) -> Status {
+        self.status
+    }
+
+    pub fn frame_count(&self) -> u64 {
+        self.frame_count
+    }
+
+    pub fn connected(&mut self) -> Option<Change> {
+        self.phase = Phase::Streaming;
+        Some(Change::Connected)
+    }
+
+    /// Frame `seq` was written at `at`. Encoder threads may finish frames out of
+    /// order: counters, the rate and the progress are updated in one step, and the
+    /// progress never goes back.
+    pub fn frame_written(
+        &mut self,
+        seq: u64,
+        pts: f64,
+        at: SystemTime,
+        progress: Option<f64>,
+    ) -> Option<Change> {
+        let interval = self
+            .last_frame_at
+            .and_then(|previous| at.duration_since(previous).ok());
+        if let Some(interval) = interval.filter(|d| !d.is_zero()) {
+            self.measured_fps = Some(smoothed_rate(self.measured_fps, interval.as_secs_f64()));
+        }
+        self.frame_count += 1;
+        self.last_frame_at = Some(self.last_frame_at.map_or(at, |previous| previous.max(at)));
+        self.last_error = None;
+        if let Some(progress) = progress {
+            self.progress = Some(self.progress.map_or(progress, |p| p.max(progress)));
+        }
+        Some(Change::FrameWritten { seq, pts })
+    }
+
+    pub fn frames_dropped(&mut self, reason: DropReason, count: u64) -> Option<Change> {
+        if count == 0 {
+            return None;
+        }
+        self.drops.add(reason, count);
+        Some(Change::FramesDropped { reason, count })
+    }
+
+    pub fn write_failed(&mut self, message: String) -> Option<Change> {
+        self.last_error = Some(LastError {
+            kind: ErrorKind::WriteFailed,
+            message,
+        });
+        self.frames_dropped(DropReason::WriteFailed, 1)
+    }
+
+    pub fn retrying(
+        &mut self,
+        kind: FailureKind,
+        message: String,
+        delay: Duration,
+    ) -> Option<Change> {
+        self.last_error = Some(LastError {
+            kind: ErrorKind::Source(kind),
+            message: message.clone(),
+        });
+        self.restart_count += 1;
+        self.phase = Phase::Reconnecting;
+        Some(Change::Retrying {
+            kind,
+            message,
+            delay,
+            restarts: self.restart_count,
+        })
+    }
+
+    pub fn hardware(&mut self, hwaccel: &HwStatus) -> Option<Change> {
+        if self.hwaccel == *hwaccel {
+            return None;
+        }
+        self.hwaccel = hwaccel.clone();
+        Some(Change::HardwareChanged(hwaccel.clone()))
+    }
+
+    pub fn pacing_fell_behind(&mut self, total: u64) -> Option<Change> {
+        if total <= self.pacing_lag_events {
+            return None;
+        }
+        self.pacing_lag_events = total;
+        Some(Change::PacingFellBehind { total })
+    }
+
+    pub fn stop_requested(&mut self) -> Option<Change> {
+        if self.status != Status::Running {
+            return None;
+        }
+        self.status = Status::Stopped;
+        self.phase = Phase::Finished;
+        Some(Change::StopRequested)
+    }
+
+    pub fn finished(&mut self, outcome: Outcome) -> Option<Change> {
+        self.phase = Phase::Finished;
+        let error = match outcome {
+            Outcome::Stopped => {
+                self.status = Status::Stopped;
+                None
+            }
+            Outcome::Completed => {
+                self.status = Status::Completed;
+                self.progress = Some(1.0);
+                None
+            }
+            Outcome::Failed { kind, message } => {
+                self.status = Status::Error;
+                self.last_error = Some(LastError {
+                    kind: ErrorKind::Source(kind),
+                    message: message.clone(),
+                });
+                Some(message)
+            }
+        };
+        Some(Change::Finished {
+            status: self.status,
+            error,
+        })
+    }
+}
+
+/// The measured frame rate after a frame `interval` seconds after the last one. The
+/// intervals are averaged, not their inverses: frames buffered at a connect arrive
+/// microseconds apart, and one such rate would swamp the average for many frames.
+fn smoothed_rate(old_rate: Option<f64>, interval: f64) -> f64 {
+    let average = match old_rate {
+        Some(rate) => {
+            let old = 1.0 / rate;
+            old + MEASURED_FPS_SMOOTHING * (interval - old)
+        }
+        None => interval,
+    };
+    1.0 / average
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn state() -> CameraState {
+        CameraState::new(HwStatus::software(), SystemTime::now())
+    }
+
+    #[test]
+    fn measured_rate_follows_a_steady_interval() {
+        let mut rate = None;
+        for _ in 0..50 {
+            rate = Some(smoothed_rate(rate, 0.5));
+        }
+        assert!((rate.unwrap() - 2.0).abs() < 1e-9);
+    }
+
+    #[test]
+    fn a_burst_after_a_connect_does_not_inflate_the_rate() {
+        // One frame a second, then five frames buffered at a reconnect, a
+        // microsecond apart, then one a second again.
+        let mut rate = Some(1.0);
+        for _ in 0..5 {
+            rate = Some(smoothed_rate(rate, 1e-6));
+        }
+        assert!(rate.unwrap() < 3.1, "{rate:?}");
+        for _ in 0..20 {
+            rate = Some(smoothed_rate(rate, 1.0));
+        }
+        assert!((rate.unwrap() - 1.0).abs() < 0.02, "{rate:?}");
+    }
+
+    #[test]
+    fn a_stop_ends_only_a_running_session() {
+        let mut state = state();
+        assert_eq!(state.stop_requested(), Some(Change::StopRequested));
+        assert_eq!(state.stop_requested(), None);
+        assert_eq!(state.snapshot().phase, Phase::Finished);
+    }
+
+    #[test]
+    fn a_written_frame_clears_the_last_error_and_progress_never_goes_back() {
+        let mut state = state();
+        let now = SystemTime::now();
+        state.write_failed("disk full".into());
+        assert_eq!(
+            state.snapshot().last_error.unwrap().kind.as_str(),
+            "write_failed"
+        );
+        state.frame_written(2, 0.2, now, Some(0.5));
+        state.frame_written(1, 0.1, now, Some(0.4));
+        let snapshot = state.snapshot();
+        assert_eq!(snapshot.last_error, None);
+        assert_eq!(snapshot.progress, Some(0.5));
+        assert_eq!(snapshot.frame_count, 2);
+        assert_eq!(snapshot.drops.total(), 1);
+    }
+
+    #[test]
+    fn unchanged_hardware_and_no_new_lag_are_no_transition() {
+        let mut state = state();
+        assert_eq!(state.hardware(&HwStatus::software()), None);
+        assert_eq!(state.pacing_fell_behind(0), None);
+        assert_eq!(
+            state.pacing_fell_behind(2),
+            Some(Change::PacingFellBehind { total: 2 })
+        );
+        assert_eq!(state.frames_dropped(DropReason::Corrupt, 0), None);
+    }
+}

@@ -1,0 +1,224 @@
+//! The JSON and header values the API answers with, built from camera snapshots.
+
+use std::time::SystemTime;
+
+use serde::Serialize;
+
+use crate::camera::{Camera, CameraSnapshot, LatestFrame, Status};
+use crate::source::CameraId;
+
+/// `status` as callers read it: a camera's status, or that it never started.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReportedStatus {
+    NotStarted,
+    Camera(Status),
+}
+
+impl ReportedStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ReportedStatus::NotStarted => "not_started",
+            ReportedStatus::Camera(status) => status.as_str(),
+        }
+    }
+}
+
+impl Serialize for ReportedStatus {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(self.as_str())
+    }
+}
+
+/// The `decode/status/` answer. Old callers read the first five keys.
+#[derive(Debug, Clone, Serialize)]
+pub struct StatusReport {
+    pub camera_id: String,
+    pub status: ReportedStatus,
+    pub frame_count: u64,
+    pub last_error: Option<String>,
+    pub restart_count: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub phase: Option<&'static str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub source: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub fps: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub measured_fps: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub hwaccel: Option<&'static str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub hwaccel_requested: Option<&'static str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub hwaccel_reason: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub frames_dropped: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub frames_dropped_reasons: Option<DropReasons>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last_error_kind: Option<&'static str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rtsp_transport: Option<&'static str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sampling: Option<&'static str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub realtime: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pacing_lag_events: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none", rename = "loop")]
+    pub looped: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last_frame_at: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub started_at: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub progress: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub output_folder: Option<String>,
+}
+
+/// Frames decoded but not written, by reason.
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct DropReasons {
+    pub corrupt: u64,
+    pub write_failed: u64,
+    pub queue_full: u64,
+}
+
+impl StatusReport {
+    pub fn of(camera: &Camera) -> StatusReport {
+        StatusReport::from_snapshot(camera, camera.snapshot())
+    }
+
+    fn from_snapshot(camera: &Camera, state: CameraSnapshot) -> StatusReport {
+        let settings = camera.settings();
+        let (last_error, last_error_kind) = match state.last_error {
+            Some(error) => (Some(error.message), Some(error.kind.as_str())),
+            None => (None, None),
+        };
+        StatusReport {
+            camera_id: camera.id().to_string(),
+            status: ReportedStatus::Camera(state.status),
+            frame_count: state.frame_count,
+            last_error,
+            restart_count: state.restart_count,
+            phase: Some(state.phase.as_str()),
+            source: Some(settings.source.redacted()),
+            fps: Some(settings.fps.get()),
+            measured_fps: state.measured_fps,
+            hwaccel: Some(state.hwaccel.backend),
+            hwaccel_requested: Some(settings.hwaccel_requested.as_str()),
+            hwaccel_reason: state.hwaccel.reason,
+            frames_dropped: Some(state.drops.total()),
+            frames_dropped_reasons: Some(DropReasons {
+                corrupt: state.drops.corrupt,
+                write_failed: state.drops.write_failed,
+                queue_full: state.drops.queue_full,
+            }),
+            last_error_kind,
+            rtsp_transport: settings
+                .source
+                .location()
+                .starts_with("rtsp")
+                .then_some(settings.rtsp_transport.as_str()),
+            sampling: Some(settings.sampling.as_str()),
+            realtime: Some(settings.realtime),
+            pacing_lag_events: settings.realtime.then_some(state.pacing_lag_events),
+            looped: Some(settings.looped),
+            last_frame_at: state.last_frame_at.map(rfc3339),
+            started_at: Some(rfc3339(state.started_at)),
+            progress: state.progress,
+            output_folder: Some(settings.output_folder.display().to_string()),
+        }
+    }
+
+    pub fn not_started(camera_id: &CameraId) -> StatusReport {
+        StatusReport {
+            camera_id: camera_id.to_string(),
+            status: ReportedStatus::NotStarted,
+            frame_count: 0,
+            last_error: None,
+            restart_count: 0,
+            phase: None,
+            source: None,
+            fps: None,
+            measured_fps: None,
+            hwaccel: None,
+            hwaccel_requested: None,
+            hwaccel_reason: None,
+            frames_dropped: None,
+            frames_dropped_reasons: None,
+            last_error_kind: None,
+            rtsp_transport: None,
+            sampling: None,
+            realtime: None,
+            pacing_lag_events: None,
+            looped: None,
+            last_frame_at: None,
+            started_at: None,
+            progress: None,
+            output_folder: None,
+        }
+    }
+}
+
+/// The `latest-frame/` response headers of a frame.
+pub struct FrameHeaders {
+    pub etag: String,
+    pub last_modified: String,
+    pub captured_at: String,
+    pub seq: String,
+    pub pts: String,
+}
+
+impl FrameHeaders {
+    pub fn of(frame: &LatestFrame) -> FrameHeaders {
+        let nanos = frame
+            .captured_at
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos());
+        FrameHeaders {
+            etag: format!("\"{}-{nanos:x}\"", frame.seq),
+            last_modified: httpdate::fmt_http_date(frame.captured_at),
+            captured_at: rfc3339(frame.captured_at),
+            seq: frame.seq.to_string(),
+            pts: format!("{:.6}", frame.pts),
+        }
+    }
+}
+
+pub fn rfc3339(at: SystemTime) -> String {
+    humantime::format_rfc3339_millis(at).to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::camera::{CameraSettings, Events, HwStatus};
+    use crate::sampling::Fps;
+    use crate::source::Source;
+    use std::path::PathBuf;
+
+    #[test]
+    fn a_report_redacts_the_source() {
+        let settings = CameraSettings::new(
+            Source::Url("rtsp://u:p@h/s".into()),
+            Fps::DEFAULT,
+            PathBuf::from("/tmp/x"),
+        );
+        let camera = Camera::new(
+            CameraId::parse("cam").unwrap(),
+            settings,
+            HwStatus::software(),
+            Events::new(),
+        );
+        let json = serde_json::to_value(StatusReport::of(&camera)).unwrap();
+        assert_eq!(json["source"], "rtsp://u:***@h/s");
+        assert_eq!(json["status"], "running");
+        assert_eq!(json["phase"], "connecting");
+        assert_eq!(json["hwaccel"], "none");
+        assert_eq!(json["last_error"], serde_json::Value::Null);
+        let never = serde_json::to_value(StatusReport::not_started(camera.id())).unwrap();
+        assert_eq!(never["status"], "not_started");
+    }
+}

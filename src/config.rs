@@ -304,13 +304,6 @@ impl Config {
         ensure_writable_dir("UPLOAD_FOLDER", &config.upload_folder)?;
         Ok(config)
     }
-
-    /// Settings for tools that run one job and need no folders of their own.
-    pub fn for_one_job(jpeg_quality: u8) -> Config {
-        let mut config = Config::parse(&RawValues::new()).expect("defaults are valid");
-        config.jpeg_quality = jpeg_quality;
-        config
-    }
 }
 
 fn invalid(name: &'static str, value: &str, expected: &'static str) -> ConfigError {

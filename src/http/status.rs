@@ -194,7 +194,10 @@ pub fn rfc3339(at: SystemTime) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::camera::{CameraSettings, Events, HwStatus};
+    use crate::camera::{
+        CameraSettings, DropCounts, ErrorKind, Events, HwStatus, LastError, Phase,
+    };
+    use crate::media::FailureKind;
     use crate::sampling::Fps;
     use crate::source::Source;
     use std::path::PathBuf;
@@ -220,5 +223,98 @@ mod tests {
         assert_eq!(json["last_error"], serde_json::Value::Null);
         let never = serde_json::to_value(StatusReport::not_started(camera.id())).unwrap();
         assert_eq!(never["status"], "not_started");
+    }
+
+    fn camera(id: &str, settings: CameraSettings) -> Camera {
+        Camera::new(
+            CameraId::parse(id).unwrap(),
+            settings,
+            HwStatus::software(),
+            Events::new(),
+        )
+    }
+
+    fn at(millis: u64) -> SystemTime {
+        SystemTime::UNIX_EPOCH + std::time::Duration::from_millis(millis)
+    }
+
+    /// The answers, byte for byte, that the service gave for these states before
+    /// camera state became snapshots: old callers parse them as they are.
+    #[test]
+    fn reports_are_byte_for_byte_what_callers_always_got() {
+        let mut rtsp = CameraSettings::new(
+            Source::Url("rtsp://u:p@h:8554/s".into()),
+            Fps::new(2.5).unwrap(),
+            PathBuf::from("/data/frames/door"),
+        );
+        rtsp.hwaccel_requested = crate::hw_choice::HwChoice::parse("cuda").unwrap();
+        rtsp.sampling = crate::sampling::Sampling::Keyframes;
+        let door = camera("door", rtsp);
+        let reconnecting = CameraSnapshot {
+            status: Status::Running,
+            phase: Phase::Reconnecting,
+            frame_count: 42,
+            drops: DropCounts {
+                corrupt: 3,
+                write_failed: 2,
+                queue_full: 1,
+            },
+            last_error: Some(LastError {
+                kind: ErrorKind::Source(FailureKind::Refused),
+                message: "rtsp://u:***@h:8554/s: could not open (refused): Connection refused"
+                    .into(),
+            }),
+            restart_count: 7,
+            hwaccel: HwStatus {
+                reason: Some(
+                    "cuda: device context could not be created: x; decoding in software".into(),
+                ),
+                ..HwStatus::software()
+            },
+            started_at: at(1_700_000_000_123),
+            last_frame_at: Some(at(1_700_000_100_456)),
+            progress: None,
+            measured_fps: Some(2.4),
+            pacing_lag_events: 0,
+        };
+        let json = serde_json::to_string(&StatusReport::from_snapshot(&door, reconnecting));
+        assert_eq!(
+            json.unwrap(),
+            r#"{"camera_id":"door","status":"running","frame_count":42,"last_error":"rtsp://u:***@h:8554/s: could not open (refused): Connection refused","restart_count":7,"phase":"reconnecting","source":"rtsp://u:***@h:8554/s","fps":2.5,"measured_fps":2.4,"hwaccel":"none","hwaccel_requested":"cuda","hwaccel_reason":"cuda: device context could not be created: x; decoding in software","frames_dropped":6,"frames_dropped_reasons":{"corrupt":3,"write_failed":2,"queue_full":1},"last_error_kind":"refused","rtsp_transport":"tcp","sampling":"keyframes","realtime":false,"loop":false,"last_frame_at":"2023-11-14T22:15:00.456Z","started_at":"2023-11-14T22:13:20.123Z","output_folder":"/data/frames/door"}"#
+        );
+
+        let mut file = CameraSettings::new(
+            Source::File(PathBuf::from("/videos/clip.mp4")),
+            Fps::new(0.2).unwrap(),
+            PathBuf::from("/data/frames/clip"),
+        );
+        file.realtime = true;
+        file.looped = true;
+        let clip = camera("clip", file);
+        let completed = CameraSnapshot {
+            status: Status::Completed,
+            phase: Phase::Finished,
+            frame_count: 12,
+            drops: DropCounts::default(),
+            last_error: None,
+            restart_count: 0,
+            hwaccel: HwStatus::software(),
+            started_at: at(1_700_000_000_000),
+            last_frame_at: Some(at(1_700_000_060_999)),
+            progress: Some(1.0),
+            measured_fps: Some(0.2),
+            pacing_lag_events: 5,
+        };
+        let json = serde_json::to_string(&StatusReport::from_snapshot(&clip, completed));
+        assert_eq!(
+            json.unwrap(),
+            r#"{"camera_id":"clip","status":"completed","frame_count":12,"last_error":null,"restart_count":0,"phase":"finished","source":"/videos/clip.mp4","fps":0.2,"measured_fps":0.2,"hwaccel":"none","hwaccel_requested":"auto","frames_dropped":0,"frames_dropped_reasons":{"corrupt":0,"write_failed":0,"queue_full":0},"sampling":"exact","realtime":true,"pacing_lag_events":5,"loop":true,"last_frame_at":"2023-11-14T22:14:20.999Z","started_at":"2023-11-14T22:13:20.000Z","progress":1.0,"output_folder":"/data/frames/clip"}"#
+        );
+
+        let never = StatusReport::not_started(&CameraId::parse("nobody").unwrap());
+        assert_eq!(
+            serde_json::to_string(&never).unwrap(),
+            r#"{"camera_id":"nobody","status":"not_started","frame_count":0,"last_error":null,"restart_count":0}"#
+        );
     }
 }

@@ -6,18 +6,18 @@ use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
 use ffmpeg_next::codec;
-use ffmpeg_next::util::error::{EAGAIN, ETIMEDOUT};
-use ffmpeg_next::{format, frame, media, Packet, Rational};
+use ffmpeg_next::util::error::EAGAIN;
+use ffmpeg_next::{format, frame, media, Packet};
 
 use super::backend::{Decoder, HwFailure, HwRequest, HwState};
 use super::convert::Converter;
 use super::input::{self, Deadline};
 use super::nal;
 use super::planner::{FrameDemand, PacketInfo, Planner, Step};
-use super::{FailureKind, MediaError};
+use super::{classify, rational, stated_frame_rate, FailureKind, MediaError};
 use crate::picture::Yuv420;
 use crate::sampling::Sampling;
-use crate::source::{redact_in, RtspTransport, Source};
+use crate::source::{RtspTransport, Source};
 use crate::stop::StopToken;
 
 /// Damaged frames in a row after which damaged frames are used rather than none.
@@ -149,24 +149,13 @@ impl VideoSource {
     ) -> Result<VideoSource, MediaError> {
         super::init();
         let name = source.redacted();
-        let location = source.location();
-        let (input, deadline) =
-            input::open(source, options.open_timeout, options.rtsp_transport, stop).map_err(
-                |e| {
-                    classify(
-                        e,
-                        &name,
-                        stop,
-                        options.open_timeout,
-                        "opening",
-                        |message, kind| MediaError::Open {
-                            source_name: name.clone(),
-                            message: redact_in(&message, &location),
-                            kind,
-                        },
-                    )
-                },
-            )?;
+        let (input, deadline) = input::open(
+            source,
+            options.open_timeout,
+            options.rtsp_transport,
+            stop,
+            "opening",
+        )?;
 
         let stream =
             input
@@ -177,11 +166,8 @@ impl VideoSource {
                 })?;
         let stream_index = stream.index();
         let is_h264 = stream.parameters().id() == codec::Id::H264;
-        let time_base = rational_to_f64(stream.time_base()).unwrap_or(1.0 / 90_000.0);
-        let frame_rate = rational_to_f64(stream.avg_frame_rate())
-            .or_else(|| rational_to_f64(stream.rate()))
-            .filter(|r| *r > 0.0 && *r < 1000.0)
-            .unwrap_or(FALLBACK_FRAME_RATE);
+        let time_base = rational(stream.time_base()).unwrap_or(1.0 / 90_000.0);
+        let frame_rate = stated_frame_rate(&stream).unwrap_or(FALLBACK_FRAME_RATE);
         let start_time = if stream.start_time() == ffmpeg_next::ffi::AV_NOPTS_VALUE {
             0.0
         } else {
@@ -616,31 +602,4 @@ impl VideoSource {
     pub fn skipped_unneeded(&self) -> u64 {
         self.planner.skipped()
     }
-}
-
-/// Turns libav's `Exit` (our interrupt callback fired) into a stop or a timeout.
-fn classify(
-    error: ffmpeg_next::Error,
-    name: &str,
-    stop: &StopToken,
-    limit: Duration,
-    doing: &'static str,
-    other: impl FnOnce(String, FailureKind) -> MediaError,
-) -> MediaError {
-    match error {
-        _ if stop.is_stopped() => MediaError::Stopped,
-        ffmpeg_next::Error::Exit | ffmpeg_next::Error::Other { errno: ETIMEDOUT } => {
-            MediaError::Timeout {
-                source_name: name.to_owned(),
-                seconds: limit.as_secs_f64(),
-                doing,
-            }
-        }
-        e => other(e.to_string(), FailureKind::of(&e)),
-    }
-}
-
-fn rational_to_f64(r: Rational) -> Option<f64> {
-    (r.denominator() != 0 && r.numerator() != 0)
-        .then(|| f64::from(r.numerator()) / f64::from(r.denominator()))
 }

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use thiserror::Error;
 
-use crate::hw_choice::HwChoice;
+use crate::media::hw::HwChoice;
 
 pub const DEFAULT_HOST: &str = "0.0.0.0";
 pub const DEFAULT_PORT: u16 = 8002;
@@ -29,8 +29,8 @@ pub const DEFAULT_MAX_RESTARTS: u32 = 0;
 pub const DEFAULT_MAX_UPLOAD_MB: u64 = 4096;
 pub const DEFAULT_ENCODE_QUEUE_FRAMES: usize = 64;
 pub const DEFAULT_CLEAR_ON_START: bool = true;
-pub const DEFAULT_VAAPI_DEVICE: &str = crate::media::hwaccel::DEFAULT_VAAPI_DEVICE;
-pub const DEFAULT_CUDA_DEVICE: &str = crate::media::hwaccel::DEFAULT_CUDA_DEVICE;
+pub const DEFAULT_VAAPI_DEVICE: &str = crate::media::hw::DEFAULT_VAAPI_DEVICE;
+pub const DEFAULT_CUDA_DEVICE: &str = crate::media::hw::DEFAULT_CUDA_DEVICE;
 pub const DEFAULT_HW_RETRY_SECONDS: u64 = 300;
 /// The diagnostic variable that makes the `fault-injection` backend exist.
 pub const FAULT_HWACCEL_VARIABLE: &str = "VIDEO_PIPELINE_FAULT_HWACCEL";

@@ -3,8 +3,8 @@
 
 use std::path::Path;
 
-use crate::hw_choice::HwChoice;
-use crate::media::{HwRequest, OpenOptions, VideoSource};
+use crate::media::hw::{HwChoice, HwRequest};
+use crate::media::{OpenOptions, VideoSource};
 use crate::output::jpeg::JpegEncoder;
 use crate::output::store::FrameStore;
 use crate::pipeline::sampler::Sampler;

@@ -5,7 +5,6 @@
 pub mod config;
 pub mod extract;
 pub mod http;
-pub mod hw_choice;
 pub mod media;
 pub mod memory;
 pub mod output;

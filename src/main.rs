@@ -11,7 +11,7 @@ use actix_web::{web, App, HttpServer};
 use clap::{Args, Parser, Subcommand};
 
 use video_pipeline::config::{self, Config, RawValues};
-use video_pipeline::hw_choice::HwChoice;
+use video_pipeline::media::hw::HwChoice;
 use video_pipeline::registry::Registry;
 use video_pipeline::sampling::Sampling;
 use video_pipeline::source::Source;

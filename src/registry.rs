@@ -10,7 +10,7 @@ use std::time::SystemTime;
 use bytes::Bytes;
 use serde::Serialize;
 
-use crate::hw_choice::HwChoice;
+use crate::media::hw::HwChoice;
 use crate::sampling::Sampling;
 use crate::source::{CameraId, RtspTransport, Source};
 use crate::stop::StopToken;

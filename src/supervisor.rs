@@ -9,9 +9,10 @@ use std::time::{Duration, Instant};
 use serde::Serialize;
 
 use crate::config::Config;
-use crate::hw_choice::{HwChoice, FAULT_INJECTION, KNOWN_BACKENDS};
-use crate::media::hwaccel::{self, DeviceNames, DeviceProbe};
-use crate::media::{self, HwRequest, MediaError, OpenOptions, VideoInfo};
+use crate::media::hw::{
+    self, DeviceNames, DeviceProbe, HwChoice, HwRequest, FAULT_INJECTION, KNOWN_BACKENDS,
+};
+use crate::media::{self, MediaError, OpenOptions, VideoInfo};
 use crate::pipeline::backoff::Backoff;
 use crate::pipeline::encode_pool::EncodePool;
 use crate::pipeline::worker::{self, WorkerOptions};
@@ -183,7 +184,7 @@ impl Supervisor {
             backends.push(FAULT_INJECTION);
         }
         let request = self.hw_request(&HwChoice::None);
-        let probes = media::probe_backends(&backends, &request);
+        let probes = hw::probe_backends(&backends, &request);
         let available = probes
             .iter()
             .filter(|p| p.available)
@@ -191,7 +192,7 @@ impl Supervisor {
             .collect();
         HwReport {
             available,
-            compiled: hwaccel::compiled_device_types(),
+            compiled: hw::compiled_device_types(),
             probes,
         }
     }

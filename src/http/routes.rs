@@ -10,7 +10,7 @@ use serde_json::json;
 
 use super::forms::{read_form, Form, UploadRules};
 use super::{ApiError, AppState};
-use crate::hw_choice::HwChoice;
+use crate::media::hw::HwChoice;
 use crate::media::MediaError;
 use crate::registry::{Admission, CameraSettings, StatusReport};
 use crate::sampling::Sampling;

@@ -9,8 +9,8 @@ use ffmpeg_next::codec;
 use ffmpeg_next::util::error::EAGAIN;
 use ffmpeg_next::{format, frame, media, Packet};
 
-use super::backend::{Decoder, HwFailure, HwRequest, HwState};
 use super::convert::Converter;
+use super::hw::{Decoder, HwFailure, HwRequest, HwState};
 use super::input::{self, Deadline};
 use super::nal;
 use super::planner::{FrameDemand, PacketInfo, Planner, Step};

@@ -1,10 +1,9 @@
 //! Everything that speaks libav: opening inputs, decoding, pixel conversion, probing
 //! and hardware devices. Nothing outside this module sees an ffmpeg type.
 
-mod backend;
 mod convert;
 mod decode;
-pub mod hwaccel;
+pub mod hw;
 mod input;
 mod nal;
 mod planner;
@@ -17,7 +16,6 @@ use thiserror::Error;
 
 use crate::stop::StopToken;
 
-pub use backend::{probe_backends, HwRequest};
 pub use convert::{range_tables, Converter};
 pub use decode::{DecodedFrame, DropCounts, OpenOptions, VideoSource};
 pub use planner::{EveryFrame, FrameDemand};

@@ -11,19 +11,9 @@ use std::sync::{Arc, Mutex, OnceLock};
 
 use ffmpeg_next::format::Pixel;
 use ffmpeg_next::{codec, ffi, frame, Codec, Dictionary};
-use serde::Serialize;
 
 pub const DEFAULT_VAAPI_DEVICE: &str = "/dev/dri/renderD128";
 pub const DEFAULT_CUDA_DEVICE: &str = "0";
-
-/// The outcome of trying one kind of hardware decoding on this machine.
-#[derive(Debug, Clone, Serialize, PartialEq)]
-pub struct DeviceProbe {
-    pub backend: String,
-    pub available: bool,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub reason: Option<String>,
-}
 
 /// Which device each backend opens.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -94,7 +84,7 @@ impl HwDevice {
         device: Option<&str>,
         options: &[(&str, &str)],
     ) -> Result<HwDevice, String> {
-        super::init();
+        crate::media::init();
         let kind = device_type(backend).ok_or_else(|| {
             format!("{backend} is not a hardware device type of this libav build")
         })?;

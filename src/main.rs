@@ -175,7 +175,8 @@ fn serve(args: ServeArgs) -> ExitCode {
     let warm = Arc::clone(&supervisor);
     std::thread::spawn(move || {
         let report = warm.hardware();
-        log::info!("hardware decoders usable here: {:?}", report.available);
+        let names: Vec<_> = report.available.iter().map(|b| b.as_str()).collect();
+        log::info!("hardware decoders usable here: {names:?}");
     });
 
     let state = web::Data::new(http::AppState {

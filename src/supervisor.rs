@@ -9,9 +9,7 @@ use std::time::{Duration, Instant};
 use serde::Serialize;
 
 use crate::config::Config;
-use crate::media::hw::{
-    self, DeviceNames, DeviceProbe, HwChoice, HwRequest, FAULT_INJECTION, KNOWN_BACKENDS,
-};
+use crate::media::hw::{self, DeviceNames, DeviceProbe, HwBackend, HwChoice, HwRequest};
 use crate::media::{self, MediaError, OpenOptions, VideoInfo};
 use crate::pipeline::backoff::Backoff;
 use crate::pipeline::encode_pool::EncodePool;
@@ -24,7 +22,7 @@ use crate::stop::StopToken;
 /// each other one did not.
 #[derive(Debug, Clone, Serialize)]
 pub struct HwReport {
-    pub available: Vec<String>,
+    pub available: Vec<HwBackend>,
     pub compiled: Vec<String>,
     pub probes: Vec<DeviceProbe>,
 }
@@ -179,16 +177,16 @@ impl Supervisor {
     }
 
     fn probe_hardware(&self) -> HwReport {
-        let mut backends = KNOWN_BACKENDS.to_vec();
+        let mut backends = HwBackend::ALL.to_vec();
         if self.config.fault_hwaccel_after.is_some() {
-            backends.push(FAULT_INJECTION);
+            backends.push(HwBackend::FaultInjection);
         }
         let request = self.hw_request(&HwChoice::None);
         let probes = hw::probe_backends(&backends, &request);
         let available = probes
             .iter()
             .filter(|p| p.available)
-            .map(|p| p.backend.clone())
+            .map(|p| p.backend)
             .collect();
         HwReport {
             available,

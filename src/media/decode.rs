@@ -10,7 +10,7 @@ use ffmpeg_next::util::error::EAGAIN;
 use ffmpeg_next::{format, frame, media, Packet};
 
 use super::convert::Converter;
-use super::hw::{Decoder, HwFailure, HwRequest, HwState};
+use super::hw::{Decoder, HwBackend, HwChoice, HwFailure, HwRequest, HwState};
 use super::input::{self, Deadline};
 use super::nal;
 use super::planner::{FrameDemand, PacketInfo, Planner, Step};
@@ -191,8 +191,8 @@ impl VideoSource {
         if let Some(failure) = failure {
             log::info!("{name}: {}; decoding in software", failure.message);
             hw.failed(failure, Instant::now());
-        } else if !decoder.is_software() {
-            log::info!("{name}: decoding on {}", decoder.backend());
+        } else if let Some(backend) = decoder.backend() {
+            log::info!("{name}: decoding on {backend}");
         }
 
         Ok(VideoSource {
@@ -362,7 +362,9 @@ impl VideoSource {
         }
         match Decoder::open_hardware(&self.parameters, &self.hw.request) {
             Ok(decoder) => {
-                log::info!("{}: decoding on {} again", self.name, decoder.backend());
+                if let Some(backend) = decoder.backend() {
+                    log::info!("{}: decoding on {backend} again", self.name);
+                }
                 self.hw.reason = None;
                 Some(decoder)
             }
@@ -595,7 +597,11 @@ impl VideoSource {
     /// The hardware backend decoding now (`none`: software) and why it is not the one
     /// asked for, when it is not.
     pub fn hwaccel(&self) -> (&'static str, Option<String>) {
-        (self.decoder.backend(), self.hw.reason.clone())
+        let backend = self.decoder.backend();
+        (
+            backend.map_or(HwChoice::None.as_str(), HwBackend::as_str),
+            self.hw.reason.clone(),
+        )
     }
 
     /// Packets left undecoded because no sample needed them, so far.

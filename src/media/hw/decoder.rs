@@ -9,7 +9,7 @@ use ffmpeg_next::util::error::EAGAIN;
 use ffmpeg_next::{frame, Packet};
 
 use super::device::{self, DeviceNames, HwDevice};
-use super::FAULT_INJECTION;
+use super::HwBackend;
 
 /// Hardware errors in a row after which a hardware decoder is given up.
 pub const MAX_HARDWARE_ERRORS: u32 = 3;
@@ -20,7 +20,7 @@ pub const DEFAULT_HW_RETRY: Duration = Duration::from_secs(300);
 #[derive(Debug, Clone, PartialEq)]
 pub struct HwRequest {
     /// Backends to try, in order; empty: software only.
-    pub backends: Vec<&'static str>,
+    pub backends: Vec<HwBackend>,
     pub devices: DeviceNames,
     /// After a fall back to software, hardware is tried again this much later.
     pub retry_after: Duration,
@@ -68,7 +68,7 @@ impl HwFailure {
 enum Kind {
     Software,
     Hardware {
-        backend: &'static str,
+        backend: HwBackend,
         device: Option<Arc<HwDevice>>,
     },
     Fault {
@@ -109,10 +109,10 @@ impl Decoder {
     /// decoder (`h264_cuvid`, `h264_qsv`, ...).
     pub fn hardware(
         parameters: &codec::Parameters,
-        backend: &'static str,
+        backend: HwBackend,
         request: &HwRequest,
     ) -> Result<Decoder, HwFailure> {
-        if backend == FAULT_INJECTION {
+        if backend == HwBackend::FaultInjection {
             return Decoder::fault(parameters, request);
         }
         let id = parameters.id();
@@ -221,12 +221,12 @@ impl Decoder {
         })
     }
 
-    /// The backend in use, `none` for software.
-    pub fn backend(&self) -> &'static str {
+    /// The backend in use; `None` for software.
+    pub fn backend(&self) -> Option<HwBackend> {
         match self.kind {
-            Kind::Software => "none",
-            Kind::Hardware { backend, .. } => backend,
-            Kind::Fault { .. } => FAULT_INJECTION,
+            Kind::Software => None,
+            Kind::Hardware { backend, .. } => Some(backend),
+            Kind::Fault { .. } => Some(HwBackend::FaultInjection),
         }
     }
 
@@ -301,10 +301,10 @@ impl Decoder {
 
     /// Why this hardware decoder must be replaced at once: errors in a row.
     pub fn broken(&self) -> Option<String> {
+        let backend = self.backend()?;
         (self.errors_in_row >= MAX_HARDWARE_ERRORS).then(|| {
             format!(
-                "{} decoding failed {} times in a row ({})",
-                self.backend(),
+                "{backend} decoding failed {} times in a row ({})",
                 self.errors_in_row,
                 self.last_error.as_deref().unwrap_or("unknown error")
             )
@@ -314,11 +314,9 @@ impl Decoder {
     /// Why this hardware decoder should give way to software at the next keyframe:
     /// libav already decodes in software behind it.
     pub fn decoding_in_software(&self) -> Option<String> {
+        let backend = self.backend()?;
         self.software_inside.then(|| {
-            format!(
-                "{}: the device cannot decode this stream (libav fell back to software)",
-                self.backend()
-            )
+            format!("{backend}: the device cannot decode this stream (libav fell back to software)")
         })
     }
 
@@ -386,7 +384,7 @@ mod tests {
     fn open_falls_back_to_software_and_says_why() {
         crate::media::init();
         let request = HwRequest {
-            backends: vec!["vaapi", "vulkan"],
+            backends: vec![HwBackend::Vaapi, HwBackend::Vulkan],
             devices: DeviceNames {
                 vaapi: "/dev/dri/no-such-node".into(),
                 ..DeviceNames::default()
@@ -395,7 +393,7 @@ mod tests {
         };
         let (decoder, failure) = Decoder::open(&h264_parameters(), 1, &request).unwrap();
         assert!(decoder.is_software());
-        assert_eq!(decoder.backend(), "none");
+        assert_eq!(decoder.backend(), None);
         let failure = failure.unwrap();
         assert!(failure.retryable);
         assert!(failure.message.starts_with("vaapi: device context"));
@@ -410,13 +408,13 @@ mod tests {
     fn injected_faults_break_the_decoder_after_three_errors() {
         crate::media::init();
         let request = HwRequest {
-            backends: vec![FAULT_INJECTION],
+            backends: vec![HwBackend::FaultInjection],
             fault_after: Some(2),
             ..HwRequest::default()
         };
         let (mut decoder, failure) = Decoder::open(&h264_parameters(), 1, &request).unwrap();
         assert!(failure.is_none());
-        assert_eq!(decoder.backend(), FAULT_INJECTION);
+        assert_eq!(decoder.backend(), Some(HwBackend::FaultInjection));
         let mut frame = frame::Video::empty();
         let (mut good, mut bad) = (0, 0);
         for packet in super::super::probe::probe_clip().unwrap() {

@@ -7,7 +7,7 @@ mod decoder;
 mod device;
 mod probe;
 
-pub use choice::{HwChoice, FAULT_INJECTION, KNOWN_BACKENDS};
+pub use choice::{HwBackend, HwChoice, KNOWN_BACKENDS};
 pub(super) use decoder::{Decoder, HwFailure, HwState};
 pub use decoder::{HwRequest, DEFAULT_HW_RETRY};
 pub use device::{compiled_device_types, DeviceNames, DEFAULT_CUDA_DEVICE, DEFAULT_VAAPI_DEVICE};

@@ -9,12 +9,12 @@ use serde::Serialize;
 
 use super::decoder::{Decoder, HwRequest};
 use super::device;
-use super::FAULT_INJECTION;
+use super::HwBackend;
 
 /// The outcome of trying one kind of hardware decoding on this machine.
 #[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct DeviceProbe {
-    pub backend: String,
+    pub backend: HwBackend,
     pub available: bool,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
@@ -79,7 +79,7 @@ pub(super) fn probe_clip() -> Result<Vec<Packet>, String> {
 /// Decodes `packets` on `backend`: Ok when frames came back from the device.
 fn probe_backend(
     packets: &[Packet],
-    backend: &'static str,
+    backend: HwBackend,
     request: &HwRequest,
 ) -> Result<(), String> {
     let mut parameters = codec::Parameters::new();
@@ -118,19 +118,21 @@ fn probe_backend(
 
 /// Tries each of `backends` for real: device, decoder, and a decoded clip. Says which
 /// work and why the others do not.
-pub fn probe_backends(backends: &[&'static str], request: &HwRequest) -> Vec<DeviceProbe> {
+pub fn probe_backends(backends: &[HwBackend], request: &HwRequest) -> Vec<DeviceProbe> {
     super::super::init();
     let compiled = device::compiled_device_types();
     let clip = std::cell::OnceCell::new();
     backends
         .iter()
         .map(|&backend| {
-            let result = if backend == FAULT_INJECTION {
+            let result = if backend == HwBackend::FaultInjection {
                 request.fault_after.map(drop).ok_or_else(|| {
                     "a diagnostic backend, present only when VIDEO_PIPELINE_FAULT_HWACCEL is set"
                         .to_owned()
                 })
-            } else if device::is_device_type(backend) && !compiled.iter().any(|c| c == backend) {
+            } else if device::is_device_type(backend)
+                && !compiled.iter().any(|c| c == backend.as_str())
+            {
                 Err("not compiled into this libav build".to_owned())
             } else if !device::decodes_with(backend) {
                 Err(if device::is_device_type(backend) {
@@ -148,7 +150,7 @@ pub fn probe_backends(backends: &[&'static str], request: &HwRequest) -> Vec<Dev
                 log::debug!("hardware probe: {backend}: {reason}");
             }
             DeviceProbe {
-                backend: backend.to_owned(),
+                backend,
                 available: result.is_ok(),
                 reason: result.err(),
             }
@@ -177,7 +179,10 @@ mod tests {
             ..HwRequest::default()
         };
         let packets = probe_clip().unwrap();
-        assert_eq!(probe_backend(&packets, FAULT_INJECTION, &request), Ok(()));
+        assert_eq!(
+            probe_backend(&packets, HwBackend::FaultInjection, &request),
+            Ok(())
+        );
     }
 
     #[test]
@@ -189,7 +194,15 @@ mod tests {
             },
             ..HwRequest::default()
         };
-        let probes = probe_backends(&["rkmpp", "opencl", "vaapi", FAULT_INJECTION], &request);
+        let probes = probe_backends(
+            &[
+                HwBackend::Rkmpp,
+                HwBackend::OpenCl,
+                HwBackend::Vaapi,
+                HwBackend::FaultInjection,
+            ],
+            &request,
+        );
         assert!(probes.iter().all(|p| !p.available), "{probes:?}");
         let reason = |i: usize| probes[i].reason.clone().unwrap();
         assert!(reason(0).contains("not compiled"), "{}", reason(0));

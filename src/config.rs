@@ -32,8 +32,6 @@ pub const DEFAULT_CLEAR_ON_START: bool = true;
 pub const DEFAULT_VAAPI_DEVICE: &str = crate::media::hw::DEFAULT_VAAPI_DEVICE;
 pub const DEFAULT_CUDA_DEVICE: &str = crate::media::hw::DEFAULT_CUDA_DEVICE;
 pub const DEFAULT_HW_RETRY_SECONDS: u64 = 300;
-/// The diagnostic variable that makes the `fault-injection` backend exist.
-pub const FAULT_HWACCEL_VARIABLE: &str = "VIDEO_PIPELINE_FAULT_HWACCEL";
 
 /// A configuration value that cannot be used. The message names the variable and what
 /// it accepts, so one line is enough to fix it.
@@ -84,15 +82,13 @@ pub struct Config {
     pub cuda_device: String,
     /// After a fall back to software, hardware is tried again this much later.
     pub hw_retry: Duration,
-    /// Diagnostics: the `fault-injection` backend fails after this many frames.
-    pub fault_hwaccel_after: Option<u64>,
 }
 
 /// Where raw values come from: the process environment, overridden by flags.
 pub type RawValues = HashMap<&'static str, String>;
 
 /// Every variable the daemon reads.
-pub const VARIABLES: [&str; 26] = [
+pub const VARIABLES: [&str; 25] = [
     "HOST",
     "PORT",
     "OUTPUT_FOLDER",
@@ -115,7 +111,6 @@ pub const VARIABLES: [&str; 26] = [
     "VAAPI_DEVICE",
     "CUDA_DEVICE",
     "HW_RETRY_SECONDS",
-    FAULT_HWACCEL_VARIABLE,
     "FFMPEG_PATH",
     "FFPROBE_PATH",
     "RUST_LOG",
@@ -271,16 +266,6 @@ impl Config {
                 "HW_RETRY_SECONDS",
                 DEFAULT_HW_RETRY_SECONDS,
             )?,
-            fault_hwaccel_after: match get(FAULT_HWACCEL_VARIABLE) {
-                None => None,
-                Some(v) => Some(
-                    v.strip_prefix("fail-after:")
-                        .and_then(|n| n.parse::<u64>().ok())
-                        .ok_or_else(|| {
-                            invalid(FAULT_HWACCEL_VARIABLE, v, "fail-after:N with N >= 0")
-                        })?,
-                ),
-            },
             clear_on_start: match get("CLEAR_ON_START") {
                 None => DEFAULT_CLEAR_ON_START,
                 Some(v) => {
@@ -431,7 +416,6 @@ mod tests {
             ("CUDA_DEVICE", "gpu0"),
             ("CUDA_DEVICE", "64"),
             ("HW_RETRY_SECONDS", "0"),
-            (FAULT_HWACCEL_VARIABLE, "always"),
         ] {
             let err = Config::parse(&raw(&[(name, value)])).unwrap_err();
             assert!(err.to_string().contains(name), "{err}");
@@ -444,18 +428,15 @@ mod tests {
         assert_eq!(defaults.vaapi_device, "/dev/dri/renderD128");
         assert_eq!(defaults.cuda_device, "0");
         assert_eq!(defaults.hw_retry, Duration::from_secs(300));
-        assert_eq!(defaults.fault_hwaccel_after, None);
         let set = Config::parse(&raw(&[
             ("VAAPI_DEVICE", "/dev/dri/renderD129"),
             ("CUDA_DEVICE", "1"),
             ("HW_RETRY_SECONDS", "2.5"),
-            (FAULT_HWACCEL_VARIABLE, "fail-after:10"),
         ]))
         .unwrap();
         assert_eq!(set.vaapi_device, "/dev/dri/renderD129");
         assert_eq!(set.cuda_device, "1");
         assert_eq!(set.hw_retry, Duration::from_millis(2500));
-        assert_eq!(set.fault_hwaccel_after, Some(10));
     }
 
     #[test]

@@ -177,12 +177,8 @@ impl Supervisor {
     }
 
     fn probe_hardware(&self) -> HwReport {
-        let mut backends = HwBackend::ALL.to_vec();
-        if self.config.fault_hwaccel_after.is_some() {
-            backends.push(HwBackend::FaultInjection);
-        }
         let request = self.hw_request(&HwChoice::None);
-        let probes = hw::probe_backends(&backends, &request);
+        let probes = hw::probe_backends(&HwBackend::ALL, &request);
         let available = probes
             .iter()
             .filter(|p| p.available)
@@ -239,7 +235,6 @@ impl Supervisor {
                 cuda: self.config.cuda_device.clone(),
             },
             retry_after: self.config.hw_retry,
-            fault_after: self.config.fault_hwaccel_after,
         }
     }
 }

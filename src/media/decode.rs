@@ -609,3 +609,75 @@ impl VideoSource {
         self.planner.skipped()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::media::hw::write_h264_clip;
+    use crate::media::EveryFrame;
+
+    /// A looped file on a "hardware" decoder that fails every frame after its 15th:
+    /// after three failures in a row the source decodes in software, on the same input,
+    /// keeps producing frames and says why; once the retry is due it goes back to the
+    /// "hardware" at a keyframe, which fails again, and frames still come.
+    #[test]
+    fn hardware_failing_mid_stream_gives_way_to_software_and_is_retried() {
+        crate::media::init();
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("gop10.ts");
+        // Three seconds at 25 fps, a keyframe every 0.4 s.
+        write_h264_clip(&path, 75, 10).unwrap();
+        let source = Source::parse(path.to_str().unwrap(), &[dir.path().to_owned()]).unwrap();
+        let fault = HwBackend::FaultInjection { good_frames: 15 };
+        let options = OpenOptions {
+            sampling: Sampling::All,
+            hwaccel: HwRequest {
+                backends: vec![fault],
+                retry_after: Duration::from_millis(300),
+                ..HwRequest::default()
+            },
+            ..OpenOptions::default()
+        };
+        let mut video = VideoSource::open(&source, &options, &StopToken::new()).unwrap();
+        assert_eq!(video.hwaccel(), (fault.as_str(), None));
+
+        // Each change of backend, with the frames decoded before it and the reason
+        // given with the first frame after it.
+        let mut changes: Vec<(&str, u64, Option<String>)> = Vec::new();
+        let mut frames = 0;
+        let give_up = Instant::now() + Duration::from_secs(60);
+        while changes.len() < 4 || frames < changes[3].1 + 5 {
+            assert!(
+                Instant::now() < give_up,
+                "{changes:?} after {frames} frames"
+            );
+            let Some(_) = video.next_frame(&EveryFrame).unwrap() else {
+                video.rewind().unwrap();
+                continue;
+            };
+            let (backend, reason) = video.hwaccel();
+            if changes.last().is_none_or(|(last, ..)| *last != backend) {
+                changes.push((backend, frames, reason));
+            }
+            frames += 1;
+        }
+
+        let names: Vec<&str> = changes.iter().map(|(name, ..)| *name).collect();
+        assert_eq!(names, [fault.as_str(), "none", fault.as_str(), "none"]);
+        let (_, on_hardware, reason) = &changes[0];
+        assert_eq!((*on_hardware, reason), (0, &None));
+        let (_, fell_back, reason) = &changes[1];
+        let reason = reason.as_deref().unwrap_or_default();
+        assert!(
+            reason.contains("fault-injection decoding failed 3 times in a row (injected fault)"),
+            "{reason}"
+        );
+        // Fifteen good frames, three failures, then software from the next keyframe.
+        assert_eq!(*fell_back, 15);
+        let (_, back, reason) = &changes[2];
+        assert!(*back > fell_back + 5, "{changes:?}");
+        assert_eq!(reason, &None);
+        assert_eq!(changes[3].1, back + 15, "{changes:?}");
+        assert_eq!(video.drops().corrupt, 6);
+    }
+}

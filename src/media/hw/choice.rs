@@ -22,11 +22,13 @@ pub enum HwBackend {
     Amf,
     Rkmpp,
     V4l2m2m,
-    /// A diagnostic backend: a software decoder made to fail, standing in for a hardware
-    /// decoder that breaks mid-stream. It works only while the daemon runs with
-    /// `VIDEO_PIPELINE_FAULT_HWACCEL=fail-after:N`; otherwise it is a backend this
-    /// machine does not have, like any other. Not listed among the allowed values.
-    FaultInjection,
+    /// A test seam, absent from the shipped binary: a software decoder that fails every
+    /// frame after its first `good_frames`, standing in for a hardware decoder that
+    /// breaks mid-stream.
+    #[cfg(test)]
+    FaultInjection {
+        good_frames: u64,
+    },
 }
 
 impl HwBackend {
@@ -68,7 +70,8 @@ impl HwBackend {
             HwBackend::Amf => "amf",
             HwBackend::Rkmpp => "rkmpp",
             HwBackend::V4l2m2m => "v4l2m2m",
-            HwBackend::FaultInjection => "fault-injection",
+            #[cfg(test)]
+            HwBackend::FaultInjection { .. } => "fault-injection",
         }
     }
 
@@ -76,7 +79,6 @@ impl HwBackend {
     pub fn parse(name: &str) -> Option<HwBackend> {
         HwBackend::ALL
             .into_iter()
-            .chain([HwBackend::FaultInjection])
             .find(|backend| backend.as_str() == name)
     }
 }
@@ -174,10 +176,6 @@ mod tests {
             Some(HwChoice::Backend(HwBackend::Rkmpp))
         );
         assert_eq!(HwChoice::parse("warp"), None);
-        assert_eq!(
-            HwChoice::parse("fault-injection"),
-            Some(HwChoice::Backend(HwBackend::FaultInjection))
-        );
     }
 
     #[test]
@@ -185,7 +183,6 @@ mod tests {
         let list = HwChoice::allowed_values();
         assert!(list.starts_with("auto, none, cuda"));
         assert!(list.contains("v4l2m2m"));
-        assert!(!list.contains(HwBackend::FaultInjection.as_str()));
     }
 
     #[test]

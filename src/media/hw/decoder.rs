@@ -24,10 +24,6 @@ pub struct HwRequest {
     pub devices: DeviceNames,
     /// After a fall back to software, hardware is tried again this much later.
     pub retry_after: Duration,
-    /// Diagnostics only: makes the backend `fault-injection` exist, a software decoder
-    /// that fails every frame after this many good ones, standing in for a hardware
-    /// decoder that breaks mid-stream.
-    pub fault_after: Option<u64>,
 }
 
 impl Default for HwRequest {
@@ -36,7 +32,6 @@ impl Default for HwRequest {
             backends: Vec::new(),
             devices: DeviceNames::default(),
             retry_after: DEFAULT_HW_RETRY,
-            fault_after: None,
         }
     }
 }
@@ -71,7 +66,9 @@ enum Kind {
         backend: HwBackend,
         device: Option<Arc<HwDevice>>,
     },
+    #[cfg(test)]
     Fault {
+        good_frames: u64,
         frames_left: u64,
     },
 }
@@ -112,8 +109,9 @@ impl Decoder {
         backend: HwBackend,
         request: &HwRequest,
     ) -> Result<Decoder, HwFailure> {
-        if backend == HwBackend::FaultInjection {
-            return Decoder::fault(parameters, request);
+        #[cfg(test)]
+        if let HwBackend::FaultInjection { good_frames } = backend {
+            return Decoder::fault(parameters, good_frames);
         }
         let id = parameters.id();
         let native = ffmpeg_next::decoder::find(id)
@@ -160,15 +158,14 @@ impl Decoder {
         Ok(Decoder::new(inner, Kind::Hardware { backend, device }))
     }
 
-    fn fault(parameters: &codec::Parameters, request: &HwRequest) -> Result<Decoder, HwFailure> {
-        let frames_left = request.fault_after.ok_or_else(|| {
-            HwFailure::lasting(
-                "a diagnostic backend, present only when VIDEO_PIPELINE_FAULT_HWACCEL is set",
-            )
-        })?;
+    #[cfg(test)]
+    fn fault(parameters: &codec::Parameters, good_frames: u64) -> Result<Decoder, HwFailure> {
         let mut decoder = Decoder::software(parameters, 1)
             .map_err(|e| HwFailure::lasting(format!("decoder setup failed: {e}")))?;
-        decoder.kind = Kind::Fault { frames_left };
+        decoder.kind = Kind::Fault {
+            good_frames,
+            frames_left: good_frames,
+        };
         Ok(decoder)
     }
 
@@ -226,7 +223,8 @@ impl Decoder {
         match self.kind {
             Kind::Software => None,
             Kind::Hardware { backend, .. } => Some(backend),
-            Kind::Fault { .. } => Some(HwBackend::FaultInjection),
+            #[cfg(test)]
+            Kind::Fault { good_frames, .. } => Some(HwBackend::FaultInjection { good_frames }),
         }
     }
 
@@ -268,7 +266,8 @@ impl Decoder {
                     }
                 })
             }
-            Kind::Fault { frames_left } => self.inner.receive_frame(out).and_then(|()| {
+            #[cfg(test)]
+            Kind::Fault { frames_left, .. } => self.inner.receive_frame(out).and_then(|()| {
                 if *frames_left == 0 {
                     Err(ffmpeg_next::Error::External)
                 } else {
@@ -283,6 +282,7 @@ impl Decoder {
             Err(ffmpeg_next::Error::Other { errno }) if *errno == EAGAIN => {}
             Err(e) => {
                 let message = match self.kind {
+                    #[cfg(test)]
                     Kind::Fault { .. } => "injected fault".to_owned(),
                     _ => e.to_string(),
                 };
@@ -408,13 +408,15 @@ mod tests {
     fn injected_faults_break_the_decoder_after_three_errors() {
         crate::media::init();
         let request = HwRequest {
-            backends: vec![HwBackend::FaultInjection],
-            fault_after: Some(2),
+            backends: vec![HwBackend::FaultInjection { good_frames: 2 }],
             ..HwRequest::default()
         };
         let (mut decoder, failure) = Decoder::open(&h264_parameters(), 1, &request).unwrap();
         assert!(failure.is_none());
-        assert_eq!(decoder.backend(), Some(HwBackend::FaultInjection));
+        assert_eq!(
+            decoder.backend(),
+            Some(HwBackend::FaultInjection { good_frames: 2 })
+        );
         let mut frame = frame::Video::empty();
         let (mut good, mut bad) = (0, 0);
         for packet in super::super::probe::probe_clip().unwrap() {

@@ -11,4 +11,6 @@ pub use choice::{HwBackend, HwChoice, KNOWN_BACKENDS};
 pub(super) use decoder::{Decoder, HwFailure, HwState};
 pub use decoder::{HwRequest, DEFAULT_HW_RETRY};
 pub use device::{compiled_device_types, DeviceNames, DEFAULT_CUDA_DEVICE, DEFAULT_VAAPI_DEVICE};
+#[cfg(test)]
+pub(super) use probe::write_h264_clip;
 pub use probe::{probe_backends, DeviceProbe};

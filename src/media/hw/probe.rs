@@ -23,30 +23,48 @@ pub struct DeviceProbe {
 /// Frames of the probe clip.
 const PROBE_FRAMES: usize = 8;
 
+/// Frames per second of the clips made here, which is also their encoders' time base.
+const CLIP_RATE: i32 = 25;
+
 /// A few frames of H.264 (Annex B, parameter sets in band), encoded now with this
 /// libav build's H.264 encoder.
 pub(super) fn probe_clip() -> Result<Vec<Packet>, String> {
+    let mut encoder = h264_encoder(PROBE_FRAMES as u32)?;
+    let packets = encode(&mut encoder, PROBE_FRAMES)?;
+    if packets.is_empty() {
+        return Err("the probe clip encoder gave no packets".into());
+    }
+    Ok(packets)
+}
+
+/// This libav build's H.264 encoder for a small clip at [`CLIP_RATE`], a keyframe
+/// every `gop` frames, no B-frames.
+fn h264_encoder(gop: u32) -> Result<ffmpeg_next::encoder::Video, String> {
     let codec = ffmpeg_next::encoder::find_by_name("libx264")
         .or_else(|| ffmpeg_next::encoder::find(codec::Id::H264))
         .ok_or("this libav build has no H.264 encoder to make the probe clip")?;
-    let (width, height) = (256u32, 144u32);
     let mut context = codec::context::Context::new_with_codec(codec)
         .encoder()
         .video()
         .map_err(|e| e.to_string())?;
-    context.set_width(width);
-    context.set_height(height);
+    context.set_width(256);
+    context.set_height(144);
     context.set_format(Pixel::YUV420P);
-    context.set_time_base((1, 25));
-    context.set_frame_rate(Some((25, 1)));
-    context.set_gop(PROBE_FRAMES as u32);
+    context.set_time_base((1, CLIP_RATE));
+    context.set_frame_rate(Some((CLIP_RATE, 1)));
+    context.set_gop(gop);
     context.set_max_b_frames(0);
     let options = [("preset", "ultrafast"), ("tune", "zerolatency")]
         .into_iter()
         .collect();
-    let mut encoder = context
+    context
         .open_as_with(codec, options)
-        .map_err(|e| format!("the probe clip could not be encoded: {e}"))?;
+        .map_err(|e| format!("the probe clip could not be encoded: {e}"))
+}
+
+/// `frames` frames of a moving pattern, encoded by `encoder` and drained.
+fn encode(encoder: &mut ffmpeg_next::encoder::Video, frames: usize) -> Result<Vec<Packet>, String> {
+    let (width, height) = (encoder.width(), encoder.height());
     let mut packets = Vec::new();
     let mut drain = |encoder: &mut ffmpeg_next::encoder::Video| {
         let mut packet = Packet::empty();
@@ -54,7 +72,7 @@ pub(super) fn probe_clip() -> Result<Vec<Packet>, String> {
             packets.push(std::mem::replace(&mut packet, Packet::empty()));
         }
     };
-    for index in 0..PROBE_FRAMES {
+    for index in 0..frames {
         let mut picture = frame::Video::new(Pixel::YUV420P, width, height);
         for plane in 0..3 {
             let stride = picture.stride(plane);
@@ -66,14 +84,37 @@ pub(super) fn probe_clip() -> Result<Vec<Packet>, String> {
         }
         picture.set_pts(Some(index as i64));
         encoder.send_frame(&picture).map_err(|e| e.to_string())?;
-        drain(&mut encoder);
+        drain(encoder);
     }
     encoder.send_eof().map_err(|e| e.to_string())?;
-    drain(&mut encoder);
-    if packets.is_empty() {
-        return Err("the probe clip encoder gave no packets".into());
-    }
+    drain(encoder);
     Ok(packets)
+}
+
+/// Writes an MPEG-TS file of `frames` frames of H.264 at [`CLIP_RATE`], a keyframe
+/// every `gop` frames: a real source for tests of the decode loop.
+#[cfg(test)]
+pub(in crate::media) fn write_h264_clip(
+    path: &std::path::Path,
+    frames: usize,
+    gop: u32,
+) -> Result<(), String> {
+    let mut encoder = h264_encoder(gop)?;
+    let packets = encode(&mut encoder, frames)?;
+    let mut output = ffmpeg_next::format::output_as(path, "mpegts").map_err(|e| e.to_string())?;
+    output
+        .add_stream_with(&encoder)
+        .map_err(|e| e.to_string())?;
+    output.write_header().map_err(|e| e.to_string())?;
+    let time_base = output.stream(0).ok_or("no stream")?.time_base();
+    for mut packet in packets {
+        packet.set_stream(0);
+        packet.rescale_ts((1, CLIP_RATE), time_base);
+        packet
+            .write_interleaved(&mut output)
+            .map_err(|e| e.to_string())?;
+    }
+    output.write_trailer().map_err(|e| e.to_string())
 }
 
 /// Decodes `packets` on `backend`: Ok when frames came back from the device.
@@ -125,12 +166,7 @@ pub fn probe_backends(backends: &[HwBackend], request: &HwRequest) -> Vec<Device
     backends
         .iter()
         .map(|&backend| {
-            let result = if backend == HwBackend::FaultInjection {
-                request.fault_after.map(drop).ok_or_else(|| {
-                    "a diagnostic backend, present only when VIDEO_PIPELINE_FAULT_HWACCEL is set"
-                        .to_owned()
-                })
-            } else if device::is_device_type(backend)
+            let result = if device::is_device_type(backend)
                 && !compiled.iter().any(|c| c == backend.as_str())
             {
                 Err("not compiled into this libav build".to_owned())
@@ -174,13 +210,10 @@ mod tests {
     #[test]
     fn software_decodes_the_probe_clip() {
         crate::media::init();
-        let request = HwRequest {
-            fault_after: Some(100),
-            ..HwRequest::default()
-        };
         let packets = probe_clip().unwrap();
+        let stand_in = HwBackend::FaultInjection { good_frames: 100 };
         assert_eq!(
-            probe_backend(&packets, HwBackend::FaultInjection, &request),
+            probe_backend(&packets, stand_in, &HwRequest::default()),
             Ok(())
         );
     }
@@ -195,12 +228,7 @@ mod tests {
             ..HwRequest::default()
         };
         let probes = probe_backends(
-            &[
-                HwBackend::Rkmpp,
-                HwBackend::OpenCl,
-                HwBackend::Vaapi,
-                HwBackend::FaultInjection,
-            ],
+            &[HwBackend::Rkmpp, HwBackend::OpenCl, HwBackend::Vaapi],
             &request,
         );
         assert!(probes.iter().all(|p| !p.available), "{probes:?}");
@@ -208,6 +236,5 @@ mod tests {
         assert!(reason(0).contains("not compiled"), "{}", reason(0));
         assert!(reason(1).contains("no H.264"), "{}", reason(1));
         assert!(reason(2).contains("device context"), "{}", reason(2));
-        assert!(reason(3).contains("VIDEO_PIPELINE_FAULT_HWACCEL"));
     }
 }

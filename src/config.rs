@@ -9,13 +9,14 @@ use std::time::Duration;
 
 use thiserror::Error;
 
-use crate::media::hw::HwChoice;
+use crate::media::hw::{
+    HwChoice, DEFAULT_CUDA_DEVICE, DEFAULT_HW_ACCEL_OPTIONS, DEFAULT_HW_RETRY, DEFAULT_VAAPI_DEVICE,
+};
 
 pub const DEFAULT_HOST: &str = "0.0.0.0";
 pub const DEFAULT_PORT: u16 = 8002;
 pub const DEFAULT_OUTPUT_FOLDER: &str = "./data/frames";
 pub const DEFAULT_UPLOAD_FOLDER: &str = "./data/videos";
-pub const DEFAULT_HW_ACCEL_OPTIONS: [&str; 4] = ["cuda", "qsv", "vaapi", "none"];
 pub const DEFAULT_JPEG_QUALITY: u8 = 90;
 pub const DEFAULT_STALE_FRAME_SECONDS: u64 = 60;
 pub const DEFAULT_PROBE_TIMEOUT_SECONDS: u64 = 10;
@@ -29,9 +30,6 @@ pub const DEFAULT_MAX_RESTARTS: u32 = 0;
 pub const DEFAULT_MAX_UPLOAD_MB: u64 = 4096;
 pub const DEFAULT_ENCODE_QUEUE_FRAMES: usize = 64;
 pub const DEFAULT_CLEAR_ON_START: bool = true;
-pub const DEFAULT_VAAPI_DEVICE: &str = crate::media::hw::DEFAULT_VAAPI_DEVICE;
-pub const DEFAULT_CUDA_DEVICE: &str = crate::media::hw::DEFAULT_CUDA_DEVICE;
-pub const DEFAULT_HW_RETRY_SECONDS: u64 = 300;
 
 /// A configuration value that cannot be used. The message names the variable and what
 /// it accepts, so one line is enough to fix it.
@@ -154,10 +152,7 @@ impl Config {
                 })
                 .unwrap_or_default(),
             hw_accel_options: match get("HW_ACCEL_OPTIONS") {
-                None => DEFAULT_HW_ACCEL_OPTIONS
-                    .iter()
-                    .map(|n| HwChoice::parse(n).expect("default backends are known"))
-                    .collect(),
+                None => DEFAULT_HW_ACCEL_OPTIONS.to_vec(),
                 Some(v) => parse_hw_list(v).ok_or_else(|| {
                     invalid(
                         "HW_ACCEL_OPTIONS",
@@ -264,7 +259,7 @@ impl Config {
             hw_retry: seconds(
                 get("HW_RETRY_SECONDS"),
                 "HW_RETRY_SECONDS",
-                DEFAULT_HW_RETRY_SECONDS,
+                DEFAULT_HW_RETRY.as_secs(),
             )?,
             clear_on_start: match get("CLEAR_ON_START") {
                 None => DEFAULT_CLEAR_ON_START,

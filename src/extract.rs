@@ -3,7 +3,7 @@
 
 use std::path::Path;
 
-use crate::media::hw::{HwChoice, HwRequest};
+use crate::media::hw::{HwChoice, HwPolicy, HwStatus};
 use crate::media::{OpenOptions, VideoSource};
 use crate::output::jpeg::JpegEncoder;
 use crate::output::store::FrameStore;
@@ -34,7 +34,7 @@ pub struct Summary {
     /// Packets left undecoded because no sample needed them.
     pub packets_skipped: u64,
     /// The backend that decoded last (`none`: software) and why not the one asked for.
-    pub hwaccel: (&'static str, Option<String>),
+    pub hwaccel: HwStatus,
 }
 
 /// Extracts frames of `source` into `out` (cleared first). `on_progress` gets the
@@ -52,10 +52,7 @@ pub fn extract(
         sampling: job.sampling,
         low_latency: job.low_latency,
         threads: job.threads,
-        hwaccel: HwRequest {
-            backends: job.hwaccel.backends(),
-            ..HwRequest::default()
-        },
+        hwaccel: HwPolicy::default().request(job.hwaccel),
         ..OpenOptions::default()
     };
     let mut video = VideoSource::open(source, &options, stop)?;

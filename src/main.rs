@@ -290,12 +290,12 @@ fn extract_frames(input: &str, job: extract::Job, out: &std::path::Path) -> Exit
                 out.display(),
                 summary.packets_skipped
             );
-            match summary.hwaccel {
-                ("none", Some(reason)) => {
+            match (summary.hwaccel.backend, summary.hwaccel.reason) {
+                (None, Some(reason)) => {
                     eprintln!("video-pipeline: {reason}")
                 }
-                ("none", None) => {}
-                (backend, _) => eprintln!("video-pipeline: decoded with {backend}"),
+                (None, None) => {}
+                (Some(backend), _) => eprintln!("video-pipeline: decoded with {backend}"),
             }
             ExitCode::SUCCESS
         }

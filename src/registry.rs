@@ -10,7 +10,7 @@ use std::time::SystemTime;
 use bytes::Bytes;
 use serde::Serialize;
 
-use crate::media::hw::HwChoice;
+use crate::media::hw::{HwChoice, HwStatus};
 use crate::sampling::Sampling;
 use crate::source::{CameraId, RtspTransport, Source};
 use crate::stop::StopToken;
@@ -84,8 +84,7 @@ pub struct CameraState {
     pub last_error: Option<String>,
     pub last_error_kind: Option<&'static str>,
     pub restart_count: u64,
-    pub hwaccel: &'static str,
-    pub hwaccel_reason: Option<String>,
+    pub hwaccel: HwStatus,
     pub started_at: SystemTime,
     pub last_frame_at: Option<SystemTime>,
     pub progress: Option<f64>,
@@ -162,8 +161,7 @@ impl Camera {
                 last_error: None,
                 last_error_kind: None,
                 restart_count: 0,
-                hwaccel: "none",
-                hwaccel_reason: None,
+                hwaccel: HwStatus::default(),
                 started_at: SystemTime::now(),
                 last_frame_at: None,
                 progress: None,
@@ -227,9 +225,9 @@ impl Camera {
             source: Some(self.settings.source.redacted()),
             fps: Some(self.settings.fps),
             measured_fps: state.measured_fps,
-            hwaccel: Some(state.hwaccel),
+            hwaccel: Some(state.hwaccel.name()),
             hwaccel_requested: Some(self.settings.hwaccel_requested.as_str()),
-            hwaccel_reason: state.hwaccel_reason,
+            hwaccel_reason: state.hwaccel.reason,
             frames_dropped: Some(
                 state.dropped_corrupt + state.dropped_write_failed + state.dropped_queue_full,
             ),

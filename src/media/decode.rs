@@ -10,7 +10,7 @@ use ffmpeg_next::util::error::EAGAIN;
 use ffmpeg_next::{format, frame, media, Packet};
 
 use super::convert::Converter;
-use super::hw::{Decoder, HwBackend, HwChoice, HwFailure, HwRequest, HwState};
+use super::hw::{Decoder, HwFailure, HwRequest, HwState, HwStatus};
 use super::input::{self, Deadline};
 use super::nal;
 use super::planner::{FrameDemand, PacketInfo, Planner, Step};
@@ -594,14 +594,10 @@ impl VideoSource {
         self.drops
     }
 
-    /// The hardware backend decoding now (`none`: software) and why it is not the one
-    /// asked for, when it is not.
-    pub fn hwaccel(&self) -> (&'static str, Option<String>) {
-        let backend = self.decoder.backend();
-        (
-            backend.map_or(HwChoice::None.as_str(), HwBackend::as_str),
-            self.hw.reason.clone(),
-        )
+    /// The hardware backend decoding now and why it is not the one asked for, when it
+    /// is not.
+    pub fn hwaccel(&self) -> HwStatus {
+        self.hw.status(&self.decoder)
     }
 
     /// Packets left undecoded because no sample needed them, so far.
@@ -613,7 +609,7 @@ impl VideoSource {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::media::hw::write_h264_clip;
+    use crate::media::hw::{write_h264_clip, HwBackend};
     use crate::media::EveryFrame;
 
     /// A looped file on a "hardware" decoder that fails every frame after its 15th:
@@ -639,11 +635,17 @@ mod tests {
             ..OpenOptions::default()
         };
         let mut video = VideoSource::open(&source, &options, &StopToken::new()).unwrap();
-        assert_eq!(video.hwaccel(), (fault.as_str(), None));
+        assert_eq!(
+            video.hwaccel(),
+            HwStatus {
+                backend: Some(fault),
+                reason: None
+            }
+        );
 
         // Each change of backend, with the frames decoded before it and the reason
         // given with the first frame after it.
-        let mut changes: Vec<(&str, u64, Option<String>)> = Vec::new();
+        let mut changes: Vec<(Option<HwBackend>, u64, Option<String>)> = Vec::new();
         let mut frames = 0;
         let give_up = Instant::now() + Duration::from_secs(60);
         while changes.len() < 4 || frames < changes[3].1 + 5 {
@@ -655,15 +657,15 @@ mod tests {
                 video.rewind().unwrap();
                 continue;
             };
-            let (backend, reason) = video.hwaccel();
+            let HwStatus { backend, reason } = video.hwaccel();
             if changes.last().is_none_or(|(last, ..)| *last != backend) {
                 changes.push((backend, frames, reason));
             }
             frames += 1;
         }
 
-        let names: Vec<&str> = changes.iter().map(|(name, ..)| *name).collect();
-        assert_eq!(names, [fault.as_str(), "none", fault.as_str(), "none"]);
+        let backends: Vec<_> = changes.iter().map(|(backend, ..)| *backend).collect();
+        assert_eq!(backends, [Some(fault), None, Some(fault), None]);
         let (_, on_hardware, reason) = &changes[0];
         assert_eq!((*on_hardware, reason), (0, &None));
         let (_, fell_back, reason) = &changes[1];

@@ -11,6 +11,7 @@ use thiserror::Error;
 
 use std::time::Instant;
 
+use crate::media::hw::HwStatus;
 use crate::media::{DropCounts, MediaError, VideoSource};
 use crate::output::jpeg::JpegError;
 use crate::picture::Yuv420;
@@ -39,7 +40,7 @@ pub struct Sample<'a> {
     /// The source's damage counters so far.
     pub drops: DropCounts,
     /// The hardware backend decoding now and why it is not the one asked for.
-    pub hwaccel: (&'static str, Option<String>),
+    pub hwaccel: HwStatus,
     /// Times realtime pacing fell so far behind that it started again.
     pub lag_events: u64,
 }

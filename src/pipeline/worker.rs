@@ -274,7 +274,7 @@ fn submit(output: &Output, sample: Sample<'_>, drops_before: u64) {
         let mut state = camera.state();
         state.dropped_corrupt = drops_before + sample.drops.corrupt;
         state.pacing_lag_events = sample.lag_events;
-        (state.hwaccel, state.hwaccel_reason) = sample.hwaccel;
+        state.hwaccel = sample.hwaccel;
     }
     let number = output.store.reserve();
     let written = Written {

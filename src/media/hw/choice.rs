@@ -135,15 +135,6 @@ impl HwChoice {
         all.join(", ")
     }
 
-    /// The backends to try, in order, on their own (`auto`: the default order).
-    pub fn backends(&self) -> Vec<HwBackend> {
-        match self {
-            HwChoice::Auto => vec![HwBackend::Cuda, HwBackend::Qsv, HwBackend::Vaapi],
-            HwChoice::None => Vec::new(),
-            HwChoice::Backend(backend) => vec![*backend],
-        }
-    }
-
     pub fn as_str(&self) -> &'static str {
         match self {
             HwChoice::Auto => "auto",

@@ -2,37 +2,32 @@
 //! brought back to system memory one by one.
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use ffmpeg_next::codec::{self, threading};
 use ffmpeg_next::util::error::EAGAIN;
 use ffmpeg_next::{frame, Packet};
 
 use super::device::{self, DeviceNames, HwDevice};
-use super::HwBackend;
+use super::{HwBackend, HwChoice, HwRequest};
 
 /// Hardware errors in a row after which a hardware decoder is given up.
 pub const MAX_HARDWARE_ERRORS: u32 = 3;
 
-pub const DEFAULT_HW_RETRY: Duration = Duration::from_secs(300);
-
-/// What hardware a source should decode with.
-#[derive(Debug, Clone, PartialEq)]
-pub struct HwRequest {
-    /// Backends to try, in order; empty: software only.
-    pub backends: Vec<HwBackend>,
-    pub devices: DeviceNames,
-    /// After a fall back to software, hardware is tried again this much later.
-    pub retry_after: Duration,
+/// Where a source decodes now, as its status shows it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct HwStatus {
+    /// The backend decoding now; `None`: software.
+    pub backend: Option<HwBackend>,
+    /// Why it is not the backend asked for, when it is not.
+    pub reason: Option<String>,
 }
 
-impl Default for HwRequest {
-    fn default() -> Self {
-        HwRequest {
-            backends: Vec::new(),
-            devices: DeviceNames::default(),
-            retry_after: DEFAULT_HW_RETRY,
-        }
+impl HwStatus {
+    /// The backend's name; software is `none`, the word that asks for it.
+    pub fn name(&self) -> &'static str {
+        self.backend
+            .map_or(HwChoice::None.as_str(), HwBackend::as_str)
     }
 }
 
@@ -107,7 +102,7 @@ impl Decoder {
     pub fn hardware(
         parameters: &codec::Parameters,
         backend: HwBackend,
-        request: &HwRequest,
+        devices: &DeviceNames,
     ) -> Result<Decoder, HwFailure> {
         #[cfg(test)]
         if let HwBackend::FaultInjection { good_frames } = backend {
@@ -128,7 +123,7 @@ impl Decoder {
             })?
         };
         let device = if device::is_device_type(backend) {
-            let device = device::shared_device(backend, &request.devices).map_err(|e| {
+            let device = device::shared_device(backend, devices).map_err(|e| {
                 HwFailure::passing(format!("device context could not be created: {e}"))
             })?;
             Some(device)
@@ -204,7 +199,7 @@ impl Decoder {
         let mut failures = Vec::new();
         let mut retryable = false;
         for &backend in &request.backends {
-            match Decoder::hardware(parameters, backend, request) {
+            match Decoder::hardware(parameters, backend, &request.devices) {
                 Ok(decoder) => return Ok(decoder),
                 Err(failure) => {
                     retryable |= failure.retryable;
@@ -350,6 +345,14 @@ impl HwState {
         }
     }
 
+    /// Where decoding is, with `decoder`, and why that is not where it was asked to be.
+    pub fn status(&self, decoder: &Decoder) -> HwStatus {
+        HwStatus {
+            backend: decoder.backend(),
+            reason: self.reason.clone(),
+        }
+    }
+
     /// Records a failure; hardware is tried again later when that may help.
     pub fn failed(&mut self, failure: HwFailure, now: Instant) {
         self.retry_at = failure.retryable.then(|| now + self.request.retry_after);
@@ -372,6 +375,7 @@ impl HwState {
 mod tests {
     use super::*;
     use ffmpeg_next::media;
+    use std::time::Duration;
 
     fn h264_parameters() -> codec::Parameters {
         let mut parameters = codec::Parameters::new();

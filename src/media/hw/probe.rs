@@ -7,9 +7,18 @@ use ffmpeg_next::util::error::EAGAIN;
 use ffmpeg_next::{frame, media, Packet};
 use serde::Serialize;
 
-use super::decoder::{Decoder, HwRequest};
+use super::decoder::Decoder;
 use super::device;
-use super::HwBackend;
+use super::{DeviceNames, HwBackend};
+
+/// What `hw-accel-cap/` reports: the backends that decoded the probe clip, the device
+/// types this libav build knows, and why each backend that did not decode failed.
+#[derive(Debug, Clone, Serialize)]
+pub struct HwReport {
+    pub available: Vec<HwBackend>,
+    pub compiled: Vec<String>,
+    pub probes: Vec<DeviceProbe>,
+}
 
 /// The outcome of trying one kind of hardware decoding on this machine.
 #[derive(Debug, Clone, Serialize, PartialEq)]
@@ -121,13 +130,13 @@ pub(in crate::media) fn write_h264_clip(
 fn probe_backend(
     packets: &[Packet],
     backend: HwBackend,
-    request: &HwRequest,
+    devices: &DeviceNames,
 ) -> Result<(), String> {
     let mut parameters = codec::Parameters::new();
     parameters.set_medium(media::Type::Video);
     parameters.set_id(codec::Id::H264);
     let mut decoder =
-        Decoder::hardware(&parameters, backend, request).map_err(|failure| failure.message)?;
+        Decoder::hardware(&parameters, backend, devices).map_err(|failure| failure.message)?;
     let mut frame = frame::Video::empty();
     let mut frames = 0;
     let mut receive = |decoder: &mut Decoder| -> Result<(), String> {
@@ -159,7 +168,7 @@ fn probe_backend(
 
 /// Tries each of `backends` for real: device, decoder, and a decoded clip. Says which
 /// work and why the others do not.
-pub fn probe_backends(backends: &[HwBackend], request: &HwRequest) -> Vec<DeviceProbe> {
+pub(super) fn probe_backends(backends: &[HwBackend], devices: &DeviceNames) -> Vec<DeviceProbe> {
     super::super::init();
     let compiled = device::compiled_device_types();
     let clip = std::cell::OnceCell::new();
@@ -178,7 +187,7 @@ pub fn probe_backends(backends: &[HwBackend], request: &HwRequest) -> Vec<Device
                 })
             } else {
                 match clip.get_or_init(probe_clip) {
-                    Ok(packets) => probe_backend(packets, backend, request),
+                    Ok(packets) => probe_backend(packets, backend, devices),
                     Err(e) => Err(e.clone()),
                 }
             };
@@ -197,7 +206,6 @@ pub fn probe_backends(backends: &[HwBackend], request: &HwRequest) -> Vec<Device
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::media::hw::DeviceNames;
 
     #[test]
     fn probe_clip_is_made_at_run_time() {
@@ -213,23 +221,20 @@ mod tests {
         let packets = probe_clip().unwrap();
         let stand_in = HwBackend::FaultInjection { good_frames: 100 };
         assert_eq!(
-            probe_backend(&packets, stand_in, &HwRequest::default()),
+            probe_backend(&packets, stand_in, &DeviceNames::default()),
             Ok(())
         );
     }
 
     #[test]
     fn unknown_and_missing_backends_are_explained() {
-        let request = HwRequest {
-            devices: DeviceNames {
-                vaapi: "/dev/dri/no-such-node".into(),
-                ..DeviceNames::default()
-            },
-            ..HwRequest::default()
+        let devices = DeviceNames {
+            vaapi: "/dev/dri/no-such-node".into(),
+            ..DeviceNames::default()
         };
         let probes = probe_backends(
             &[HwBackend::Rkmpp, HwBackend::OpenCl, HwBackend::Vaapi],
-            &request,
+            &devices,
         );
         assert!(probes.iter().all(|p| !p.available), "{probes:?}");
         let reason = |i: usize| probes[i].reason.clone().unwrap();

@@ -127,9 +127,6 @@ pub struct VideoSource {
     restarting: bool,
     eof_sent: bool,
     last_timestamp: Option<f64>,
-    first_timestamp: Option<f64>,
-    /// Added to every timestamp, so a looped file runs on one growing timeline.
-    timestamp_offset: f64,
     stall_timeout: Option<Duration>,
     last_frame_at: Instant,
     /// Damage was seen: frames are dropped until the next keyframe.
@@ -222,8 +219,6 @@ impl VideoSource {
             restarting: false,
             eof_sent: false,
             last_timestamp: None,
-            first_timestamp: None,
-            timestamp_offset: 0.0,
             stall_timeout: options.stall_timeout,
             last_frame_at: Instant::now(),
             awaiting_keyframe: false,
@@ -419,8 +414,7 @@ impl VideoSource {
             match packet.read(&mut self.input) {
                 Ok(()) if packet.stream() != self.stream_index => {}
                 Ok(()) => {
-                    let offset = self.timestamp_offset;
-                    let time = packet.pts().map(|pts| pts as f64 * self.time_base + offset);
+                    let time = packet.pts().map(|pts| pts as f64 * self.time_base);
                     let disposable =
                         self.is_h264 && packet.data().is_some_and(nal::h264_disposable);
                     let timed = TimedPacket {
@@ -528,13 +522,9 @@ impl VideoSource {
         }
     }
 
-    /// Starts the source again from its beginning (a looped file), continuing the
-    /// timeline where the last pass ended.
+    /// Starts the source again from its beginning (a looped file). Its timestamps start
+    /// again too: they are always the source's own.
     pub fn rewind(&mut self) -> Result<(), MediaError> {
-        if let (Some(first), Some(last)) = (self.first_timestamp, self.last_timestamp) {
-            // `first` and `last` already include the current offset.
-            self.timestamp_offset += last - first + self.frame_interval;
-        }
         self.input
             .seek(i64::MIN + 1, ..)
             .or_else(|_| self.input.seek(0, ..))
@@ -552,24 +542,20 @@ impl VideoSource {
         self.restarting = false;
         self.eof_sent = false;
         self.awaiting_keyframe = false;
-        self.first_timestamp = None;
+        self.last_timestamp = None;
         Ok(())
     }
 
     fn describe_frame(&mut self) -> DecodedFrame {
         let timestamp = match self.frame.timestamp() {
-            Some(ts) => ts as f64 * self.time_base + self.timestamp_offset,
+            Some(ts) => ts as f64 * self.time_base,
             None => self
                 .last_timestamp
-                .map_or(self.start_time + self.timestamp_offset, |t| {
-                    t + self.frame_interval
-                }),
+                .map_or(self.start_time, |t| t + self.frame_interval),
         };
-        self.first_timestamp.get_or_insert(timestamp);
         self.last_timestamp = Some(timestamp);
         let progress = self.duration.filter(|d| *d > 0.0).map(|duration| {
-            ((timestamp - self.timestamp_offset - self.start_time + self.frame_interval) / duration)
-                .clamp(0.0, 1.0)
+            ((timestamp - self.start_time + self.frame_interval) / duration).clamp(0.0, 1.0)
         });
         DecodedFrame {
             timestamp,
@@ -587,6 +573,12 @@ impl VideoSource {
                 source_name: name.clone(),
                 message: e.to_string(),
             })
+    }
+
+    /// Seconds between frames, from the frame rate the stream states (or a default):
+    /// what a frame without a timestamp is placed after the one before it.
+    pub fn frame_interval(&self) -> f64 {
+        self.frame_interval
     }
 
     /// Frames and packets not used because of damage, so far.
@@ -611,6 +603,32 @@ mod tests {
     use super::*;
     use crate::media::hw::{write_h264_clip, HwBackend};
     use crate::media::EveryFrame;
+
+    /// Decodes `video` to its end: the timestamps of its frames.
+    fn timestamps(video: &mut VideoSource) -> Vec<f64> {
+        std::iter::from_fn(|| video.next_frame(&EveryFrame).unwrap())
+            .map(|frame| frame.timestamp)
+            .collect()
+    }
+
+    #[test]
+    fn a_rewound_file_starts_its_timestamps_again() {
+        crate::media::init();
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("gop10.ts");
+        write_h264_clip(&path, 30, 10).unwrap();
+        let source = Source::parse(path.to_str().unwrap(), &[dir.path().to_owned()]).unwrap();
+        let options = OpenOptions {
+            sampling: Sampling::All,
+            ..OpenOptions::default()
+        };
+        let mut video = VideoSource::open(&source, &options, &StopToken::new()).unwrap();
+        assert!((video.frame_interval() - 0.04).abs() < 1e-9);
+        let first = timestamps(&mut video);
+        assert_eq!(first.len(), 30);
+        video.rewind().unwrap();
+        assert_eq!(timestamps(&mut video), first);
+    }
 
     /// A looped file on a "hardware" decoder that fails every frame after its 15th:
     /// after three failures in a row the source decodes in software, on the same input,

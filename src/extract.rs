@@ -8,7 +8,7 @@ use crate::media::{OpenOptions, VideoSource};
 use crate::output::jpeg::JpegEncoder;
 use crate::output::store::FrameStore;
 use crate::pipeline::sampler::Sampler;
-use crate::pipeline::{pump, PipelineError, PumpEnd};
+use crate::pipeline::{pump, Passes, PipelineError, PumpEnd};
 use crate::sampling::Sampling;
 use crate::source::Source;
 use crate::stop::StopToken;
@@ -59,15 +59,22 @@ pub fn extract(
     let mut encoder = JpegEncoder::new(job.jpeg_quality)?;
     let mut sampler = Sampler::new(job.fps);
     let mut frames = 0;
-    let end = pump(&mut video, &mut sampler, stop, None, |sample| {
-        let jpeg = encoder.encode(&sample.picture)?;
-        store
-            .write(&jpeg)
-            .map_err(|e| PipelineError::Sink(format!("cannot write to {}: {e}", out.display())))?;
-        frames += 1;
-        on_progress(frames, sample.progress);
-        Ok(())
-    });
+    let end = pump(
+        &mut video,
+        &mut sampler,
+        stop,
+        None,
+        &mut Passes::default(),
+        |sample| {
+            let jpeg = encoder.encode(&sample.picture)?;
+            store.write(&jpeg).map_err(|e| {
+                PipelineError::Sink(format!("cannot write to {}: {e}", out.display()))
+            })?;
+            frames += 1;
+            on_progress(frames, sample.progress);
+            Ok(())
+        },
+    );
     store.remove_temporaries();
     Ok(Summary {
         frames,

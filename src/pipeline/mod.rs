@@ -51,6 +51,37 @@ pub struct Pacing<'a> {
     pub started: Instant,
 }
 
+/// A looped file's passes on one timeline: the source's timestamps start again at each
+/// rewind, and each pass is placed one frame interval after the last frame of the one
+/// before.
+#[derive(Debug, Default)]
+pub struct Passes {
+    /// Added to the source's timestamps for pacing and output.
+    offset: f64,
+    /// The first and last frame of the current pass, as the source times them.
+    first: Option<f64>,
+    last: Option<f64>,
+}
+
+impl Passes {
+    /// Where the frame the source times at `timestamp` is on the one timeline.
+    fn place(&mut self, timestamp: f64) -> f64 {
+        self.first.get_or_insert(timestamp);
+        self.last = Some(timestamp);
+        timestamp + self.offset
+    }
+
+    /// Starts the next pass; returns how much later than the last it is placed.
+    pub fn next(&mut self, frame_interval: f64) -> f64 {
+        let length = match (self.first.take(), self.last.take()) {
+            (Some(first), Some(last)) => last - first + frame_interval,
+            _ => 0.0,
+        };
+        self.offset += length;
+        length
+    }
+}
+
 /// Why a pump ended without an error.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum PumpEnd {
@@ -60,12 +91,14 @@ pub enum PumpEnd {
     Stopped,
 }
 
-/// Decodes `video` to its end (or a stop), handing every sampled frame to `on_sample`.
+/// Decodes `video` to its end (or a stop), handing every sampled frame to `on_sample`,
+/// timed on `passes`' timeline.
 pub fn pump(
     video: &mut VideoSource,
     sampler: &mut Sampler,
     stop: &StopToken,
     mut pacing: Option<Pacing<'_>>,
+    passes: &mut Passes,
     mut on_sample: impl FnMut(Sample<'_>) -> Result<(), PipelineError>,
 ) -> Result<PumpEnd, PipelineError> {
     loop {
@@ -75,10 +108,9 @@ pub fn pump(
             Err(MediaError::Stopped) => return Ok(PumpEnd::Stopped),
             Err(e) => return Err(e.into()),
         };
+        let time = passes.place(frame.timestamp);
         if let Some(pacing) = pacing.as_mut() {
-            let delay = pacing
-                .pacer
-                .delay(frame.timestamp, pacing.started.elapsed());
+            let delay = pacing.pacer.delay(time, pacing.started.elapsed());
             if !delay.is_zero() && !stop.sleep(delay) {
                 return Ok(PumpEnd::Stopped);
             }
@@ -93,11 +125,27 @@ pub fn pump(
         let hwaccel = video.hwaccel();
         on_sample(Sample {
             picture: video.picture()?,
-            pts: frame.timestamp,
+            pts: time,
             progress: frame.progress,
             drops,
             hwaccel,
             lag_events: pacing.as_ref().map_or(0, |p| p.pacer.lag_events()),
         })?;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_pass_follows_the_last_frame_of_the_one_before() {
+        let mut passes = Passes::default();
+        assert_eq!(passes.place(0.5), 0.5);
+        assert_eq!(passes.place(2.9), 2.9);
+        assert_eq!(passes.next(0.1), 2.5);
+        // The second pass decoded nothing: the third follows the first.
+        assert_eq!(passes.next(0.1), 0.0);
+        assert_eq!(passes.place(0.5), 3.0);
     }
 }

@@ -53,6 +53,18 @@ impl Sampler {
         true
     }
 
+    /// Moves everything the sampler remembers `by` seconds earlier, so that a looped
+    /// file's next pass, whose timestamps start again, is sampled as if it followed
+    /// the last pass.
+    pub fn rebase(&mut self, by: f64) {
+        for time in [&mut self.origin, &mut self.last_timestamp]
+            .into_iter()
+            .flatten()
+        {
+            *time -= by;
+        }
+    }
+
     /// The timestamp at or after which the next sample is due; `None` before the first
     /// frame, when any frame is due.
     pub fn next_due(&self) -> Option<f64> {
@@ -208,6 +220,19 @@ mod tests {
         assert_eq!(sampler.next_due(), Some(3.5));
         assert!(!sampler.offer(3.2));
         assert!(sampler.offer(3.5));
+    }
+
+    #[test]
+    fn a_rebased_pass_is_sampled_as_if_it_followed_the_last() {
+        // Two passes of a 2.5 s file at 10 fps, the second placed 0.1 s after the first.
+        let pass = frames(10.0, 2.5);
+        let continuous = pass.iter().copied().chain(pass.iter().map(|t| t + 2.5));
+        let mut sampler = Sampler::new(1.5);
+        let mut looped: Vec<f64> = pass.iter().copied().filter(|&t| sampler.offer(t)).collect();
+        sampler.rebase(2.5);
+        let second = pass.iter().copied().filter(|&t| sampler.offer(t));
+        looped.extend(second.map(|t| t + 2.5));
+        assert_eq!(looped, sampled(1.5, continuous));
     }
 
     #[test]

@@ -12,7 +12,7 @@ use super::backoff::Backoff;
 use super::encode_pool::{EncodeJob, EncodePool};
 use super::pacer::Pacer;
 use super::sampler::Sampler;
-use super::{pump, Pacing, PipelineError, PumpEnd, Sample};
+use super::{pump, Pacing, Passes, PipelineError, PumpEnd, Sample};
 use crate::media::{FailureKind, OpenOptions, VideoSource};
 use crate::memory;
 use crate::output::jpeg::JpegError;
@@ -248,18 +248,27 @@ fn stream(
     let settings = &camera.settings;
     let mut sampler = Sampler::new(settings.fps);
     let mut pacer = Pacer::new();
+    let mut passes = Passes::default();
     let started = Instant::now();
     loop {
         let pacing = settings.realtime.then_some(Pacing {
             pacer: &mut pacer,
             started,
         });
-        let end = pump(video, &mut sampler, &camera.stop, pacing, |sample| {
-            submit(output, sample, drops_before);
-            Ok(())
-        })?;
+        let end = pump(
+            video,
+            &mut sampler,
+            &camera.stop,
+            pacing,
+            &mut passes,
+            |sample| {
+                submit(output, sample, drops_before);
+                Ok(())
+            },
+        )?;
         if end == PumpEnd::EndOfStream && settings.looped {
             video.rewind()?;
+            sampler.rebase(passes.next(video.frame_interval()));
             continue;
         }
         return Ok(end);

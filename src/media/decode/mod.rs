@@ -9,22 +9,22 @@ use ffmpeg_next::codec;
 use ffmpeg_next::util::error::EAGAIN;
 use ffmpeg_next::{format, frame, media, Packet};
 
+mod timestamps;
+
 use super::convert::Converter;
 use super::hw::{Decoder, HwFailure, HwRequest, HwState, HwStatus};
 use super::input::{self, Deadline};
 use super::nal;
 use super::planner::{FrameDemand, PacketInfo, Planner, Step};
-use super::{classify, rational, stated_frame_rate, FailureKind, MediaError};
+use super::{classify, FailureKind, MediaError};
 use crate::picture::Yuv420;
 use crate::sampling::Sampling;
 use crate::source::{RtspTransport, Source};
 use crate::stop::StopToken;
+use timestamps::Timestamps;
 
 /// Damaged frames in a row after which damaged frames are used rather than none.
 const MAX_DAMAGED_STREAK: u64 = 150;
-
-/// Used when a stream states no frame rate, to give frames without timestamps one.
-const FALLBACK_FRAME_RATE: f64 = 25.0;
 
 #[derive(Debug, Clone)]
 pub struct OpenOptions {
@@ -103,10 +103,7 @@ pub struct VideoSource {
     read_timeout: Duration,
     stop: StopToken,
     stream_index: usize,
-    time_base: f64,
-    frame_interval: f64,
-    start_time: f64,
-    duration: Option<f64>,
+    timestamps: Timestamps,
     decoder: Decoder,
     /// What the decoder is rebuilt from when it changes backend.
     parameters: codec::Parameters,
@@ -126,7 +123,6 @@ pub struct VideoSource {
     demuxer_ended: bool,
     restarting: bool,
     eof_sent: bool,
-    last_timestamp: Option<f64>,
     stall_timeout: Option<Duration>,
     last_frame_at: Instant,
     /// Damage was seen: frames are dropped until the next keyframe.
@@ -163,20 +159,7 @@ impl VideoSource {
                 })?;
         let stream_index = stream.index();
         let is_h264 = stream.parameters().id() == codec::Id::H264;
-        let time_base = rational(stream.time_base()).unwrap_or(1.0 / 90_000.0);
-        let frame_rate = stated_frame_rate(&stream).unwrap_or(FALLBACK_FRAME_RATE);
-        let start_time = if stream.start_time() == ffmpeg_next::ffi::AV_NOPTS_VALUE {
-            0.0
-        } else {
-            stream.start_time() as f64 * time_base
-        };
-        let duration = if stream.duration() > 0 {
-            Some(stream.duration() as f64 * time_base)
-        } else if input.duration() > 0 {
-            Some(input.duration() as f64 / f64::from(ffmpeg_next::ffi::AV_TIME_BASE))
-        } else {
-            None
-        };
+        let timestamps = Timestamps::of(&input, &stream);
 
         let parameters = stream.parameters().clone();
         let (decoder, failure) = Decoder::open(&parameters, options.threads, &options.hwaccel)
@@ -199,10 +182,7 @@ impl VideoSource {
             read_timeout: options.read_timeout,
             stop: stop.clone(),
             stream_index,
-            time_base,
-            frame_interval: 1.0 / frame_rate,
-            start_time,
-            duration,
+            timestamps,
             decoder,
             parameters,
             threads: options.threads,
@@ -218,7 +198,6 @@ impl VideoSource {
             demuxer_ended: false,
             restarting: false,
             eof_sent: false,
-            last_timestamp: None,
             stall_timeout: options.stall_timeout,
             last_frame_at: Instant::now(),
             awaiting_keyframe: false,
@@ -260,7 +239,7 @@ impl VideoSource {
                     }
                     self.damaged_streak = 0;
                     self.mark_alive();
-                    return Ok(Some(self.describe_frame()));
+                    return Ok(Some(self.timestamps.frame(self.frame.timestamp())));
                 }
                 Err(ffmpeg_next::Error::Other { errno }) if errno == EAGAIN => {
                     if self.eof_sent {
@@ -414,7 +393,7 @@ impl VideoSource {
             match packet.read(&mut self.input) {
                 Ok(()) if packet.stream() != self.stream_index => {}
                 Ok(()) => {
-                    let time = packet.pts().map(|pts| pts as f64 * self.time_base);
+                    let time = self.timestamps.packet_time(packet.pts());
                     let disposable =
                         self.is_h264 && packet.data().is_some_and(nal::h264_disposable);
                     let timed = TimedPacket {
@@ -542,25 +521,8 @@ impl VideoSource {
         self.restarting = false;
         self.eof_sent = false;
         self.awaiting_keyframe = false;
-        self.last_timestamp = None;
+        self.timestamps.rewind();
         Ok(())
-    }
-
-    fn describe_frame(&mut self) -> DecodedFrame {
-        let timestamp = match self.frame.timestamp() {
-            Some(ts) => ts as f64 * self.time_base,
-            None => self
-                .last_timestamp
-                .map_or(self.start_time, |t| t + self.frame_interval),
-        };
-        self.last_timestamp = Some(timestamp);
-        let progress = self.duration.filter(|d| *d > 0.0).map(|duration| {
-            ((timestamp - self.start_time + self.frame_interval) / duration).clamp(0.0, 1.0)
-        });
-        DecodedFrame {
-            timestamp,
-            progress,
-        }
     }
 
     /// The last decoded frame as full-range 4:2:0 planes, converted only when the
@@ -578,7 +540,7 @@ impl VideoSource {
     /// Seconds between frames, from the frame rate the stream states (or a default):
     /// what a frame without a timestamp is placed after the one before it.
     pub fn frame_interval(&self) -> f64 {
-        self.frame_interval
+        self.timestamps.frame_interval()
     }
 
     /// Frames and packets not used because of damage, so far.

@@ -9,6 +9,7 @@ use ffmpeg_next::codec;
 use ffmpeg_next::util::error::EAGAIN;
 use ffmpeg_next::{format, frame, media, Packet};
 
+mod damage;
 mod timestamps;
 
 use super::convert::Converter;
@@ -21,10 +22,8 @@ use crate::picture::Yuv420;
 use crate::sampling::Sampling;
 use crate::source::{RtspTransport, Source};
 use crate::stop::StopToken;
+use damage::DamageFilter;
 use timestamps::Timestamps;
-
-/// Damaged frames in a row after which damaged frames are used rather than none.
-const MAX_DAMAGED_STREAK: u64 = 150;
 
 #[derive(Debug, Clone)]
 pub struct OpenOptions {
@@ -125,10 +124,7 @@ pub struct VideoSource {
     eof_sent: bool,
     stall_timeout: Option<Duration>,
     last_frame_at: Instant,
-    /// Damage was seen: frames are dropped until the next keyframe.
-    awaiting_keyframe: bool,
-    /// Damaged frames dropped in a row.
-    damaged_streak: u64,
+    damage: DamageFilter,
     converter: Converter,
     drops: DropCounts,
 }
@@ -176,7 +172,6 @@ impl VideoSource {
         }
 
         Ok(VideoSource {
-            name,
             input,
             deadline,
             read_timeout: options.read_timeout,
@@ -200,8 +195,8 @@ impl VideoSource {
             eof_sent: false,
             stall_timeout: options.stall_timeout,
             last_frame_at: Instant::now(),
-            awaiting_keyframe: false,
-            damaged_streak: 0,
+            damage: DamageFilter::new(name.clone()),
+            name,
             converter: Converter::default(),
             drops: DropCounts::default(),
         })
@@ -232,12 +227,10 @@ impl VideoSource {
                             );
                         }
                     }
-                    if self.is_damaged() {
+                    if !self.damage.admit(&self.frame) {
                         self.drops.corrupt += 1;
-                        self.damaged_streak += 1;
                         continue;
                     }
-                    self.damaged_streak = 0;
                     self.mark_alive();
                     return Ok(Some(self.timestamps.frame(self.frame.timestamp())));
                 }
@@ -257,7 +250,7 @@ impl VideoSource {
                 Err(ffmpeg_next::Error::Eof) => return Ok(None),
                 Err(ffmpeg_next::Error::InvalidData) => {
                     self.drops.corrupt += 1;
-                    self.awaiting_keyframe = true;
+                    self.damage.seen();
                     self.check_hardware()?;
                 }
                 // A hardware decode or transfer error loses one frame; repeated ones
@@ -302,7 +295,7 @@ impl VideoSource {
                         // A damaged packet: the decoder resynchronises at a keyframe.
                         Err(_) => {
                             self.drops.rejected_packets += 1;
-                            self.awaiting_keyframe = true;
+                            self.damage.seen();
                             self.check_hardware()?;
                         }
                     }
@@ -416,7 +409,7 @@ impl VideoSource {
                 }
                 Err(ffmpeg_next::Error::InvalidData) => {
                     self.drops.corrupt += 1;
-                    self.awaiting_keyframe = true;
+                    self.damage.seen();
                 }
                 Err(_) if self.stalled() => return Err(self.stall_error()),
                 Err(e) => {
@@ -453,30 +446,6 @@ impl VideoSource {
         };
         self.deadline.arm(limit);
         Ok(())
-    }
-
-    /// Damaged frames, and the frames after damage until a clean keyframe, are not
-    /// used. A source whose every keyframe is damaged would then give nothing, so after
-    /// a long run of damage frames are taken as they come until the stream is clean.
-    fn is_damaged(&mut self) -> bool {
-        let flagged = self.frame.is_corrupt() || self.frame.has_decode_errors();
-        if self.damaged_streak >= MAX_DAMAGED_STREAK {
-            if self.damaged_streak == MAX_DAMAGED_STREAK {
-                log::warn!(
-                    "{}: {MAX_DAMAGED_STREAK} damaged frames in a row; using damaged frames",
-                    self.name
-                );
-                self.damaged_streak += 1;
-            }
-            self.awaiting_keyframe = flagged;
-            return false;
-        }
-        if flagged {
-            self.awaiting_keyframe = true;
-        } else if self.frame.is_key() {
-            self.awaiting_keyframe = false;
-        }
-        self.awaiting_keyframe
     }
 
     /// Restarts the stall clock, unless the input was cut short: what it still hands
@@ -520,7 +489,7 @@ impl VideoSource {
         self.demuxer_ended = false;
         self.restarting = false;
         self.eof_sent = false;
-        self.awaiting_keyframe = false;
+        self.damage.rewind();
         self.timestamps.rewind();
         Ok(())
     }

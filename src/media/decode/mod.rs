@@ -7,22 +7,24 @@ use std::time::{Duration, Instant};
 
 use ffmpeg_next::codec;
 use ffmpeg_next::util::error::EAGAIN;
-use ffmpeg_next::{format, frame, media, Packet};
+use ffmpeg_next::{frame, media, Packet};
 
 mod damage;
+mod reader;
 mod timestamps;
 
 use super::convert::Converter;
 use super::hw::{Decoder, HwFailure, HwRequest, HwState, HwStatus};
-use super::input::{self, Deadline};
+use super::input;
 use super::nal;
 use super::planner::{FrameDemand, PacketInfo, Planner, Step};
-use super::{classify, FailureKind, MediaError};
+use super::MediaError;
 use crate::picture::Yuv420;
 use crate::sampling::Sampling;
 use crate::source::{RtspTransport, Source};
 use crate::stop::StopToken;
 use damage::DamageFilter;
+use reader::{Read, Reader};
 use timestamps::Timestamps;
 
 #[derive(Debug, Clone)]
@@ -97,11 +99,8 @@ pub struct DecodedFrame {
 
 pub struct VideoSource {
     name: String,
-    input: format::context::Input,
-    deadline: Deadline,
-    read_timeout: Duration,
     stop: StopToken,
-    stream_index: usize,
+    reader: Reader,
     timestamps: Timestamps,
     decoder: Decoder,
     /// What the decoder is rebuilt from when it changes backend.
@@ -122,8 +121,6 @@ pub struct VideoSource {
     demuxer_ended: bool,
     restarting: bool,
     eof_sent: bool,
-    stall_timeout: Option<Duration>,
-    last_frame_at: Instant,
     damage: DamageFilter,
     converter: Converter,
     drops: DropCounts,
@@ -172,11 +169,8 @@ impl VideoSource {
         }
 
         Ok(VideoSource {
-            input,
-            deadline,
-            read_timeout: options.read_timeout,
             stop: stop.clone(),
-            stream_index,
+            reader: Reader::new(name.clone(), input, deadline, stream_index, stop, options),
             timestamps,
             decoder,
             parameters,
@@ -193,8 +187,6 @@ impl VideoSource {
             demuxer_ended: false,
             restarting: false,
             eof_sent: false,
-            stall_timeout: options.stall_timeout,
-            last_frame_at: Instant::now(),
             damage: DamageFilter::new(name.clone()),
             name,
             converter: Converter::default(),
@@ -231,7 +223,7 @@ impl VideoSource {
                         self.drops.corrupt += 1;
                         continue;
                     }
-                    self.mark_alive();
+                    self.reader.mark_alive();
                     return Ok(Some(self.timestamps.frame(self.frame.timestamp())));
                 }
                 Err(ffmpeg_next::Error::Other { errno }) if errno == EAGAIN => {
@@ -380,107 +372,43 @@ impl VideoSource {
 
     /// Reads packets until the planner has decided something (or the input ends).
     fn demux(&mut self, demand: &dyn FrameDemand) -> Result<(), MediaError> {
-        let mut packet = Packet::empty();
         while self.ready.is_empty() {
-            self.arm_read_deadline()?;
-            match packet.read(&mut self.input) {
-                Ok(()) if packet.stream() != self.stream_index => {}
-                Ok(()) => {
+            match self.reader.read(self.drops.corrupt)? {
+                Read::Packet(packet) => {
                     let time = self.timestamps.packet_time(packet.pts());
                     let disposable =
                         self.is_h264 && packet.data().is_some_and(nal::h264_disposable);
                     let timed = TimedPacket {
-                        packet: std::mem::replace(&mut packet, Packet::empty()),
+                        packet,
                         time,
                         disposable,
                     };
                     self.planner.push(timed, demand, &mut self.decided);
                     if self.planner.holding() {
                         // Nothing is due: the source is alive, no frame is expected yet.
-                        self.mark_alive();
+                        self.reader.mark_alive();
                     }
                     self.ready.extend(self.decided.drain(..));
                 }
-                Err(ffmpeg_next::Error::Eof) => {
+                Read::Ended => {
                     self.demuxer_ended = true;
                     self.planner.finish(demand, &mut self.decided);
                     self.ready.extend(self.decided.drain(..));
                     return Ok(());
                 }
-                Err(ffmpeg_next::Error::InvalidData) => {
+                Read::Damaged => {
                     self.drops.corrupt += 1;
                     self.damage.seen();
                 }
-                Err(_) if self.stalled() => return Err(self.stall_error()),
-                Err(e) => {
-                    let name = self.name.clone();
-                    return Err(classify(
-                        e,
-                        &name,
-                        &self.stop,
-                        self.read_timeout,
-                        "reading",
-                        |message, kind| MediaError::Read {
-                            source_name: name.clone(),
-                            message,
-                            kind,
-                        },
-                    ));
-                }
             }
         }
         Ok(())
-    }
-
-    /// Bounds the next read by the read timeout and, for live sources, by what is left
-    /// of the stall timeout.
-    fn arm_read_deadline(&mut self) -> Result<(), MediaError> {
-        let limit = match self.stall_timeout {
-            Some(stall) => {
-                let left = stall
-                    .checked_sub(self.last_frame_at.elapsed())
-                    .ok_or_else(|| self.stall_error())?;
-                left.min(self.read_timeout)
-            }
-            None => self.read_timeout,
-        };
-        self.deadline.arm(limit);
-        Ok(())
-    }
-
-    /// Restarts the stall clock, unless the input was cut short: what it still hands
-    /// back then was flushed by the failed read, and the failure that follows must be
-    /// judged by the time the source was really last alive.
-    fn mark_alive(&mut self) {
-        if !self.deadline.has_passed() {
-            self.last_frame_at = Instant::now();
-        }
-    }
-
-    fn stalled(&self) -> bool {
-        self.stall_timeout
-            .is_some_and(|stall| self.last_frame_at.elapsed() >= stall)
-    }
-
-    fn stall_error(&self) -> MediaError {
-        MediaError::Stalled {
-            source_name: self.name.clone(),
-            seconds: self.last_frame_at.elapsed().as_secs_f64(),
-            damaged: self.drops.corrupt,
-        }
     }
 
     /// Starts the source again from its beginning (a looped file). Its timestamps start
     /// again too: they are always the source's own.
     pub fn rewind(&mut self) -> Result<(), MediaError> {
-        self.input
-            .seek(i64::MIN + 1, ..)
-            .or_else(|_| self.input.seek(0, ..))
-            .map_err(|e| MediaError::Read {
-                source_name: self.name.clone(),
-                message: format!("cannot rewind: {e}"),
-                kind: FailureKind::Other,
-            })?;
+        self.reader.rewind()?;
         self.decoder.flush();
         self.next_decoder = None;
         self.skip_to_keyframe = false;

@@ -2,28 +2,28 @@
 //! canonical send_packet / receive_frame loop (EAGAIN means "feed me", EOF is always
 //! sent and the decoder drained).
 
-use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
 use ffmpeg_next::codec;
 use ffmpeg_next::util::error::EAGAIN;
-use ffmpeg_next::{frame, media, Packet};
+use ffmpeg_next::{frame, media};
 
 mod damage;
+mod queue;
 mod reader;
 mod timestamps;
 
 use super::convert::Converter;
 use super::hw::{Decoder, HwFailure, HwRequest, HwState, HwStatus};
 use super::input;
-use super::nal;
-use super::planner::{FrameDemand, PacketInfo, Planner, Step};
+use super::planner::{FrameDemand, Step};
 use super::MediaError;
 use crate::picture::Yuv420;
 use crate::sampling::Sampling;
 use crate::source::{RtspTransport, Source};
 use crate::stop::StopToken;
 use damage::DamageFilter;
+use queue::PacketQueue;
 use reader::{Read, Reader};
 use timestamps::Timestamps;
 
@@ -69,25 +69,6 @@ pub struct DropCounts {
     pub rejected_packets: u64,
 }
 
-/// A demuxed packet with what the planner needs to know of it.
-struct TimedPacket {
-    packet: Packet,
-    time: Option<f64>,
-    disposable: bool,
-}
-
-impl PacketInfo for TimedPacket {
-    fn time(&self) -> Option<f64> {
-        self.time
-    }
-    fn is_key(&self) -> bool {
-        self.packet.is_key()
-    }
-    fn is_disposable(&self) -> bool {
-        self.disposable
-    }
-}
-
 /// What the decode loop knows about the frame it just produced.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct DecodedFrame {
@@ -114,11 +95,7 @@ pub struct VideoSource {
     /// Hardware decoding should give way to software at the next keyframe.
     leave_hardware: bool,
     frame: frame::Video,
-    planner: Planner<TimedPacket>,
-    ready: VecDeque<Step<TimedPacket>>,
-    decided: Vec<Step<TimedPacket>>,
-    is_h264: bool,
-    demuxer_ended: bool,
+    queue: PacketQueue,
     restarting: bool,
     eof_sent: bool,
     damage: DamageFilter,
@@ -180,11 +157,11 @@ impl VideoSource {
             skip_to_keyframe: false,
             leave_hardware: false,
             frame: frame::Video::empty(),
-            planner: Planner::new(options.sampling, source.is_live() || options.low_latency),
-            ready: VecDeque::new(),
-            decided: Vec::new(),
-            is_h264,
-            demuxer_ended: false,
+            queue: PacketQueue::new(
+                options.sampling,
+                source.is_live() || options.low_latency,
+                is_h264,
+            ),
             restarting: false,
             eof_sent: false,
             damage: DamageFilter::new(name.clone()),
@@ -264,7 +241,7 @@ impl VideoSource {
     /// Gives the decoder its next step: a packet, a drain-and-reset, or end-of-stream.
     fn feed_decoder(&mut self, demand: &dyn FrameDemand) -> Result<(), MediaError> {
         loop {
-            match self.ready.pop_front() {
+            match self.queue.next() {
                 Some(Step::Send(timed)) => {
                     if self.skip_to_keyframe {
                         if !timed.packet.is_key() {
@@ -275,7 +252,7 @@ impl VideoSource {
                     if timed.packet.is_key() {
                         if let Some(next) = self.decoder_from_keyframe() {
                             // Drain the current decoder first: no decoded frame is lost.
-                            self.ready.push_front(Step::Send(timed));
+                            self.queue.put_back(Step::Send(timed));
                             let _ = self.decoder.send_eof();
                             self.next_decoder = Some(next);
                             self.restarting = true;
@@ -298,7 +275,7 @@ impl VideoSource {
                     self.restarting = true;
                     return Ok(());
                 }
-                None if self.demuxer_ended => {
+                None if self.queue.input_ended() => {
                     let _ = self.decoder.send_eof();
                     self.eof_sent = true;
                     return Ok(());
@@ -372,28 +349,18 @@ impl VideoSource {
 
     /// Reads packets until the planner has decided something (or the input ends).
     fn demux(&mut self, demand: &dyn FrameDemand) -> Result<(), MediaError> {
-        while self.ready.is_empty() {
+        while self.queue.is_empty() {
             match self.reader.read(self.drops.corrupt)? {
                 Read::Packet(packet) => {
                     let time = self.timestamps.packet_time(packet.pts());
-                    let disposable =
-                        self.is_h264 && packet.data().is_some_and(nal::h264_disposable);
-                    let timed = TimedPacket {
-                        packet,
-                        time,
-                        disposable,
-                    };
-                    self.planner.push(timed, demand, &mut self.decided);
-                    if self.planner.holding() {
+                    self.queue.push(packet, time, demand);
+                    if self.queue.holding() {
                         // Nothing is due: the source is alive, no frame is expected yet.
                         self.reader.mark_alive();
                     }
-                    self.ready.extend(self.decided.drain(..));
                 }
                 Read::Ended => {
-                    self.demuxer_ended = true;
-                    self.planner.finish(demand, &mut self.decided);
-                    self.ready.extend(self.decided.drain(..));
+                    self.queue.finish(demand);
                     return Ok(());
                 }
                 Read::Damaged => {
@@ -412,9 +379,7 @@ impl VideoSource {
         self.decoder.flush();
         self.next_decoder = None;
         self.skip_to_keyframe = false;
-        self.planner = Planner::new(self.planner.mode(), self.planner.is_low_latency());
-        self.ready.clear();
-        self.demuxer_ended = false;
+        self.queue.rewind();
         self.restarting = false;
         self.eof_sent = false;
         self.damage.rewind();
@@ -453,7 +418,7 @@ impl VideoSource {
 
     /// Packets left undecoded because no sample needed them, so far.
     pub fn skipped_unneeded(&self) -> u64 {
-        self.planner.skipped()
+        self.queue.skipped()
     }
 }
 

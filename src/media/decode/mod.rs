@@ -1,20 +1,22 @@
 //! A video source: one input, its best video stream and a decoder, driven by the
 //! canonical send_packet / receive_frame loop (EAGAIN means "feed me", EOF is always
-//! sent and the decoder drained).
+//! sent and the decoder drained). Its parts each keep their own state: `reader` (the
+//! input, read deadlines, stall detection), `queue` (the planner and what it decided),
+//! `slot` (the decoder, what it is doing, hardware failover), `damage` (which frames
+//! are clean enough to use) and `timestamps` (when each frame is shown).
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use ffmpeg_next::codec;
-use ffmpeg_next::util::error::EAGAIN;
-use ffmpeg_next::{frame, media};
+use ffmpeg_next::{codec, frame, media};
 
 mod damage;
 mod queue;
 mod reader;
+mod slot;
 mod timestamps;
 
 use super::convert::Converter;
-use super::hw::{Decoder, HwFailure, HwRequest, HwState, HwStatus};
+use super::hw::{HwRequest, HwStatus};
 use super::input;
 use super::planner::{FrameDemand, Step};
 use super::MediaError;
@@ -25,6 +27,7 @@ use crate::stop::StopToken;
 use damage::DamageFilter;
 use queue::PacketQueue;
 use reader::{Read, Reader};
+use slot::{DecoderSlot, Fed, Received};
 use timestamps::Timestamps;
 
 #[derive(Debug, Clone)]
@@ -82,29 +85,18 @@ pub struct VideoSource {
     name: String,
     stop: StopToken,
     reader: Reader,
-    timestamps: Timestamps,
-    decoder: Decoder,
-    /// What the decoder is rebuilt from when it changes backend.
-    parameters: codec::Parameters,
-    threads: usize,
-    hw: HwState,
-    /// The decoder that takes over once the current one is drained.
-    next_decoder: Option<Decoder>,
-    /// A new decoder waits for a keyframe: packets before it are not sent.
-    skip_to_keyframe: bool,
-    /// Hardware decoding should give way to software at the next keyframe.
-    leave_hardware: bool,
-    frame: frame::Video,
     queue: PacketQueue,
-    restarting: bool,
-    eof_sent: bool,
+    slot: DecoderSlot,
     damage: DamageFilter,
+    timestamps: Timestamps,
+    frame: frame::Video,
     converter: Converter,
     drops: DropCounts,
 }
 
 impl VideoSource {
-    /// Opens `source`, picks its best video stream and opens a software decoder.
+    /// Opens `source`, picks its best video stream and opens its decoder: on the
+    /// hardware `options` ask for when it opens, else in software.
     pub fn open(
         source: &Source,
         options: &OpenOptions,
@@ -128,44 +120,24 @@ impl VideoSource {
                     source_name: name.clone(),
                 })?;
         let stream_index = stream.index();
-        let is_h264 = stream.parameters().id() == codec::Id::H264;
-        let timestamps = Timestamps::of(&input, &stream);
-
         let parameters = stream.parameters().clone();
-        let (decoder, failure) = Decoder::open(&parameters, options.threads, &options.hwaccel)
-            .map_err(|e| MediaError::Decoder {
-                source_name: name.clone(),
-                message: format!("{e} (codec {:?})", parameters.id()),
-            })?;
-        let mut hw = HwState::new(options.hwaccel.clone());
-        if let Some(failure) = failure {
-            log::info!("{name}: {}; decoding in software", failure.message);
-            hw.failed(failure, Instant::now());
-        } else if let Some(backend) = decoder.backend() {
-            log::info!("{name}: decoding on {backend}");
-        }
+        let queue = PacketQueue::new(
+            options.sampling,
+            source.is_live() || options.low_latency,
+            parameters.id() == codec::Id::H264,
+        );
+        let timestamps = Timestamps::of(&input, &stream);
+        let slot = DecoderSlot::open(name.clone(), parameters, options.threads, &options.hwaccel)?;
 
         Ok(VideoSource {
             stop: stop.clone(),
             reader: Reader::new(name.clone(), input, deadline, stream_index, stop, options),
-            timestamps,
-            decoder,
-            parameters,
-            threads: options.threads,
-            hw,
-            next_decoder: None,
-            skip_to_keyframe: false,
-            leave_hardware: false,
-            frame: frame::Video::empty(),
-            queue: PacketQueue::new(
-                options.sampling,
-                source.is_live() || options.low_latency,
-                is_h264,
-            ),
-            restarting: false,
-            eof_sent: false,
+            queue,
+            slot,
             damage: DamageFilter::new(name.clone()),
+            timestamps,
             name,
+            frame: frame::Video::empty(),
             converter: Converter::default(),
             drops: DropCounts::default(),
         })
@@ -181,21 +153,8 @@ impl VideoSource {
             if self.stop.is_stopped() {
                 return Err(MediaError::Stopped);
             }
-            match self.decoder.receive_frame(&mut self.frame) {
-                Ok(()) => {
-                    if let Some(reason) = self.decoder.decoding_in_software() {
-                        if !self.leave_hardware && self.next_decoder.is_none() {
-                            log::warn!("{}: {reason}", self.name);
-                            self.leave_hardware = true;
-                            self.hw.failed(
-                                HwFailure {
-                                    message: reason,
-                                    retryable: false,
-                                },
-                                Instant::now(),
-                            );
-                        }
-                    }
+            match self.slot.receive(&mut self.frame)? {
+                Received::Frame => {
                     if !self.damage.admit(&self.frame) {
                         self.drops.corrupt += 1;
                         continue;
@@ -203,37 +162,13 @@ impl VideoSource {
                     self.reader.mark_alive();
                     return Ok(Some(self.timestamps.frame(self.frame.timestamp())));
                 }
-                Err(ffmpeg_next::Error::Other { errno }) if errno == EAGAIN => {
-                    if self.eof_sent {
-                        return Ok(None);
-                    }
-                    self.feed_decoder(demand)?;
-                }
-                Err(ffmpeg_next::Error::Eof) if self.restarting => {
-                    match self.next_decoder.take() {
-                        Some(next) => self.decoder = next,
-                        None => self.decoder.flush(),
-                    }
-                    self.restarting = false;
-                }
-                Err(ffmpeg_next::Error::Eof) => return Ok(None),
-                Err(ffmpeg_next::Error::InvalidData) => {
+                Received::Hungry => self.feed_decoder(demand)?,
+                Received::Ended => return Ok(None),
+                Received::Damaged => {
                     self.drops.corrupt += 1;
                     self.damage.seen();
-                    self.check_hardware()?;
                 }
-                // A hardware decode or transfer error loses one frame; repeated ones
-                // move decoding to software.
-                Err(_) if !self.decoder.is_software() => {
-                    self.drops.corrupt += 1;
-                    self.check_hardware()?;
-                }
-                Err(e) => {
-                    return Err(MediaError::Decoder {
-                        source_name: self.name.clone(),
-                        message: e.to_string(),
-                    })
-                }
+                Received::Lost => self.drops.corrupt += 1,
             }
         }
     }
@@ -242,109 +177,30 @@ impl VideoSource {
     fn feed_decoder(&mut self, demand: &dyn FrameDemand) -> Result<(), MediaError> {
         loop {
             match self.queue.next() {
-                Some(Step::Send(timed)) => {
-                    if self.skip_to_keyframe {
-                        if !timed.packet.is_key() {
-                            continue;
-                        }
-                        self.skip_to_keyframe = false;
+                Some(Step::Send(timed)) => match self.slot.send(&timed.packet)? {
+                    Fed::Sent => return Ok(()),
+                    Fed::Skipped => {}
+                    Fed::Refused => {
+                        self.drops.rejected_packets += 1;
+                        self.damage.seen();
                     }
-                    if timed.packet.is_key() {
-                        if let Some(next) = self.decoder_from_keyframe() {
-                            // Drain the current decoder first: no decoded frame is lost.
-                            self.queue.put_back(Step::Send(timed));
-                            let _ = self.decoder.send_eof();
-                            self.next_decoder = Some(next);
-                            self.restarting = true;
-                            return Ok(());
-                        }
+                    Fed::Deferred => {
+                        self.queue.put_back(Step::Send(timed));
+                        return Ok(());
                     }
-                    match self.decoder.send_packet(&timed.packet) {
-                        Ok(()) => return Ok(()),
-                        // A damaged packet: the decoder resynchronises at a keyframe.
-                        Err(_) => {
-                            self.drops.rejected_packets += 1;
-                            self.damage.seen();
-                            self.check_hardware()?;
-                        }
-                    }
-                }
+                },
                 Some(Step::Restart) => {
-                    // Errors here only mean the decoder was already drained.
-                    let _ = self.decoder.send_eof();
-                    self.restarting = true;
-                    return Ok(());
+                    if self.slot.restart() {
+                        return Ok(());
+                    }
                 }
                 None if self.queue.input_ended() => {
-                    let _ = self.decoder.send_eof();
-                    self.eof_sent = true;
+                    self.slot.finish();
                     return Ok(());
                 }
                 None => self.demux(demand)?,
             }
         }
-    }
-
-    /// At a keyframe: the decoder that should take over from here, if any: software
-    /// when libav decodes in software behind the hardware decoder anyway, hardware
-    /// again when its retry is due and it opens.
-    fn decoder_from_keyframe(&mut self) -> Option<Decoder> {
-        if self.leave_hardware {
-            self.leave_hardware = false;
-            return self.software_decoder().ok();
-        }
-        if !self.decoder.is_software() || !self.hw.retry_due(Instant::now()) {
-            return None;
-        }
-        match Decoder::open_hardware(&self.parameters, &self.hw.request) {
-            Ok(decoder) => {
-                if let Some(backend) = decoder.backend() {
-                    log::info!("{}: decoding on {backend} again", self.name);
-                }
-                self.hw.reason = None;
-                Some(decoder)
-            }
-            Err(failure) => {
-                log::info!(
-                    "{}: hardware still unusable: {}",
-                    self.name,
-                    failure.message
-                );
-                self.hw.failed(failure, Instant::now());
-                None
-            }
-        }
-    }
-
-    fn software_decoder(&self) -> Result<Decoder, MediaError> {
-        Decoder::software(&self.parameters, self.threads).map_err(|e| MediaError::Decoder {
-            source_name: self.name.clone(),
-            message: e.to_string(),
-        })
-    }
-
-    /// Replaces a hardware decoder that keeps failing by a software one, on the same
-    /// connection: the demuxer goes on and decoding resumes at the next keyframe.
-    fn check_hardware(&mut self) -> Result<(), MediaError> {
-        let Some(reason) = self.decoder.broken() else {
-            return Ok(());
-        };
-        log::warn!(
-            "{}: {reason}; decoding in software from the next keyframe",
-            self.name
-        );
-        self.decoder.forget_device();
-        self.decoder = self.software_decoder()?;
-        self.next_decoder = None;
-        self.restarting = false;
-        self.leave_hardware = false;
-        self.skip_to_keyframe = true;
-        let failure = HwFailure {
-            message: reason,
-            retryable: true,
-        };
-        self.hw.failed(failure, Instant::now());
-        Ok(())
     }
 
     /// Reads packets until the planner has decided something (or the input ends).
@@ -376,12 +232,8 @@ impl VideoSource {
     /// again too: they are always the source's own.
     pub fn rewind(&mut self) -> Result<(), MediaError> {
         self.reader.rewind()?;
-        self.decoder.flush();
-        self.next_decoder = None;
-        self.skip_to_keyframe = false;
         self.queue.rewind();
-        self.restarting = false;
-        self.eof_sent = false;
+        self.slot.rewind();
         self.damage.rewind();
         self.timestamps.rewind();
         Ok(())
@@ -413,7 +265,7 @@ impl VideoSource {
     /// The hardware backend decoding now and why it is not the one asked for, when it
     /// is not.
     pub fn hwaccel(&self) -> HwStatus {
-        self.hw.status(&self.decoder)
+        self.slot.status()
     }
 
     /// Packets left undecoded because no sample needed them, so far.
@@ -427,6 +279,7 @@ mod tests {
     use super::*;
     use crate::media::hw::{write_h264_clip, HwBackend};
     use crate::media::EveryFrame;
+    use std::time::Instant;
 
     /// Decodes `video` to its end: the timestamps of its frames.
     fn timestamps(video: &mut VideoSource) -> Vec<f64> {

@@ -332,7 +332,7 @@ impl Decoder {
 #[derive(Debug)]
 pub struct HwState {
     pub request: HwRequest,
-    pub reason: Option<String>,
+    reason: Option<String>,
     retry_at: Option<Instant>,
 }
 
@@ -351,6 +351,11 @@ impl HwState {
             backend: decoder.backend(),
             reason: self.reason.clone(),
         }
+    }
+
+    /// Hardware decodes again, as asked.
+    pub fn recovered(&mut self) {
+        self.reason = None;
     }
 
     /// Records a failure; hardware is tried again later when that may help.

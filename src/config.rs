@@ -9,18 +9,19 @@ use std::time::Duration;
 
 use thiserror::Error;
 
-use crate::hw_choice::HwChoice;
+use crate::media::hw::{
+    HwChoice, DEFAULT_CUDA_DEVICE, DEFAULT_HW_ACCEL_OPTIONS, DEFAULT_HW_RETRY, DEFAULT_VAAPI_DEVICE,
+};
 
 pub const DEFAULT_HOST: &str = "0.0.0.0";
 pub const DEFAULT_PORT: u16 = 8002;
 pub const DEFAULT_OUTPUT_FOLDER: &str = "./data/frames";
 pub const DEFAULT_UPLOAD_FOLDER: &str = "./data/videos";
-pub const DEFAULT_HW_ACCEL_OPTIONS: [&str; 4] = ["cuda", "qsv", "vaapi", "none"];
 pub const DEFAULT_JPEG_QUALITY: u8 = 90;
 pub const DEFAULT_STALE_FRAME_SECONDS: u64 = 60;
 pub const DEFAULT_PROBE_TIMEOUT_SECONDS: u64 = 10;
-pub const DEFAULT_OPEN_TIMEOUT_SECONDS: u64 = 10;
-pub const DEFAULT_READ_TIMEOUT_SECONDS: u64 = 10;
+pub const DEFAULT_OPEN_TIMEOUT_SECONDS: u64 = crate::media::DEFAULT_OPEN_TIMEOUT.as_secs();
+pub const DEFAULT_READ_TIMEOUT_SECONDS: u64 = crate::media::DEFAULT_READ_TIMEOUT.as_secs();
 pub const DEFAULT_STALL_TIMEOUT_SECONDS: u64 = 10;
 pub const DEFAULT_RECONNECT_INITIAL_SECONDS: f64 = 0.5;
 pub const DEFAULT_RECONNECT_MAX_SECONDS: f64 = 30.0;
@@ -29,11 +30,6 @@ pub const DEFAULT_MAX_RESTARTS: u32 = 0;
 pub const DEFAULT_MAX_UPLOAD_MB: u64 = 4096;
 pub const DEFAULT_ENCODE_QUEUE_FRAMES: usize = 64;
 pub const DEFAULT_CLEAR_ON_START: bool = true;
-pub const DEFAULT_VAAPI_DEVICE: &str = crate::media::hwaccel::DEFAULT_VAAPI_DEVICE;
-pub const DEFAULT_CUDA_DEVICE: &str = crate::media::hwaccel::DEFAULT_CUDA_DEVICE;
-pub const DEFAULT_HW_RETRY_SECONDS: u64 = 300;
-/// The diagnostic variable that makes the `fault-injection` backend exist.
-pub const FAULT_HWACCEL_VARIABLE: &str = "VIDEO_PIPELINE_FAULT_HWACCEL";
 
 /// A configuration value that cannot be used. The message names the variable and what
 /// it accepts, so one line is enough to fix it.
@@ -84,15 +80,13 @@ pub struct Config {
     pub cuda_device: String,
     /// After a fall back to software, hardware is tried again this much later.
     pub hw_retry: Duration,
-    /// Diagnostics: the `fault-injection` backend fails after this many frames.
-    pub fault_hwaccel_after: Option<u64>,
 }
 
 /// Where raw values come from: the process environment, overridden by flags.
 pub type RawValues = HashMap<&'static str, String>;
 
 /// Every variable the daemon reads.
-pub const VARIABLES: [&str; 26] = [
+pub const VARIABLES: [&str; 25] = [
     "HOST",
     "PORT",
     "OUTPUT_FOLDER",
@@ -115,7 +109,6 @@ pub const VARIABLES: [&str; 26] = [
     "VAAPI_DEVICE",
     "CUDA_DEVICE",
     "HW_RETRY_SECONDS",
-    FAULT_HWACCEL_VARIABLE,
     "FFMPEG_PATH",
     "FFPROBE_PATH",
     "RUST_LOG",
@@ -159,10 +152,7 @@ impl Config {
                 })
                 .unwrap_or_default(),
             hw_accel_options: match get("HW_ACCEL_OPTIONS") {
-                None => DEFAULT_HW_ACCEL_OPTIONS
-                    .iter()
-                    .map(|n| HwChoice::parse(n).expect("default backends are known"))
-                    .collect(),
+                None => DEFAULT_HW_ACCEL_OPTIONS.to_vec(),
                 Some(v) => parse_hw_list(v).ok_or_else(|| {
                     invalid(
                         "HW_ACCEL_OPTIONS",
@@ -269,18 +259,8 @@ impl Config {
             hw_retry: seconds(
                 get("HW_RETRY_SECONDS"),
                 "HW_RETRY_SECONDS",
-                DEFAULT_HW_RETRY_SECONDS,
+                DEFAULT_HW_RETRY.as_secs(),
             )?,
-            fault_hwaccel_after: match get(FAULT_HWACCEL_VARIABLE) {
-                None => None,
-                Some(v) => Some(
-                    v.strip_prefix("fail-after:")
-                        .and_then(|n| n.parse::<u64>().ok())
-                        .ok_or_else(|| {
-                            invalid(FAULT_HWACCEL_VARIABLE, v, "fail-after:N with N >= 0")
-                        })?,
-                ),
-            },
             clear_on_start: match get("CLEAR_ON_START") {
                 None => DEFAULT_CLEAR_ON_START,
                 Some(v) => {
@@ -424,7 +404,6 @@ mod tests {
             ("CUDA_DEVICE", "gpu0"),
             ("CUDA_DEVICE", "64"),
             ("HW_RETRY_SECONDS", "0"),
-            (FAULT_HWACCEL_VARIABLE, "always"),
         ] {
             let err = Config::parse(&raw(&[(name, value)])).unwrap_err();
             assert!(err.to_string().contains(name), "{err}");
@@ -437,18 +416,15 @@ mod tests {
         assert_eq!(defaults.vaapi_device, "/dev/dri/renderD128");
         assert_eq!(defaults.cuda_device, "0");
         assert_eq!(defaults.hw_retry, Duration::from_secs(300));
-        assert_eq!(defaults.fault_hwaccel_after, None);
         let set = Config::parse(&raw(&[
             ("VAAPI_DEVICE", "/dev/dri/renderD129"),
             ("CUDA_DEVICE", "1"),
             ("HW_RETRY_SECONDS", "2.5"),
-            (FAULT_HWACCEL_VARIABLE, "fail-after:10"),
         ]))
         .unwrap();
         assert_eq!(set.vaapi_device, "/dev/dri/renderD129");
         assert_eq!(set.cuda_device, "1");
         assert_eq!(set.hw_retry, Duration::from_millis(2500));
-        assert_eq!(set.fault_hwaccel_after, Some(10));
     }
 
     #[test]

@@ -5,7 +5,6 @@
 pub mod camera;
 pub mod config;
 pub mod http;
-pub mod hw_choice;
 pub mod media;
 pub mod memory;
 pub mod output;

@@ -12,7 +12,7 @@ use clap::{Args, Parser, Subcommand};
 
 use video_pipeline::camera::{extract, Registry, Supervisor};
 use video_pipeline::config::{self, Config, RawValues};
-use video_pipeline::hw_choice::HwChoice;
+use video_pipeline::media::hw::HwChoice;
 use video_pipeline::sampling::{Fps, Sampling};
 use video_pipeline::source::Source;
 use video_pipeline::stop::StopToken;
@@ -174,7 +174,8 @@ fn serve(args: ServeArgs) -> ExitCode {
     let warm = Arc::clone(&supervisor);
     std::thread::spawn(move || {
         let report = warm.hardware();
-        log::info!("hardware decoders usable here: {:?}", report.available);
+        let names: Vec<_> = report.available.iter().map(|b| b.as_str()).collect();
+        log::info!("hardware decoders usable here: {names:?}");
     });
 
     let state = web::Data::new(http::AppState {
@@ -284,9 +285,9 @@ fn extract_frames(input: &str, job: extract::Job, out: &std::path::Path) -> Exit
                 summary.packets_skipped
             );
             match (summary.hwaccel.backend, summary.hwaccel.reason) {
-                ("none", Some(reason)) => eprintln!("video-pipeline: {reason}"),
-                ("none", None) => {}
-                (backend, _) => eprintln!("video-pipeline: decoded with {backend}"),
+                (None, Some(reason)) => eprintln!("video-pipeline: {reason}"),
+                (None, None) => {}
+                (Some(backend), _) => eprintln!("video-pipeline: decoded with {backend}"),
             }
             ExitCode::SUCCESS
         }

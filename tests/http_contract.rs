@@ -753,14 +753,14 @@ fn hw_accel_cap_lists_only_known_backends_and_explains_the_others() {
     for backend in available {
         let name = backend.as_str().unwrap();
         assert!(
-            video_pipeline::hw_choice::KNOWN_BACKENDS.contains(&name),
+            video_pipeline::media::hw::KNOWN_BACKENDS.contains(&name),
             "{name}"
         );
         assert!(!unavailable.contains_key(name), "{name} is both");
     }
     for (name, reason) in unavailable {
         assert!(
-            video_pipeline::hw_choice::KNOWN_BACKENDS.contains(&name.as_str()),
+            video_pipeline::media::hw::KNOWN_BACKENDS.contains(&name.as_str()),
             "{name}"
         );
         assert!(!reason.as_str().unwrap_or_default().is_empty(), "{name}");

@@ -5,9 +5,8 @@ use std::path::Path;
 
 use super::clock::SystemClock;
 use super::pump::{pump, Pacing, PipelineError, PumpEnd, Timeline};
-use super::HwStatus;
-use crate::hw_choice::HwChoice;
-use crate::media::{HwRequest, OpenOptions, VideoSource};
+use crate::media::hw::{HwChoice, HwPolicy, HwStatus};
+use crate::media::{OpenOptions, VideoSource};
 use crate::output::jpeg::JpegEncoder;
 use crate::output::store::FrameStore;
 use crate::sampling::sampler::Sampler;
@@ -25,7 +24,7 @@ pub struct Job {
     pub low_latency: bool,
     /// Decoder threads; 0 lets libav choose.
     pub threads: usize,
-    /// Hardware to decode with (`auto`: cuda, qsv, vaapi, on their default devices).
+    /// Hardware to decode with (`auto`: the default order, on the default devices).
     pub hwaccel: HwChoice,
 }
 
@@ -54,10 +53,7 @@ pub fn extract(
         sampling: job.sampling,
         low_latency: job.low_latency,
         threads: job.threads,
-        hwaccel: HwRequest {
-            backends: job.hwaccel.backends(),
-            ..HwRequest::default()
-        },
+        hwaccel: HwPolicy::default().request(job.hwaccel),
         ..OpenOptions::default()
     };
     let mut video = VideoSource::open(source, &options, stop)?;
@@ -87,6 +83,6 @@ pub fn extract(
         frames,
         end: end?,
         packets_skipped: video.skipped_unneeded(),
-        hwaccel: super::source::FrameSource::hwaccel(&video),
+        hwaccel: video.hwaccel(),
     })
 }

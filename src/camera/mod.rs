@@ -23,21 +23,6 @@ pub use events::{CameraEvent, Change, Events};
 pub use registry::{Admission, Camera, LatestFrame, Registry};
 pub use settings::CameraSettings;
 pub use state::{CameraSnapshot, DropCounts, DropReason, ErrorKind, LastError, Phase, Status};
-pub use supervisor::{HwReport, Supervisor};
+pub use supervisor::Supervisor;
 
-/// Where a camera decodes: the hardware backend (`none`: software) and why it is not
-/// the one asked for, when it is not.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct HwStatus {
-    pub backend: &'static str,
-    pub reason: Option<String>,
-}
-
-impl HwStatus {
-    pub fn software() -> HwStatus {
-        HwStatus {
-            backend: "none",
-            reason: None,
-        }
-    }
-}
+pub use crate::media::hw::HwStatus;

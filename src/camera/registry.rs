@@ -236,7 +236,7 @@ mod tests {
     fn admission_is_exclusive_while_running() {
         let registry = Registry::new();
         let id = CameraId::parse("cam").unwrap();
-        let admit = || registry.admit(&id, settings(), HwStatus::software());
+        let admit = || registry.admit(&id, settings(), HwStatus::default());
         assert!(matches!(admit(), Admission::Started(_)));
         assert!(matches!(admit(), Admission::AlreadyRunning(_)));
         registry.get(&id).unwrap().request_stop();
@@ -248,7 +248,7 @@ mod tests {
         let registry = Registry::new();
         let mut events = registry.events().subscribe();
         let id = CameraId::parse("cam").unwrap();
-        let Admission::Started(camera) = registry.admit(&id, settings(), HwStatus::software())
+        let Admission::Started(camera) = registry.admit(&id, settings(), HwStatus::default())
         else {
             panic!("not started");
         };

@@ -2,7 +2,7 @@
 
 use std::path::PathBuf;
 
-use crate::hw_choice::HwChoice;
+use crate::media::hw::HwChoice;
 use crate::sampling::{Fps, Sampling};
 use crate::source::{RtspTransport, Source};
 

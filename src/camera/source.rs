@@ -6,8 +6,9 @@ use std::time::Duration;
 
 use super::settings::CameraSettings;
 use super::HwStatus;
-use crate::media::{DecodedFrame, FrameDemand, MediaError, OpenOptions, VideoSource};
+use crate::media::{DecodedFrame, MediaError, OpenOptions, VideoSource};
 use crate::picture::Yuv420;
+use crate::sampling::FrameDemand;
 use crate::stop::StopToken;
 
 /// One open connection to a source.
@@ -83,7 +84,6 @@ impl FrameSource for VideoSource {
     }
 
     fn hwaccel(&self) -> HwStatus {
-        let (backend, reason) = VideoSource::hwaccel(self);
-        HwStatus { backend, reason }
+        VideoSource::hwaccel(self)
     }
 }

@@ -346,7 +346,7 @@ mod tests {
     use super::*;
 
     fn state() -> CameraState {
-        CameraState::new(HwStatus::software(), SystemTime::now())
+        CameraState::new(HwStatus::default(), SystemTime::now())
     }
 
     #[test]
@@ -402,7 +402,7 @@ mod tests {
     #[test]
     fn unchanged_hardware_and_no_new_lag_are_no_transition() {
         let mut state = state();
-        assert_eq!(state.hardware(&HwStatus::software()), None);
+        assert_eq!(state.hardware(&HwStatus::default()), None);
         assert_eq!(state.pacing_fell_behind(0), None);
         assert_eq!(
             state.pacing_fell_behind(2),

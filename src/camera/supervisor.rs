@@ -6,8 +6,6 @@ use std::sync::{Arc, Mutex};
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
-use serde::Serialize;
-
 use super::backoff::Backoff;
 use super::clock::SystemClock;
 use super::registry::{Admission, Registry};
@@ -15,29 +13,19 @@ use super::settings::CameraSettings;
 use super::source::LibavOpener;
 use super::state::Outcome;
 use super::worker::{self, WorkerOptions};
-use super::HwStatus;
 use crate::config::Config;
-use crate::hw_choice::{HwChoice, FAULT_INJECTION, KNOWN_BACKENDS};
-use crate::media::hwaccel::{self, DeviceNames, DeviceProbe};
-use crate::media::{self, FailureKind, HwRequest, MediaError, OpenOptions, VideoInfo};
+use crate::media::hw::{DeviceNames, HwPolicy, HwReport, HwStatus};
+use crate::media::{self, FailureKind, MediaError, OpenOptions, VideoInfo};
 use crate::output::encode_pool::EncodePool;
 use crate::source::{CameraId, Source};
 use crate::stop::StopToken;
-
-/// What `hw-accel-cap/` reports: the backends that decoded the probe clip, and why
-/// each other one did not.
-#[derive(Debug, Clone, Serialize)]
-pub struct HwReport {
-    pub available: Vec<String>,
-    pub compiled: Vec<String>,
-    pub probes: Vec<DeviceProbe>,
-}
 
 pub struct Supervisor {
     registry: Arc<Registry>,
     config: Arc<Config>,
     encoders: Arc<EncodePool>,
     threads: Mutex<HashMap<CameraId, JoinHandle<()>>>,
+    hw: HwPolicy,
     /// The last hardware probe; held locked while probing, so it runs once at a time.
     hardware: Mutex<Option<Arc<HwReport>>>,
 }
@@ -47,11 +35,17 @@ impl Supervisor {
     pub fn new(registry: Arc<Registry>, config: Arc<Config>) -> std::io::Result<Supervisor> {
         let cores = thread::available_parallelism().map_or(1, |n| n.get());
         let encoders = EncodePool::new(cores, config.encode_queue_frames, config.jpeg_quality)?;
+        let devices = DeviceNames {
+            vaapi: config.vaapi_device.clone(),
+            cuda: config.cuda_device.clone(),
+        };
+        let hw = HwPolicy::new(config.hw_accel_options.clone(), devices, config.hw_retry);
         Ok(Supervisor {
             registry,
             config,
             encoders: Arc::new(encoders),
             threads: Mutex::new(HashMap::new()),
+            hw,
             hardware: Mutex::new(None),
         })
     }
@@ -66,10 +60,16 @@ impl Supervisor {
 
     /// Starts `id` unless it is running; at most one worker per camera, ever.
     pub fn start(&self, id: &CameraId, settings: CameraSettings) -> Admission {
-        let hwaccel = self.hw_request(&settings.hwaccel_requested);
+        let hwaccel = self.hw.request(settings.hwaccel_requested);
+        // Only a camera that asks for hardware waits for the probe.
+        let reason = if hwaccel.backends.is_empty() {
+            None
+        } else {
+            self.hw.expected_fallback(&self.hardware(), &hwaccel)
+        };
         let expected = HwStatus {
-            reason: self.expected_fallback(&hwaccel),
-            ..HwStatus::software()
+            backend: None,
+            reason,
         };
         let admission = self.registry.admit(id, settings, expected);
         let Admission::Started(camera) = &admission else {
@@ -181,80 +181,13 @@ impl Supervisor {
     /// Which hardware backends work here, probed on first use.
     pub fn hardware(&self) -> Arc<HwReport> {
         let mut cached = self.hardware.lock().unwrap_or_else(|e| e.into_inner());
-        Arc::clone(cached.get_or_insert_with(|| Arc::new(self.probe_hardware())))
+        Arc::clone(cached.get_or_insert_with(|| Arc::new(self.hw.probe())))
     }
 
     /// Probes the hardware again (a driver installed, a device given to the
     /// container since the start).
     pub fn refresh_hardware(&self) -> Arc<HwReport> {
         let mut cached = self.hardware.lock().unwrap_or_else(|e| e.into_inner());
-        Arc::clone(cached.insert(Arc::new(self.probe_hardware())))
-    }
-
-    fn probe_hardware(&self) -> HwReport {
-        let mut backends = KNOWN_BACKENDS.to_vec();
-        if self.config.fault_hwaccel_after.is_some() {
-            backends.push(FAULT_INJECTION);
-        }
-        let request = self.hw_request(&HwChoice::None);
-        let probes = media::probe_backends(&backends, &request);
-        let available = probes
-            .iter()
-            .filter(|p| p.available)
-            .map(|p| p.backend.clone())
-            .collect();
-        HwReport {
-            available,
-            compiled: hwaccel::compiled_device_types(),
-            probes,
-        }
-    }
-
-    /// Why a camera will decode in software, as the hardware probe foresees it: what the
-    /// status says until the source is open and its decoder tells.
-    fn expected_fallback(&self, request: &HwRequest) -> Option<String> {
-        if request.backends.is_empty() {
-            return None;
-        }
-        let report = self.hardware();
-        let mut reasons = Vec::new();
-        for backend in &request.backends {
-            match report.probes.iter().find(|p| p.backend == *backend) {
-                Some(probe) if probe.available => return None,
-                Some(probe) => reasons.push(format!(
-                    "{backend}: {}",
-                    probe.reason.as_deref().unwrap_or("unavailable")
-                )),
-                None => reasons.push(format!("{backend}: not a backend of this machine")),
-            }
-        }
-        Some(format!("{}; decoding in software", reasons.join("; ")))
-    }
-
-    /// What a camera that asked for `requested` tries: a named backend, the
-    /// configured order up to its first `none` for `auto`, nothing for `none`.
-    fn hw_request(&self, requested: &HwChoice) -> HwRequest {
-        let backends = match requested {
-            HwChoice::None => Vec::new(),
-            HwChoice::Backend(name) => vec![*name],
-            HwChoice::Auto => self
-                .config
-                .hw_accel_options
-                .iter()
-                .map_while(|choice| match choice {
-                    HwChoice::Backend(name) => Some(*name),
-                    _ => None,
-                })
-                .collect(),
-        };
-        HwRequest {
-            backends,
-            devices: DeviceNames {
-                vaapi: self.config.vaapi_device.clone(),
-                cuda: self.config.cuda_device.clone(),
-            },
-            retry_after: self.config.hw_retry,
-            fault_after: self.config.fault_hwaccel_after,
-        }
+        Arc::clone(cached.insert(Arc::new(self.hw.probe())))
     }
 }

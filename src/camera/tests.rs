@@ -20,11 +20,12 @@ use super::source::{FrameSource, Opener};
 use super::state::{Phase, Status};
 use super::worker::{self, WorkerOptions};
 use super::HwStatus;
-use crate::media::{DecodedFrame, FailureKind, FrameDemand, MediaError};
+use crate::media::{DecodedFrame, FailureKind, MediaError};
 use crate::output::encode_pool::EncodePool;
 use crate::output::store::FrameStore;
 use crate::picture::{OwnedYuv420, Yuv420};
 use crate::sampling::Fps;
+use crate::sampling::FrameDemand;
 use crate::source::{CameraId, Source};
 use crate::stop::StopToken;
 
@@ -169,7 +170,7 @@ impl FrameSource for FakeSource {
     }
 
     fn hwaccel(&self) -> HwStatus {
-        HwStatus::software()
+        HwStatus::default()
     }
 }
 
@@ -200,7 +201,7 @@ impl Harness {
         let camera = Camera::new(
             CameraId::parse("cam").unwrap(),
             settings,
-            HwStatus::software(),
+            HwStatus::default(),
             events,
         );
         Harness {

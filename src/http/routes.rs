@@ -12,7 +12,7 @@ use super::forms::{read_form, Form, UploadRules};
 use super::status::{FrameHeaders, StatusReport};
 use super::{ApiError, AppState};
 use crate::camera::{Admission, CameraSettings};
-use crate::hw_choice::HwChoice;
+use crate::media::hw::HwChoice;
 use crate::media::MediaError;
 use crate::sampling::{Fps, Sampling};
 use crate::source::{CameraId, RtspTransport, Source};

@@ -106,7 +106,7 @@ impl StatusReport {
             source: Some(settings.source.redacted()),
             fps: Some(settings.fps.get()),
             measured_fps: state.measured_fps,
-            hwaccel: Some(state.hwaccel.backend),
+            hwaccel: Some(state.hwaccel.name()),
             hwaccel_requested: Some(settings.hwaccel_requested.as_str()),
             hwaccel_reason: state.hwaccel.reason,
             frames_dropped: Some(state.drops.total()),
@@ -212,7 +212,7 @@ mod tests {
         let camera = Camera::new(
             CameraId::parse("cam").unwrap(),
             settings,
-            HwStatus::software(),
+            HwStatus::default(),
             Events::new(),
         );
         let json = serde_json::to_value(StatusReport::of(&camera)).unwrap();
@@ -229,7 +229,7 @@ mod tests {
         Camera::new(
             CameraId::parse(id).unwrap(),
             settings,
-            HwStatus::software(),
+            HwStatus::default(),
             Events::new(),
         )
     }
@@ -247,7 +247,7 @@ mod tests {
             Fps::new(2.5).unwrap(),
             PathBuf::from("/data/frames/door"),
         );
-        rtsp.hwaccel_requested = crate::hw_choice::HwChoice::parse("cuda").unwrap();
+        rtsp.hwaccel_requested = crate::media::hw::HwChoice::parse("cuda").unwrap();
         rtsp.sampling = crate::sampling::Sampling::Keyframes;
         let door = camera("door", rtsp);
         let reconnecting = CameraSnapshot {
@@ -269,7 +269,7 @@ mod tests {
                 reason: Some(
                     "cuda: device context could not be created: x; decoding in software".into(),
                 ),
-                ..HwStatus::software()
+                ..HwStatus::default()
             },
             started_at: at(1_700_000_000_123),
             last_frame_at: Some(at(1_700_000_100_456)),
@@ -298,7 +298,7 @@ mod tests {
             drops: DropCounts::default(),
             last_error: None,
             restart_count: 0,
-            hwaccel: HwStatus::software(),
+            hwaccel: HwStatus::default(),
             started_at: at(1_700_000_000_000),
             last_frame_at: Some(at(1_700_000_060_999)),
             progress: Some(1.0),

@@ -7,7 +7,8 @@ use std::time::{Duration, Instant};
 
 use ffmpeg_next::{format, Dictionary};
 
-use crate::source::{RtspTransport, Source};
+use super::{classify, MediaError};
+use crate::source::{redact_in, RtspTransport, Source};
 use crate::stop::StopToken;
 
 /// A deadline that the interrupt callback reads and the decode loop moves.
@@ -61,9 +62,30 @@ impl Deadline {
     }
 }
 
-/// Opens `source` and reads its stream information; the open fails with libav's
-/// `Exit` error once `timeout` passes or `stop` is requested.
+/// Opens `source` and reads its stream information, within `timeout` (a timeout says
+/// it happened while `doing`) and until `stop` is requested.
 pub fn open(
+    source: &Source,
+    timeout: Duration,
+    transport: RtspTransport,
+    stop: &StopToken,
+    doing: &'static str,
+) -> Result<(format::context::Input, Deadline), MediaError> {
+    let name = source.redacted();
+    open_input(source, timeout, transport, stop).map_err(|e| {
+        classify(e, &name, stop, timeout, doing, |message, kind| {
+            MediaError::Open {
+                message: redact_in(&message, &source.location()),
+                source_name: name.clone(),
+                kind,
+            }
+        })
+    })
+}
+
+/// The open itself; fails with libav's `Exit` error once `timeout` passes or `stop` is
+/// requested.
+fn open_input(
     source: &Source,
     timeout: Duration,
     transport: RtspTransport,

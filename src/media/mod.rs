@@ -1,21 +1,26 @@
 //! Everything that speaks libav: opening inputs, decoding, pixel conversion, probing
 //! and hardware devices. Nothing outside this module sees an ffmpeg type.
 
-mod backend;
 mod convert;
 mod decode;
-pub mod hwaccel;
+pub mod hw;
 mod input;
 mod nal;
 mod planner;
 mod probe;
 
+use std::time::Duration;
+
+use ffmpeg_next::Rational;
 use thiserror::Error;
 
-pub use backend::{probe_backends, HwRequest};
+use crate::stop::StopToken;
+
 pub use convert::{range_tables, Converter};
-pub use decode::{DecodedFrame, DropCounts, OpenOptions, VideoSource};
-pub use planner::{EveryFrame, FrameDemand};
+pub use decode::{
+    DecodedFrame, DropCounts, OpenOptions, VideoSource, DEFAULT_OPEN_TIMEOUT, DEFAULT_READ_TIMEOUT,
+};
+
 pub use probe::{probe, StreamSummary, VideoInfo};
 
 /// Prepares libav once per process; quiet, because every libav failure reaches the
@@ -154,6 +159,45 @@ impl MediaError {
     }
 }
 
+/// A libav failure as the caller sees it: a stop when the stop token is set, a timeout
+/// when the interrupt callback fired at the deadline (`Exit`) or a socket timed out,
+/// else what `other` makes of the message and its kind.
+fn classify(
+    error: ffmpeg_next::Error,
+    name: &str,
+    stop: &StopToken,
+    limit: Duration,
+    doing: &'static str,
+    other: impl FnOnce(String, FailureKind) -> MediaError,
+) -> MediaError {
+    use ffmpeg_next::util::error::ETIMEDOUT;
+    match error {
+        _ if stop.is_stopped() => MediaError::Stopped,
+        ffmpeg_next::Error::Exit | ffmpeg_next::Error::Other { errno: ETIMEDOUT } => {
+            MediaError::Timeout {
+                source_name: name.to_owned(),
+                seconds: limit.as_secs_f64(),
+                doing,
+            }
+        }
+        e => other(e.to_string(), FailureKind::of(&e)),
+    }
+}
+
+/// A libav rational as a number, when it can be a rate or a time base: finite and
+/// positive (libav writes 0/0 or 0/1 for "unknown").
+fn rational(r: Rational) -> Option<f64> {
+    let value = f64::from(r.numerator()) / f64::from(r.denominator());
+    (value.is_finite() && value > 0.0).then_some(value)
+}
+
+/// The frame rate a stream states: its average, else its base rate, when plausible.
+fn stated_frame_rate(stream: &ffmpeg_next::Stream<'_>) -> Option<f64> {
+    rational(stream.avg_frame_rate())
+        .or_else(|| rational(stream.rate()))
+        .filter(|r| *r < 1000.0)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -179,5 +223,50 @@ mod tests {
         );
         assert!(FailureKind::Authentication.needs_slow_retry());
         assert!(!FailureKind::Refused.needs_slow_retry());
+    }
+
+    #[test]
+    fn interrupts_and_socket_timeouts_are_timeouts_unless_stopped() {
+        use ffmpeg_next::Error as E;
+        let limit = Duration::from_secs(7);
+        let other = |message: String, kind| MediaError::Read {
+            source_name: "cam".into(),
+            message,
+            kind,
+        };
+        let running = StopToken::new();
+        for error in [
+            E::Exit,
+            E::Other {
+                errno: ffmpeg_next::util::error::ETIMEDOUT,
+            },
+        ] {
+            let classified = classify(error, "cam", &running, limit, "reading", other);
+            assert_eq!(
+                classified.to_string(),
+                "cam: timed out after 7 s while reading"
+            );
+        }
+        let refused = E::Other {
+            errno: ffmpeg_next::util::error::ECONNREFUSED,
+        };
+        let classified = classify(refused, "cam", &running, limit, "reading", other);
+        assert_eq!(classified.kind(), FailureKind::Refused);
+        let stopped = StopToken::new();
+        stopped.stop();
+        let classified = classify(E::Exit, "cam", &stopped, limit, "reading", other);
+        assert!(matches!(classified, MediaError::Stopped));
+    }
+
+    #[test]
+    fn only_positive_rationals_are_rates() {
+        assert_eq!(
+            rational(Rational::new(30_000, 1001)),
+            Some(30_000.0 / 1001.0)
+        );
+        assert_eq!(rational(Rational::new(0, 1)), None);
+        assert_eq!(rational(Rational::new(0, 0)), None);
+        assert_eq!(rational(Rational::new(25, 0)), None);
+        assert_eq!(rational(Rational::new(-25, 1)), None);
     }
 }

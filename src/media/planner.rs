@@ -25,40 +25,11 @@
 //! frames after the candidate are sent at once, and only the non-reference frames
 //! that no sample can need are dropped.
 
-use crate::sampling::{Sampling, EPSILON_SECONDS};
+use crate::sampling::{FrameDemand, Sampling, EPSILON_SECONDS};
 
 /// Packets held at most; past this they are decoded, so memory stays bounded on
 /// streams with rare keyframes.
 const MAX_HELD_PACKETS: usize = 1200;
-
-/// The caller's side: which frames it could take next.
-pub trait FrameDemand {
-    /// Whether a frame shown at `time` (seconds) could be the next one taken.
-    fn could_take(&self, time: f64) -> bool;
-
-    /// The time at or after which the next frame is due; `None` when any frame is.
-    fn next_due(&self) -> Option<f64> {
-        None
-    }
-
-    /// Whether a frame shown at `time` could be the next one taken once the frames
-    /// shown at `earlier` (in display order, all before `time`) have been offered.
-    /// Answering as `could_take` is always safe: offering frames only moves the due
-    /// time later.
-    fn could_take_after(&self, earlier: &[f64], time: f64) -> bool {
-        let _ = earlier;
-        self.could_take(time)
-    }
-}
-
-/// Wants every frame.
-pub struct EveryFrame;
-
-impl FrameDemand for EveryFrame {
-    fn could_take(&self, _time: f64) -> bool {
-        true
-    }
-}
 
 /// What the planner needs to know of a packet.
 pub trait PacketInfo {

@@ -2,12 +2,12 @@
 
 use std::time::Duration;
 
-use ffmpeg_next::{codec, media, Rational};
+use ffmpeg_next::{codec, media};
 use serde::Serialize;
 
 use super::input;
 use super::MediaError;
-use crate::source::{redact_in, RtspTransport, Source};
+use crate::source::{RtspTransport, Source};
 use crate::stop::StopToken;
 
 /// Demuxers that open almost anything (text files, for one) but never hold video.
@@ -44,20 +44,8 @@ pub fn probe(
 ) -> Result<VideoInfo, MediaError> {
     super::init();
     let name = source.redacted();
-    let location = source.location();
-    let (context, _deadline) = input::open(source, timeout, RtspTransport::default(), stop)
-        .map_err(|e| match e {
-            ffmpeg_next::Error::Exit if !stop.is_stopped() => MediaError::Timeout {
-                source_name: name.clone(),
-                seconds: timeout.as_secs_f64(),
-                doing: "probing",
-            },
-            e => MediaError::Open {
-                source_name: name.clone(),
-                message: redact_in(&e.to_string(), &location),
-                kind: super::FailureKind::of(&e),
-            },
-        })?;
+    let (context, _deadline) =
+        input::open(source, timeout, RtspTransport::default(), stop, "probing")?;
 
     let format = context.format().name().to_owned();
     let no_video = || MediaError::NoVideoStream {
@@ -81,10 +69,7 @@ pub fn probe(
             message: e.to_string(),
         })?;
 
-    let fps = rational(stream.avg_frame_rate())
-        .or_else(|| rational(stream.rate()))
-        .filter(|r| *r < 1000.0)
-        .unwrap_or(0.0);
+    let fps = super::stated_frame_rate(&stream).unwrap_or(0.0);
     let duration = if context.duration() > 0 {
         context.duration() as f64 / f64::from(ffmpeg_next::ffi::AV_TIME_BASE)
     } else {
@@ -115,11 +100,6 @@ pub fn probe(
         nb_frames: Some(stream.frames()).filter(|n| *n > 0),
         streams,
     })
-}
-
-fn rational(r: Rational) -> Option<f64> {
-    (r.denominator() != 0 && r.numerator() > 0)
-        .then(|| f64::from(r.numerator()) / f64::from(r.denominator()))
 }
 
 fn pixel_format_name(format: ffmpeg_next::ffi::AVPixelFormat) -> Option<String> {

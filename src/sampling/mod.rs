@@ -1,10 +1,13 @@
 //! Which frames of a source become output frames, and when: the requested rate, the
 //! sampling mode, the sampler and the realtime pacer. Pure logic, no clock, no libav.
 
+mod demand;
 pub mod pacer;
 pub mod sampler;
 
 use std::fmt;
+
+pub use demand::{EveryFrame, FrameDemand};
 
 /// Timestamps this close count as equal (float error of `k / fps` and of timestamps
 /// converted from a time base).

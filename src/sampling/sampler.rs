@@ -4,8 +4,7 @@
 //! `origin + k / fps`, where `origin` is the first frame's timestamp. A frame is never
 //! used twice, so asking for more frames than the source has yields every source frame.
 
-use super::{Fps, EPSILON_SECONDS};
-use crate::media::FrameDemand;
+use super::{Fps, FrameDemand, EPSILON_SECONDS};
 
 /// A backwards jump larger than this (and larger than one sample interval) is a clock
 /// reset, not reordering: sampling starts again from the new timestamp.

@@ -1,46 +1,33 @@
 //! Where a stream is decoded: in software, or on a hardware backend whose frames are
-//! brought back to system memory one by one. Also the real capability probe: a tiny
-//! H.264 clip, encoded at run time, decoded on each backend.
+//! brought back to system memory one by one.
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use ffmpeg_next::codec::{self, threading};
-use ffmpeg_next::format::Pixel;
 use ffmpeg_next::util::error::EAGAIN;
-use ffmpeg_next::{frame, media, Packet};
+use ffmpeg_next::{frame, Packet};
 
-use super::hwaccel::{self, DeviceNames, DeviceProbe, HwDevice};
-
-use crate::hw_choice::FAULT_INJECTION;
+use super::device::{self, DeviceNames, HwDevice};
+use super::{HwBackend, HwChoice, HwRequest};
 
 /// Hardware errors in a row after which a hardware decoder is given up.
 pub const MAX_HARDWARE_ERRORS: u32 = 3;
 
-pub const DEFAULT_HW_RETRY: Duration = Duration::from_secs(300);
-
-/// What hardware a source should decode with.
-#[derive(Debug, Clone, PartialEq)]
-pub struct HwRequest {
-    /// Backends to try, in order; empty: software only.
-    pub backends: Vec<&'static str>,
-    pub devices: DeviceNames,
-    /// After a fall back to software, hardware is tried again this much later.
-    pub retry_after: Duration,
-    /// Diagnostics only: makes the backend `fault-injection` exist, a software decoder
-    /// that fails every frame after this many good ones, standing in for a hardware
-    /// decoder that breaks mid-stream.
-    pub fault_after: Option<u64>,
+/// Where a source decodes now, as its status shows it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct HwStatus {
+    /// The backend decoding now; `None`: software.
+    pub backend: Option<HwBackend>,
+    /// Why it is not the backend asked for, when it is not.
+    pub reason: Option<String>,
 }
 
-impl Default for HwRequest {
-    fn default() -> Self {
-        HwRequest {
-            backends: Vec::new(),
-            devices: DeviceNames::default(),
-            retry_after: DEFAULT_HW_RETRY,
-            fault_after: None,
-        }
+impl HwStatus {
+    /// The backend's name; software is `none`, the word that asks for it.
+    pub fn name(&self) -> &'static str {
+        self.backend
+            .map_or(HwChoice::None.as_str(), HwBackend::as_str)
     }
 }
 
@@ -71,10 +58,12 @@ impl HwFailure {
 enum Kind {
     Software,
     Hardware {
-        backend: &'static str,
+        backend: HwBackend,
         device: Option<Arc<HwDevice>>,
     },
+    #[cfg(test)]
     Fault {
+        good_frames: u64,
         frames_left: u64,
     },
 }
@@ -112,19 +101,20 @@ impl Decoder {
     /// decoder (`h264_cuvid`, `h264_qsv`, ...).
     pub fn hardware(
         parameters: &codec::Parameters,
-        backend: &'static str,
-        request: &HwRequest,
+        backend: HwBackend,
+        devices: &DeviceNames,
     ) -> Result<Decoder, HwFailure> {
-        if backend == FAULT_INJECTION {
-            return Decoder::fault(parameters, request);
+        #[cfg(test)]
+        if let HwBackend::FaultInjection { good_frames } = backend {
+            return Decoder::fault(parameters, good_frames);
         }
         let id = parameters.id();
         let native = ffmpeg_next::decoder::find(id)
             .ok_or_else(|| HwFailure::lasting(format!("no decoder for {id:?}")))?;
-        let codec = if !hwaccel::hardware_formats(&native, backend).is_empty() {
+        let codec = if !device::hardware_formats(&native, backend).is_empty() {
             native
         } else {
-            let name = format!("{}_{}", native.name(), hwaccel::wrapper_suffix(backend));
+            let name = format!("{}_{}", native.name(), device::wrapper_suffix(backend));
             ffmpeg_next::decoder::find_by_name(&name).ok_or_else(|| {
                 HwFailure::lasting(format!(
                     "this libav build has no {backend} decoder for {}",
@@ -132,8 +122,8 @@ impl Decoder {
                 ))
             })?
         };
-        let device = if hwaccel::is_device_type(backend) {
-            let device = hwaccel::shared_device(backend, &request.devices).map_err(|e| {
+        let device = if device::is_device_type(backend) {
+            let device = device::shared_device(backend, devices).map_err(|e| {
                 HwFailure::passing(format!("device context could not be created: {e}"))
             })?;
             Some(device)
@@ -151,7 +141,7 @@ impl Decoder {
             ..Default::default()
         });
         if let Some(device) = &device {
-            hwaccel::attach_device(&mut context, device).map_err(HwFailure::passing)?;
+            device::attach_device(&mut context, device).map_err(HwFailure::passing)?;
         }
         let inner = context
             .decoder()
@@ -163,15 +153,14 @@ impl Decoder {
         Ok(Decoder::new(inner, Kind::Hardware { backend, device }))
     }
 
-    fn fault(parameters: &codec::Parameters, request: &HwRequest) -> Result<Decoder, HwFailure> {
-        let frames_left = request.fault_after.ok_or_else(|| {
-            HwFailure::lasting(
-                "a diagnostic backend, present only when VIDEO_PIPELINE_FAULT_HWACCEL is set",
-            )
-        })?;
+    #[cfg(test)]
+    fn fault(parameters: &codec::Parameters, good_frames: u64) -> Result<Decoder, HwFailure> {
         let mut decoder = Decoder::software(parameters, 1)
             .map_err(|e| HwFailure::lasting(format!("decoder setup failed: {e}")))?;
-        decoder.kind = Kind::Fault { frames_left };
+        decoder.kind = Kind::Fault {
+            good_frames,
+            frames_left: good_frames,
+        };
         Ok(decoder)
     }
 
@@ -210,7 +199,7 @@ impl Decoder {
         let mut failures = Vec::new();
         let mut retryable = false;
         for &backend in &request.backends {
-            match Decoder::hardware(parameters, backend, request) {
+            match Decoder::hardware(parameters, backend, &request.devices) {
                 Ok(decoder) => return Ok(decoder),
                 Err(failure) => {
                     retryable |= failure.retryable;
@@ -224,12 +213,13 @@ impl Decoder {
         })
     }
 
-    /// The backend in use, `none` for software.
-    pub fn backend(&self) -> &'static str {
+    /// The backend in use; `None` for software.
+    pub fn backend(&self) -> Option<HwBackend> {
         match self.kind {
-            Kind::Software => "none",
-            Kind::Hardware { backend, .. } => backend,
-            Kind::Fault { .. } => FAULT_INJECTION,
+            Kind::Software => None,
+            Kind::Hardware { backend, .. } => Some(backend),
+            #[cfg(test)]
+            Kind::Fault { good_frames, .. } => Some(HwBackend::FaultInjection { good_frames }),
         }
     }
 
@@ -262,8 +252,8 @@ impl Decoder {
             Kind::Hardware { device, .. } => {
                 let on_device = device.is_some();
                 self.inner.receive_frame(&mut self.staging).and_then(|()| {
-                    if hwaccel::is_hardware_frame(&self.staging) {
-                        hwaccel::transfer_frame(&mut self.staging, out)
+                    if device::is_hardware_frame(&self.staging) {
+                        device::transfer_frame(&mut self.staging, out)
                     } else {
                         self.software_inside |= on_device;
                         std::mem::swap(&mut self.staging, out);
@@ -271,7 +261,8 @@ impl Decoder {
                     }
                 })
             }
-            Kind::Fault { frames_left } => self.inner.receive_frame(out).and_then(|()| {
+            #[cfg(test)]
+            Kind::Fault { frames_left, .. } => self.inner.receive_frame(out).and_then(|()| {
                 if *frames_left == 0 {
                     Err(ffmpeg_next::Error::External)
                 } else {
@@ -286,6 +277,7 @@ impl Decoder {
             Err(ffmpeg_next::Error::Other { errno }) if *errno == EAGAIN => {}
             Err(e) => {
                 let message = match self.kind {
+                    #[cfg(test)]
                     Kind::Fault { .. } => "injected fault".to_owned(),
                     _ => e.to_string(),
                 };
@@ -304,10 +296,10 @@ impl Decoder {
 
     /// Why this hardware decoder must be replaced at once: errors in a row.
     pub fn broken(&self) -> Option<String> {
+        let backend = self.backend()?;
         (self.errors_in_row >= MAX_HARDWARE_ERRORS).then(|| {
             format!(
-                "{} decoding failed {} times in a row ({})",
-                self.backend(),
+                "{backend} decoding failed {} times in a row ({})",
                 self.errors_in_row,
                 self.last_error.as_deref().unwrap_or("unknown error")
             )
@@ -317,11 +309,9 @@ impl Decoder {
     /// Why this hardware decoder should give way to software at the next keyframe:
     /// libav already decodes in software behind it.
     pub fn decoding_in_software(&self) -> Option<String> {
+        let backend = self.backend()?;
         self.software_inside.then(|| {
-            format!(
-                "{}: the device cannot decode this stream (libav fell back to software)",
-                self.backend()
-            )
+            format!("{backend}: the device cannot decode this stream (libav fell back to software)")
         })
     }
 
@@ -332,7 +322,7 @@ impl Decoder {
             ..
         } = &self.kind
         {
-            hwaccel::forget_device(device);
+            device::forget_device(device);
         }
     }
 }
@@ -342,7 +332,7 @@ impl Decoder {
 #[derive(Debug)]
 pub struct HwState {
     pub request: HwRequest,
-    pub reason: Option<String>,
+    reason: Option<String>,
     retry_at: Option<Instant>,
 }
 
@@ -353,6 +343,19 @@ impl HwState {
             reason: None,
             retry_at: None,
         }
+    }
+
+    /// Where decoding is, with `decoder`, and why that is not where it was asked to be.
+    pub fn status(&self, decoder: &Decoder) -> HwStatus {
+        HwStatus {
+            backend: decoder.backend(),
+            reason: self.reason.clone(),
+        }
+    }
+
+    /// Hardware decodes again, as asked.
+    pub fn recovered(&mut self) {
+        self.reason = None;
     }
 
     /// Records a failure; hardware is tried again later when that may help.
@@ -373,145 +376,11 @@ impl HwState {
     }
 }
 
-/// Frames of the probe clip.
-const PROBE_FRAMES: usize = 8;
-
-/// A few frames of H.264 (Annex B, parameter sets in band), encoded now with this
-/// libav build's H.264 encoder.
-fn probe_clip() -> Result<Vec<Packet>, String> {
-    let codec = ffmpeg_next::encoder::find_by_name("libx264")
-        .or_else(|| ffmpeg_next::encoder::find(codec::Id::H264))
-        .ok_or("this libav build has no H.264 encoder to make the probe clip")?;
-    let (width, height) = (256u32, 144u32);
-    let mut context = codec::context::Context::new_with_codec(codec)
-        .encoder()
-        .video()
-        .map_err(|e| e.to_string())?;
-    context.set_width(width);
-    context.set_height(height);
-    context.set_format(Pixel::YUV420P);
-    context.set_time_base((1, 25));
-    context.set_frame_rate(Some((25, 1)));
-    context.set_gop(PROBE_FRAMES as u32);
-    context.set_max_b_frames(0);
-    let options = [("preset", "ultrafast"), ("tune", "zerolatency")]
-        .into_iter()
-        .collect();
-    let mut encoder = context
-        .open_as_with(codec, options)
-        .map_err(|e| format!("the probe clip could not be encoded: {e}"))?;
-    let mut packets = Vec::new();
-    let mut drain = |encoder: &mut ffmpeg_next::encoder::Video| {
-        let mut packet = Packet::empty();
-        while encoder.receive_packet(&mut packet).is_ok() {
-            packets.push(std::mem::replace(&mut packet, Packet::empty()));
-        }
-    };
-    for index in 0..PROBE_FRAMES {
-        let mut picture = frame::Video::new(Pixel::YUV420P, width, height);
-        for plane in 0..3 {
-            let stride = picture.stride(plane);
-            for (row, line) in picture.data_mut(plane).chunks_mut(stride).enumerate() {
-                for (column, value) in line.iter_mut().enumerate() {
-                    *value = ((row + column * (plane + 1) + index * 8) % 256) as u8;
-                }
-            }
-        }
-        picture.set_pts(Some(index as i64));
-        encoder.send_frame(&picture).map_err(|e| e.to_string())?;
-        drain(&mut encoder);
-    }
-    encoder.send_eof().map_err(|e| e.to_string())?;
-    drain(&mut encoder);
-    if packets.is_empty() {
-        return Err("the probe clip encoder gave no packets".into());
-    }
-    Ok(packets)
-}
-
-/// Decodes `packets` on `backend`: Ok when frames came back from the device.
-fn probe_backend(
-    packets: &[Packet],
-    backend: &'static str,
-    request: &HwRequest,
-) -> Result<(), String> {
-    let mut parameters = codec::Parameters::new();
-    parameters.set_medium(media::Type::Video);
-    parameters.set_id(codec::Id::H264);
-    let mut decoder =
-        Decoder::hardware(&parameters, backend, request).map_err(|failure| failure.message)?;
-    let mut frame = frame::Video::empty();
-    let mut frames = 0;
-    let mut receive = |decoder: &mut Decoder| -> Result<(), String> {
-        loop {
-            match decoder.receive_frame(&mut frame) {
-                Ok(()) => frames += 1,
-                Err(ffmpeg_next::Error::Eof) => return Ok(()),
-                Err(ffmpeg_next::Error::Other { errno }) if errno == EAGAIN => return Ok(()),
-                Err(e) => return Err(format!("decoding the probe clip failed: {e}")),
-            }
-        }
-    };
-    for packet in packets {
-        decoder
-            .send_packet(packet)
-            .map_err(|e| format!("decoding the probe clip failed: {e}"))?;
-        receive(&mut decoder)?;
-    }
-    let _ = decoder.send_eof();
-    receive(&mut decoder)?;
-    if let Some(reason) = decoder.decoding_in_software() {
-        return Err(reason);
-    }
-    if frames == 0 {
-        return Err("the probe clip decoded to no frames".into());
-    }
-    Ok(())
-}
-
-/// Tries each of `backends` for real: device, decoder, and a decoded clip. Says which
-/// work and why the others do not.
-pub fn probe_backends(backends: &[&'static str], request: &HwRequest) -> Vec<DeviceProbe> {
-    super::init();
-    let compiled = hwaccel::compiled_device_types();
-    let clip = std::cell::OnceCell::new();
-    backends
-        .iter()
-        .map(|&backend| {
-            let result = if backend == FAULT_INJECTION {
-                request.fault_after.map(drop).ok_or_else(|| {
-                    "a diagnostic backend, present only when VIDEO_PIPELINE_FAULT_HWACCEL is set"
-                        .to_owned()
-                })
-            } else if hwaccel::is_device_type(backend) && !compiled.iter().any(|c| c == backend) {
-                Err("not compiled into this libav build".to_owned())
-            } else if !hwaccel::decodes_with(backend) {
-                Err(if hwaccel::is_device_type(backend) {
-                    "no H.264 or HEVC decoder of this libav build uses it".to_owned()
-                } else {
-                    "not compiled into this libav build".to_owned()
-                })
-            } else {
-                match clip.get_or_init(probe_clip) {
-                    Ok(packets) => probe_backend(packets, backend, request),
-                    Err(e) => Err(e.clone()),
-                }
-            };
-            if let Err(reason) = &result {
-                log::debug!("hardware probe: {backend}: {reason}");
-            }
-            DeviceProbe {
-                backend: backend.to_owned(),
-                available: result.is_ok(),
-                reason: result.err(),
-            }
-        })
-        .collect()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use ffmpeg_next::media;
+    use std::time::Duration;
 
     fn h264_parameters() -> codec::Parameters {
         let mut parameters = codec::Parameters::new();
@@ -521,47 +390,10 @@ mod tests {
     }
 
     #[test]
-    fn probe_clip_is_made_at_run_time() {
-        super::super::init();
-        let packets = probe_clip().unwrap();
-        assert!(packets.len() >= PROBE_FRAMES);
-        assert!(packets[0].is_key());
-    }
-
-    #[test]
-    fn software_decodes_the_probe_clip() {
-        super::super::init();
-        let request = HwRequest {
-            fault_after: Some(100),
-            ..HwRequest::default()
-        };
-        let packets = probe_clip().unwrap();
-        assert_eq!(probe_backend(&packets, FAULT_INJECTION, &request), Ok(()));
-    }
-
-    #[test]
-    fn unknown_and_missing_backends_are_explained() {
-        let request = HwRequest {
-            devices: DeviceNames {
-                vaapi: "/dev/dri/no-such-node".into(),
-                ..DeviceNames::default()
-            },
-            ..HwRequest::default()
-        };
-        let probes = probe_backends(&["rkmpp", "opencl", "vaapi", FAULT_INJECTION], &request);
-        assert!(probes.iter().all(|p| !p.available), "{probes:?}");
-        let reason = |i: usize| probes[i].reason.clone().unwrap();
-        assert!(reason(0).contains("not compiled"), "{}", reason(0));
-        assert!(reason(1).contains("no H.264"), "{}", reason(1));
-        assert!(reason(2).contains("device context"), "{}", reason(2));
-        assert!(reason(3).contains("VIDEO_PIPELINE_FAULT_HWACCEL"));
-    }
-
-    #[test]
     fn open_falls_back_to_software_and_says_why() {
-        super::super::init();
+        crate::media::init();
         let request = HwRequest {
-            backends: vec!["vaapi", "vulkan"],
+            backends: vec![HwBackend::Vaapi, HwBackend::Vulkan],
             devices: DeviceNames {
                 vaapi: "/dev/dri/no-such-node".into(),
                 ..DeviceNames::default()
@@ -570,7 +402,7 @@ mod tests {
         };
         let (decoder, failure) = Decoder::open(&h264_parameters(), 1, &request).unwrap();
         assert!(decoder.is_software());
-        assert_eq!(decoder.backend(), "none");
+        assert_eq!(decoder.backend(), None);
         let failure = failure.unwrap();
         assert!(failure.retryable);
         assert!(failure.message.starts_with("vaapi: device context"));
@@ -583,18 +415,20 @@ mod tests {
 
     #[test]
     fn injected_faults_break_the_decoder_after_three_errors() {
-        super::super::init();
+        crate::media::init();
         let request = HwRequest {
-            backends: vec![FAULT_INJECTION],
-            fault_after: Some(2),
+            backends: vec![HwBackend::FaultInjection { good_frames: 2 }],
             ..HwRequest::default()
         };
         let (mut decoder, failure) = Decoder::open(&h264_parameters(), 1, &request).unwrap();
         assert!(failure.is_none());
-        assert_eq!(decoder.backend(), FAULT_INJECTION);
+        assert_eq!(
+            decoder.backend(),
+            Some(HwBackend::FaultInjection { good_frames: 2 })
+        );
         let mut frame = frame::Video::empty();
         let (mut good, mut bad) = (0, 0);
-        for packet in probe_clip().unwrap() {
+        for packet in super::super::probe::probe_clip().unwrap() {
             decoder.send_packet(&packet).unwrap();
             loop {
                 match decoder.receive_frame(&mut frame) {

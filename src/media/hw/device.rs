@@ -11,19 +11,11 @@ use std::sync::{Arc, Mutex, OnceLock};
 
 use ffmpeg_next::format::Pixel;
 use ffmpeg_next::{codec, ffi, frame, Codec, Dictionary};
-use serde::Serialize;
+
+use super::HwBackend;
 
 pub const DEFAULT_VAAPI_DEVICE: &str = "/dev/dri/renderD128";
 pub const DEFAULT_CUDA_DEVICE: &str = "0";
-
-/// The outcome of trying one kind of hardware decoding on this machine.
-#[derive(Debug, Clone, Serialize, PartialEq)]
-pub struct DeviceProbe {
-    pub backend: String,
-    pub available: bool,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub reason: Option<String>,
-}
 
 /// Which device each backend opens.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -45,12 +37,12 @@ impl Default for DeviceNames {
 
 impl DeviceNames {
     /// The device string and creation options libav gets for `backend`.
-    fn for_backend(&self, backend: &str) -> (Option<&str>, Vec<(&'static str, &str)>) {
+    fn for_backend(&self, backend: HwBackend) -> (Option<&str>, Vec<(&'static str, &str)>) {
         match backend {
-            "vaapi" => (Some(&self.vaapi), Vec::new()),
-            "cuda" => (Some(&self.cuda), Vec::new()),
+            HwBackend::Vaapi => (Some(&self.vaapi), Vec::new()),
+            HwBackend::Cuda => (Some(&self.cuda), Vec::new()),
             // On Linux a QSV session sits on a VAAPI device: the same render node.
-            "qsv" => (None, vec![("child_device", self.vaapi.as_str())]),
+            HwBackend::Qsv => (None, vec![("child_device", self.vaapi.as_str())]),
             _ => (None, Vec::new()),
         }
     }
@@ -59,7 +51,7 @@ impl DeviceNames {
 /// An open hardware device context, released on drop.
 pub struct HwDevice {
     context: *mut ffi::AVBufferRef,
-    backend: String,
+    backend: HwBackend,
 }
 
 // SAFETY: the device context is created once and never changed afterwards; libav's
@@ -90,11 +82,11 @@ impl HwDevice {
     /// Creates a device of libav type `backend` (`cuda`, `vaapi`, ...), on `device`
     /// (a render node, a GPU index) or libav's default one, with creation `options`.
     pub fn create(
-        backend: &str,
+        backend: HwBackend,
         device: Option<&str>,
         options: &[(&str, &str)],
     ) -> Result<HwDevice, String> {
-        super::init();
+        crate::media::init();
         let kind = device_type(backend).ok_or_else(|| {
             format!("{backend} is not a hardware device type of this libav build")
         })?;
@@ -119,10 +111,7 @@ impl HwDevice {
         if code < 0 || context.is_null() {
             return Err(ffmpeg_next::Error::from(code).to_string());
         }
-        Ok(HwDevice {
-            context,
-            backend: backend.to_owned(),
-        })
+        Ok(HwDevice { context, backend })
     }
 }
 
@@ -134,7 +123,7 @@ fn device_cache() -> &'static Mutex<HashMap<String, Arc<HwDevice>>> {
 
 /// The process's device for `backend`, created on first use. Creation happens under
 /// the cache's lock, so that cameras starting together make one device, not several.
-pub fn shared_device(backend: &str, names: &DeviceNames) -> Result<Arc<HwDevice>, String> {
+pub fn shared_device(backend: HwBackend, names: &DeviceNames) -> Result<Arc<HwDevice>, String> {
     let (device, options) = names.for_backend(backend);
     let key = format!("{backend}|{}|{options:?}", device.unwrap_or_default());
     let mut cache = device_cache().lock().unwrap_or_else(|e| e.into_inner());
@@ -194,15 +183,15 @@ pub fn compiled_device_types() -> Vec<String> {
     }
 }
 
-fn device_type(backend: &str) -> Option<ffi::AVHWDeviceType> {
-    let name = CString::new(backend).ok()?;
+fn device_type(backend: HwBackend) -> Option<ffi::AVHWDeviceType> {
+    let name = CString::new(backend.as_str()).ok()?;
     // SAFETY: `name` is a valid NUL-terminated string for the duration of the call.
     let kind = unsafe { ffi::av_hwdevice_find_type_by_name(name.as_ptr()) };
     (kind != ffi::AVHWDeviceType::AV_HWDEVICE_TYPE_NONE).then_some(kind)
 }
 
 /// Whether `backend` is one of libav's hardware device types.
-pub fn is_device_type(backend: &str) -> bool {
+pub fn is_device_type(backend: HwBackend) -> bool {
     device_type(backend).is_some()
 }
 
@@ -221,7 +210,7 @@ fn hw_configs(codec: &Codec) -> Vec<(ffi::AVHWDeviceType, ffi::AVPixelFormat)> {
 
 /// The pixel formats `codec` decodes to through devices of type `backend`; empty
 /// when it cannot use such a device.
-pub fn hardware_formats(codec: &Codec, backend: &str) -> Vec<Pixel> {
+pub fn hardware_formats(codec: &Codec, backend: HwBackend) -> Vec<Pixel> {
     let Some(kind) = device_type(backend) else {
         return Vec::new();
     };
@@ -234,7 +223,7 @@ pub fn hardware_formats(codec: &Codec, backend: &str) -> Vec<Pixel> {
 
 /// Whether any H.264 or HEVC decoder of this libav build decodes through devices of
 /// type `backend` (a Vulkan or OpenCL device alone decodes nothing in libav 5.1).
-pub fn decodes_with(backend: &str) -> bool {
+pub fn decodes_with(backend: HwBackend) -> bool {
     let native = [codec::Id::H264, codec::Id::HEVC]
         .into_iter()
         .filter_map(ffmpeg_next::decoder::find)
@@ -247,10 +236,10 @@ pub fn decodes_with(backend: &str) -> bool {
 
 /// The suffix of libav's decoders that wrap a vendor's decoding API for `backend`
 /// (`h264_cuvid`, `h264_qsv`, `h264_v4l2m2m`, ...).
-pub fn wrapper_suffix(backend: &str) -> &str {
+pub fn wrapper_suffix(backend: HwBackend) -> &'static str {
     match backend {
-        "cuda" => "cuvid",
-        other => other,
+        HwBackend::Cuda => "cuvid",
+        other => other.as_str(),
     }
 }
 
@@ -386,18 +375,18 @@ mod tests {
 
     #[test]
     fn decoding_backends_are_told_apart() {
-        assert!(!decodes_with("opencl"));
-        assert!(!decodes_with("no-such-type"));
-        assert!(decodes_with("vaapi"));
-        assert!(decodes_with("cuda"));
-        assert!(decodes_with("qsv"));
+        assert!(!decodes_with(HwBackend::OpenCl));
+        assert!(!decodes_with(HwBackend::Amf));
+        assert!(decodes_with(HwBackend::Vaapi));
+        assert!(decodes_with(HwBackend::Cuda));
+        assert!(decodes_with(HwBackend::Qsv));
     }
 
     #[test]
     fn missing_device_fails_cleanly() {
-        let err = HwDevice::create("vaapi", Some("/dev/dri/no-such-node"), &[]).err();
+        let err = HwDevice::create(HwBackend::Vaapi, Some("/dev/dri/no-such-node"), &[]).err();
         assert!(err.is_some());
-        let err = HwDevice::create("warp", None, &[]).unwrap_err();
+        let err = HwDevice::create(HwBackend::Rkmpp, None, &[]).unwrap_err();
         assert!(err.contains("not a hardware device type"), "{err}");
     }
 
@@ -407,23 +396,23 @@ mod tests {
             vaapi: "/dev/dri/no-such-node".into(),
             ..DeviceNames::default()
         };
-        let err = shared_device("vaapi", &names).unwrap_err();
+        let err = shared_device(HwBackend::Vaapi, &names).unwrap_err();
         assert!(
             err.starts_with("/dev/dri/no-such-node does not exist"),
             "{err}"
         );
-        assert!(shared_device("qsv", &names).is_err());
-        assert!(shared_device("vaapi", &names).is_err());
+        assert!(shared_device(HwBackend::Qsv, &names).is_err());
+        assert!(shared_device(HwBackend::Vaapi, &names).is_err());
     }
 
     #[test]
     fn h264_declares_its_device_formats() {
         let h264 = ffmpeg_next::decoder::find(codec::Id::H264).unwrap();
-        assert!(hardware_formats(&h264, "vaapi").contains(&Pixel::VAAPI));
-        assert!(hardware_formats(&h264, "cuda").contains(&Pixel::CUDA));
-        assert!(hardware_formats(&h264, "opencl").is_empty());
+        assert!(hardware_formats(&h264, HwBackend::Vaapi).contains(&Pixel::VAAPI));
+        assert!(hardware_formats(&h264, HwBackend::Cuda).contains(&Pixel::CUDA));
+        assert!(hardware_formats(&h264, HwBackend::OpenCl).is_empty());
         let qsv = ffmpeg_next::decoder::find_by_name("h264_qsv").unwrap();
-        assert!(hardware_formats(&qsv, "qsv").contains(&Pixel::QSV));
+        assert!(hardware_formats(&qsv, HwBackend::Qsv).contains(&Pixel::QSV));
     }
 
     #[test]

@@ -1,0 +1,386 @@
+//! A video source: one input, its best video stream and a decoder, driven by the
+//! canonical send_packet / receive_frame loop (EAGAIN means "feed me", EOF is always
+//! sent and the decoder drained). Its parts each keep their own state: `reader` (the
+//! input, read deadlines, stall detection), `queue` (the planner and what it decided),
+//! `slot` (the decoder, what it is doing, hardware failover), `damage` (which frames
+//! are clean enough to use) and `timestamps` (when each frame is shown).
+
+use std::time::Duration;
+
+use ffmpeg_next::{codec, frame, media};
+
+mod damage;
+mod queue;
+mod reader;
+mod slot;
+mod timestamps;
+
+use super::convert::Converter;
+use super::hw::{HwRequest, HwStatus};
+use super::input;
+use super::planner::Step;
+use super::MediaError;
+use crate::picture::Yuv420;
+use crate::sampling::FrameDemand;
+use crate::sampling::Sampling;
+use crate::source::{RtspTransport, Source};
+use crate::stop::StopToken;
+use damage::DamageFilter;
+use queue::PacketQueue;
+use reader::{Read, Reader};
+use slot::{DecoderSlot, Fed, Received};
+use timestamps::Timestamps;
+
+/// How long opening a source (with reading its stream information) may take.
+pub const DEFAULT_OPEN_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long one packet read may take.
+pub const DEFAULT_READ_TIMEOUT: Duration = Duration::from_secs(10);
+
+#[derive(Debug, Clone)]
+pub struct OpenOptions {
+    pub open_timeout: Duration,
+    pub read_timeout: Duration,
+    /// Decoder threads; 0 lets libav choose.
+    pub threads: usize,
+    /// How much to decode (see `planner`).
+    pub sampling: Sampling,
+    /// Sampled frames leave the decoder as soon as they can, at the cost of a few
+    /// more frames decoded; always so for live sources.
+    pub low_latency: bool,
+    /// A live source that gives no video frame for this long has stalled.
+    pub stall_timeout: Option<Duration>,
+    pub rtsp_transport: RtspTransport,
+    /// Hardware to decode with, tried before software.
+    pub hwaccel: HwRequest,
+}
+
+impl Default for OpenOptions {
+    fn default() -> Self {
+        OpenOptions {
+            open_timeout: DEFAULT_OPEN_TIMEOUT,
+            read_timeout: DEFAULT_READ_TIMEOUT,
+            threads: 0,
+            sampling: Sampling::default(),
+            low_latency: false,
+            stall_timeout: None,
+            rtsp_transport: RtspTransport::default(),
+            hwaccel: HwRequest::default(),
+        }
+    }
+}
+
+/// Frames the decoder produced that were not used, by reason.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct DropCounts {
+    /// Flagged as damaged by the decoder, or following damage until the next keyframe.
+    pub corrupt: u64,
+    /// Packets the decoder refused.
+    pub rejected_packets: u64,
+}
+
+/// What the decode loop knows about the frame it just produced.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct DecodedFrame {
+    /// Seconds on the source's timeline.
+    pub timestamp: f64,
+    /// Share of a finite source already decoded (0..1), when its duration is known.
+    pub progress: Option<f64>,
+}
+
+pub struct VideoSource {
+    name: String,
+    stop: StopToken,
+    reader: Reader,
+    queue: PacketQueue,
+    slot: DecoderSlot,
+    damage: DamageFilter,
+    timestamps: Timestamps,
+    frame: frame::Video,
+    converter: Converter,
+    drops: DropCounts,
+}
+
+impl VideoSource {
+    /// Opens `source`, picks its best video stream and opens its decoder: on the
+    /// hardware `options` ask for when it opens, else in software.
+    pub fn open(
+        source: &Source,
+        options: &OpenOptions,
+        stop: &StopToken,
+    ) -> Result<VideoSource, MediaError> {
+        super::init();
+        let name = source.redacted();
+        let (input, deadline) = input::open(
+            source,
+            options.open_timeout,
+            options.rtsp_transport,
+            stop,
+            "opening",
+        )?;
+
+        let stream =
+            input
+                .streams()
+                .best(media::Type::Video)
+                .ok_or_else(|| MediaError::NoVideoStream {
+                    source_name: name.clone(),
+                })?;
+        let stream_index = stream.index();
+        let parameters = stream.parameters().clone();
+        let queue = PacketQueue::new(
+            options.sampling,
+            source.is_live() || options.low_latency,
+            parameters.id() == codec::Id::H264,
+        );
+        let timestamps = Timestamps::of(&input, &stream);
+        let slot = DecoderSlot::open(name.clone(), parameters, options.threads, &options.hwaccel)?;
+
+        Ok(VideoSource {
+            stop: stop.clone(),
+            reader: Reader::new(name.clone(), input, deadline, stream_index, stop, options),
+            queue,
+            slot,
+            damage: DamageFilter::new(name.clone()),
+            timestamps,
+            name,
+            frame: frame::Video::empty(),
+            converter: Converter::default(),
+            drops: DropCounts::default(),
+        })
+    }
+
+    /// Decodes the next frame that `demand` may need; `None` once the source has
+    /// ended and the decoder is drained.
+    pub fn next_frame(
+        &mut self,
+        demand: &dyn FrameDemand,
+    ) -> Result<Option<DecodedFrame>, MediaError> {
+        loop {
+            if self.stop.is_stopped() {
+                return Err(MediaError::Stopped);
+            }
+            match self.slot.receive(&mut self.frame)? {
+                Received::Frame => {
+                    if !self.damage.admit(&self.frame) {
+                        self.drops.corrupt += 1;
+                        continue;
+                    }
+                    self.reader.mark_alive();
+                    return Ok(Some(self.timestamps.frame(self.frame.timestamp())));
+                }
+                Received::Hungry => self.feed_decoder(demand)?,
+                Received::Ended => return Ok(None),
+                Received::Damaged => {
+                    self.drops.corrupt += 1;
+                    self.damage.seen();
+                }
+                Received::Lost => self.drops.corrupt += 1,
+            }
+        }
+    }
+
+    /// Gives the decoder its next step: a packet, a drain-and-reset, or end-of-stream.
+    fn feed_decoder(&mut self, demand: &dyn FrameDemand) -> Result<(), MediaError> {
+        loop {
+            match self.queue.next() {
+                Some(Step::Send(timed)) => match self.slot.send(&timed.packet)? {
+                    Fed::Sent => return Ok(()),
+                    Fed::Skipped => {}
+                    Fed::Refused => {
+                        self.drops.rejected_packets += 1;
+                        self.damage.seen();
+                    }
+                    Fed::Deferred => {
+                        self.queue.put_back(Step::Send(timed));
+                        return Ok(());
+                    }
+                },
+                Some(Step::Restart) => {
+                    if self.slot.restart() {
+                        return Ok(());
+                    }
+                }
+                None if self.queue.input_ended() => {
+                    self.slot.finish();
+                    return Ok(());
+                }
+                None => self.demux(demand)?,
+            }
+        }
+    }
+
+    /// Reads packets until the planner has decided something (or the input ends).
+    fn demux(&mut self, demand: &dyn FrameDemand) -> Result<(), MediaError> {
+        while self.queue.is_empty() {
+            match self.reader.read(self.drops.corrupt)? {
+                Read::Packet(packet) => {
+                    let time = self.timestamps.packet_time(packet.pts());
+                    self.queue.push(packet, time, demand);
+                    if self.queue.holding() {
+                        // Nothing is due: the source is alive, no frame is expected yet.
+                        self.reader.mark_alive();
+                    }
+                }
+                Read::Ended => {
+                    self.queue.finish(demand);
+                    return Ok(());
+                }
+                Read::Damaged => {
+                    self.drops.corrupt += 1;
+                    self.damage.seen();
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Starts the source again from its beginning (a looped file). Its timestamps start
+    /// again too: they are always the source's own.
+    pub fn rewind(&mut self) -> Result<(), MediaError> {
+        self.reader.rewind()?;
+        self.queue.rewind();
+        self.slot.rewind();
+        self.damage.rewind();
+        self.timestamps.rewind();
+        Ok(())
+    }
+
+    /// The last decoded frame as full-range 4:2:0 planes, converted only when the
+    /// decoder's format is not already that.
+    pub fn picture(&mut self) -> Result<Yuv420<'_>, MediaError> {
+        let name = &self.name;
+        self.converter
+            .convert(&self.frame)
+            .map_err(|e| MediaError::Convert {
+                source_name: name.clone(),
+                message: e.to_string(),
+            })
+    }
+
+    /// Seconds between frames, from the frame rate the stream states (or a default):
+    /// what a frame without a timestamp is placed after the one before it.
+    pub fn frame_interval(&self) -> f64 {
+        self.timestamps.frame_interval()
+    }
+
+    /// Frames and packets not used because of damage, so far.
+    pub fn drops(&self) -> DropCounts {
+        self.drops
+    }
+
+    /// The hardware backend decoding now and why it is not the one asked for, when it
+    /// is not.
+    pub fn hwaccel(&self) -> HwStatus {
+        self.slot.status()
+    }
+
+    /// Packets left undecoded because no sample needed them, so far.
+    pub fn skipped_unneeded(&self) -> u64 {
+        self.queue.skipped()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::media::hw::{write_h264_clip, HwBackend};
+    use crate::sampling::EveryFrame;
+    use std::time::Instant;
+
+    /// Decodes `video` to its end: the timestamps of its frames.
+    fn timestamps(video: &mut VideoSource) -> Vec<f64> {
+        std::iter::from_fn(|| video.next_frame(&EveryFrame).unwrap())
+            .map(|frame| frame.timestamp)
+            .collect()
+    }
+
+    #[test]
+    fn a_rewound_file_starts_its_timestamps_again() {
+        crate::media::init();
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("gop10.ts");
+        write_h264_clip(&path, 30, 10).unwrap();
+        let source = Source::parse(path.to_str().unwrap(), &[dir.path().to_owned()]).unwrap();
+        let options = OpenOptions {
+            sampling: Sampling::All,
+            ..OpenOptions::default()
+        };
+        let mut video = VideoSource::open(&source, &options, &StopToken::new()).unwrap();
+        assert!((video.frame_interval() - 0.04).abs() < 1e-9);
+        let first = timestamps(&mut video);
+        assert_eq!(first.len(), 30);
+        video.rewind().unwrap();
+        assert_eq!(timestamps(&mut video), first);
+    }
+
+    /// A looped file on a "hardware" decoder that fails every frame after its 15th:
+    /// after three failures in a row the source decodes in software, on the same input,
+    /// keeps producing frames and says why; once the retry is due it goes back to the
+    /// "hardware" at a keyframe, which fails again, and frames still come.
+    #[test]
+    fn hardware_failing_mid_stream_gives_way_to_software_and_is_retried() {
+        crate::media::init();
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("gop10.ts");
+        // Three seconds at 25 fps, a keyframe every 0.4 s.
+        write_h264_clip(&path, 75, 10).unwrap();
+        let source = Source::parse(path.to_str().unwrap(), &[dir.path().to_owned()]).unwrap();
+        let fault = HwBackend::FaultInjection { good_frames: 15 };
+        let options = OpenOptions {
+            sampling: Sampling::All,
+            hwaccel: HwRequest {
+                backends: vec![fault],
+                retry_after: Duration::from_millis(300),
+                ..HwRequest::default()
+            },
+            ..OpenOptions::default()
+        };
+        let mut video = VideoSource::open(&source, &options, &StopToken::new()).unwrap();
+        assert_eq!(
+            video.hwaccel(),
+            HwStatus {
+                backend: Some(fault),
+                reason: None
+            }
+        );
+
+        // Each change of backend, with the frames decoded before it and the reason
+        // given with the first frame after it.
+        let mut changes: Vec<(Option<HwBackend>, u64, Option<String>)> = Vec::new();
+        let mut frames = 0;
+        let give_up = Instant::now() + Duration::from_secs(60);
+        while changes.len() < 4 || frames < changes[3].1 + 5 {
+            assert!(
+                Instant::now() < give_up,
+                "{changes:?} after {frames} frames"
+            );
+            let Some(_) = video.next_frame(&EveryFrame).unwrap() else {
+                video.rewind().unwrap();
+                continue;
+            };
+            let HwStatus { backend, reason } = video.hwaccel();
+            if changes.last().is_none_or(|(last, ..)| *last != backend) {
+                changes.push((backend, frames, reason));
+            }
+            frames += 1;
+        }
+
+        let backends: Vec<_> = changes.iter().map(|(backend, ..)| *backend).collect();
+        assert_eq!(backends, [Some(fault), None, Some(fault), None]);
+        let (_, on_hardware, reason) = &changes[0];
+        assert_eq!((*on_hardware, reason), (0, &None));
+        let (_, fell_back, reason) = &changes[1];
+        let reason = reason.as_deref().unwrap_or_default();
+        assert!(
+            reason.contains("fault-injection decoding failed 3 times in a row (injected fault)"),
+            "{reason}"
+        );
+        // Fifteen good frames, three failures, then software from the next keyframe.
+        assert_eq!(*fell_back, 15);
+        let (_, back, reason) = &changes[2];
+        assert!(*back > fell_back + 5, "{changes:?}");
+        assert_eq!(reason, &None);
+        assert_eq!(changes[3].1, back + 15, "{changes:?}");
+        assert_eq!(video.drops().corrupt, 6);
+    }
+}

@@ -9,8 +9,9 @@ use std::time::{Duration, Instant};
 
 use common::rtsp::{
     frame_count, frame_number, quick_status, restart_count, snapshot_frames, start_camera,
-    start_camera_with, stop_camera, RtspServer, SilentServer, FRAMES_TIMEOUT, STREAM_PATH,
+    start_camera_with, stop_camera, RtspServer, FRAMES_TIMEOUT, STREAM_PATH,
 };
+use common::servers::SilentServer;
 use common::{frame_files, free_port, Daemon};
 use serde_json::Value;
 

@@ -1,7 +1,7 @@
 //! Live cameras when things go wrong: a server that dies and comes back, one that never
-//! answers, wrong paths and credentials, a frozen server and a stream that never
-//! decodes, one camera failing among eight, a looped file played as a camera for a
-//! minute, and credentials that must never show in any of those errors.
+//! answers, wrong paths and credentials and a closed port, a frozen server and a stream
+//! that never decodes, one camera failing among eight, a looped file played as a camera
+//! for a minute, and credentials that must never show in any of those errors.
 //!
 //! The RTSP servers are real (GStreamer's, `tests/support/rtsp_server.py`); the faulty
 //! servers (a silent one, a counting proxy, an HTTP server sending undecodable MPEG-TS)
@@ -14,8 +14,9 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use common::rtsp::{
-    frame_count, frame_number, quick_status, restart_count, snapshot_frames, start_camera,
-    start_camera_with, stop_camera, RtspServer, FRAMES_TIMEOUT, STOP_LIMIT, STREAM_PATH,
+    assert_jpeg_320x240, frame_count, frame_number, quick_status, restart_count, snapshot_frames,
+    start_camera, start_camera_with, stop_camera, RtspServer, FRAMES_TIMEOUT, STOP_LIMIT,
+    STREAM_PATH,
 };
 use common::servers::{CountingProxy, GarbageTsServer, SilentServer};
 use common::{frame_files, free_port, Daemon};
@@ -101,6 +102,8 @@ fn a_killed_server_is_reconnected_and_numbering_continues() {
         kind(&down)
     );
     assert_eq!(down["status"], "running", "{down}");
+    assert!(restart_count(&down) >= 1, "{down}");
+    assert!(down["last_error"].is_string(), "{down}");
     assert!(
         noticed <= STALL,
         "reconnecting only after {noticed:?}: {down}"
@@ -140,6 +143,15 @@ fn a_killed_server_is_reconnected_and_numbering_continues() {
     daemon.wait_status("flaky", FRAMES_TIMEOUT, |s| {
         frame_count(s) >= count_before + 3
     });
+    let highest_written = *snapshot_frames(&dir).keys().last().unwrap();
+    let latest = daemon.get("/latest-frame/?camera_id=flaky");
+    assert_eq!(latest.status, 200);
+    let seq: u64 = latest.header("x-frame-seq").unwrap().parse().unwrap();
+    assert!(
+        seq >= highest_written,
+        "latest frame {seq}, files up to {highest_written}"
+    );
+    assert_jpeg_320x240(&latest.body, "latest-frame/ after the reconnect");
     stop_camera(&daemon, "flaky");
 
     let highest = assert_numbering_is_continuous(&daemon, "flaky");
@@ -197,6 +209,7 @@ fn a_server_that_never_answers_times_out_while_the_api_stays_quick() {
     assert!(last_error(&timed_out).contains("timed out"), "{timed_out}");
     assert_eq!(timed_out["phase"], "reconnecting", "{timed_out}");
     assert_eq!(timed_out["status"], "running", "{timed_out}");
+    assert!(restart_count(&timed_out) >= 1, "{timed_out}");
     assert!(
         gave_up <= open_timeout + SLACK,
         "the {open_timeout:?} open timeout took {gave_up:?}"
@@ -271,7 +284,20 @@ fn wrong_path_and_credentials_retry_at_the_cap_and_refused_retries_fast() {
     let mut refused_restarts: Vec<(u64, Duration)> = Vec::new();
     while started.elapsed() < WINDOW {
         let status = quick_status(&daemon, "refused");
+        assert_eq!(status["status"], "running", "{status}");
         let restarts = restart_count(&status);
+        if restarts >= 1 {
+            let phase = status["phase"].as_str().unwrap_or_default();
+            assert!(
+                matches!(phase, "reconnecting" | "connecting" | "error"),
+                "{status}"
+            );
+            assert!(
+                last_error(&status).contains(&format!("127.0.0.1:{closed}"))
+                    && last_error(&status).contains("refused"),
+                "last_error should say what failed and where: {status}"
+            );
+        }
         if restarts > refused_restarts.last().map_or(0, |r| r.0) {
             refused_restarts.push((restarts, started.elapsed()));
         }
@@ -342,6 +368,20 @@ fn wrong_path_and_credentials_retry_at_the_cap_and_refused_retries_fast() {
         refused_count <= 12,
         "refused retried {refused_count} times in {WINDOW:?}: no backoff"
     );
+    // The first two delays are at least 50 ms and 100 ms; without backoff a refused
+    // connection is retried within milliseconds.
+    let first_seen = |n: u64| {
+        refused_restarts
+            .iter()
+            .find(|(restarts, _)| *restarts >= n)
+            .map(|(_, at)| *at)
+            .unwrap_or_else(|| panic!("refused: fewer than {n} retries: {refused_restarts:?}"))
+    };
+    let gap = first_seen(3) - first_seen(1);
+    assert!(gap >= Duration::from_millis(120), "no backoff: {gap:?}");
+
+    let stop_took = stop_camera(&daemon, "refused");
+    eprintln!("stop while reconnecting answered in {stop_took:?}");
 }
 
 /// "stalled", not "timeout": each read waits at most what is left of the stall timeout
@@ -628,7 +668,13 @@ fn credentials_never_show_in_failures() {
     for (camera, url, _) in &cameras {
         start_camera(&daemon, camera, url);
     }
-    daemon.wait_status("frozen", FRAMES_TIMEOUT, |s| frame_count(s) >= 2);
+    let streaming = daemon.wait_status("frozen", FRAMES_TIMEOUT, |s| frame_count(s) >= 2);
+    assert_eq!(
+        streaming["source"],
+        format!("rtsp://viewer:***@127.0.0.1:{}{STREAM_PATH}", freezing.port),
+        "{streaming}"
+    );
+    assert!(!streaming.to_string().contains(SECRET), "{streaming}");
     freezing.signal("STOP");
 
     for (camera, _, expected) in &cameras {
@@ -644,7 +690,13 @@ fn credentials_never_show_in_failures() {
             failed["source"].as_str().unwrap().contains("viewer:***@"),
             "{camera}: {text}"
         );
+        assert_eq!(failed["status"], "running", "{camera}: {text}");
     }
+    let denied = last_error(&quick_status(&daemon, "denied")).to_owned();
+    assert!(
+        denied.contains("401") || denied.contains("authoriz"),
+        "denied: {denied}"
+    );
     let noise = quick_status(&daemon, "noise");
     assert!(
         noise["source"].as_str().unwrap().ends_with("token=***"),

@@ -211,6 +211,13 @@ pub fn stop_camera(daemon: &Daemon, camera: &str) -> Duration {
     took
 }
 
+/// Asserts that `bytes` are a JPEG of the test pattern's size.
+pub fn assert_jpeg_320x240(bytes: &[u8], what: &str) {
+    let image = image::load_from_memory_with_format(bytes, image::ImageFormat::Jpeg)
+        .unwrap_or_else(|e| panic!("{what} is not a JPEG: {e}"));
+    assert_eq!((image.width(), image.height()), (320, 240), "{what}");
+}
+
 pub fn frame_count(status: &Value) -> u64 {
     status["frame_count"].as_u64().unwrap()
 }

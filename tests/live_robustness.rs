@@ -1,7 +1,7 @@
 //! Live cameras when things go wrong: a server that dies and comes back, one that never
 //! answers, wrong paths and credentials and a closed port, a frozen server and a stream
 //! that never decodes, one camera failing among eight, a looped file played as a camera
-//! for a minute, and credentials that must never show in any of those errors.
+//! pass after pass, and credentials that must never show in any of those errors.
 //!
 //! The RTSP servers are real (GStreamer's, `tests/support/rtsp_server.py`); the faulty
 //! servers (a silent one, a counting proxy, an HTTP server sending undecodable MPEG-TS)
@@ -79,6 +79,7 @@ fn median(durations: &mut [Duration]) -> Duration {
 
 #[test]
 fn a_killed_server_is_reconnected_and_numbering_continues() {
+    const OUTAGE: Duration = Duration::from_millis(1500);
     let mut server = RtspServer::test_pattern();
     let port = server.port;
     let reconnect_max = Duration::from_secs(2);
@@ -109,10 +110,12 @@ fn a_killed_server_is_reconnected_and_numbering_continues() {
         "reconnecting only after {noticed:?}: {down}"
     );
 
-    // The outage: the camera keeps trying, never streaming, never giving up.
+    // The outage: the camera keeps trying, never streaming, never giving up. The retry
+    // delays themselves are unit-tested; this only needs a refused attempt or two
+    // (0.25 to 0.5 s, then 0.5 to 1 s apart).
     let outage = Instant::now();
     let mut status = down;
-    while outage.elapsed() < Duration::from_secs(3) {
+    while outage.elapsed() < OUTAGE {
         status = quick_status(&daemon, "flaky");
         assert_eq!(status["status"], "running", "{status}");
         assert_eq!(status["phase"], "reconnecting", "{status}");
@@ -242,8 +245,10 @@ fn a_server_that_never_answers_times_out_while_the_api_stays_quick() {
 #[test]
 fn wrong_path_and_credentials_retry_at_the_cap_and_refused_retries_fast() {
     const PASSWORD: &str = "cap-test-pass";
-    const WINDOW: Duration = Duration::from_secs(10);
-    let cap = Duration::from_secs(3);
+    // The backoff's arithmetic is unit-tested; this window only needs a few retries at
+    // the cap, and the refused camera's first, fast ones.
+    const WINDOW: Duration = Duration::from_secs(5);
+    let cap = Duration::from_secs(2);
     let server = RtspServer::start(free_port(), &["--user", "viewer", "--password", PASSWORD]);
     let to_missing = CountingProxy::start(server.port);
     let to_denied = CountingProxy::start(server.port);
@@ -327,7 +332,7 @@ fn wrong_path_and_credentials_retry_at_the_cap_and_refused_retries_fast() {
             connections.len(),
             restart_count(status)
         );
-        // One attempt at once, then one per cap: 0, 3, 6, 9 s.
+        // One attempt at once, then one per cap: 0, 2, 4 s.
         let expected = (WINDOW.as_secs_f64() / cap.as_secs_f64()).floor() as usize + 1;
         assert!(
             (expected - 1..=expected).contains(&connections.len()),
@@ -364,8 +369,10 @@ fn wrong_path_and_credentials_retry_at_the_cap_and_refused_retries_fast() {
         early >= 4,
         "refused: only {early} restarts in the first {cap:?}"
     );
+    // Even at the shortest delays (half of 0.1, 0.2, 0.4, 0.8 and 1.6 s, then half of
+    // the cap) only nine attempts fit in the window.
     assert!(
-        refused_count <= 12,
+        refused_count <= 10,
         "refused retried {refused_count} times in {WINDOW:?}: no backoff"
     );
     // The first two delays are at least 50 ms and 100 ms; without backoff a refused
@@ -458,8 +465,10 @@ fn a_stream_that_never_decodes_is_detected_as_stalled() {
 #[test]
 fn one_failing_camera_of_eight_leaves_the_others_alone() {
     const CAMERAS: usize = 8;
-    const FPS: f64 = 2.0;
-    const WINDOW: Duration = Duration::from_secs(10);
+    // Thirty frames a window: enough that a frame or two late under load stays within
+    // the 80 % bounds below.
+    const FPS: f64 = 5.0;
+    const WINDOW: Duration = Duration::from_secs(6);
     // Distinct ports, then the servers start side by side.
     let listeners: Vec<TcpListener> = (0..CAMERAS)
         .map(|_| TcpListener::bind("127.0.0.1:0").unwrap())
@@ -552,9 +561,11 @@ fn one_failing_camera_of_eight_leaves_the_others_alone() {
 #[test]
 fn a_looped_realtime_file_keeps_its_rate() {
     const FPS: f64 = 2.0;
-    const RUN: Duration = Duration::from_secs(60);
+    // Ten passes of a 2 s clip: about as many loop boundaries, each a chance to lose
+    // time, as a minute of a 5 s clip. The timeline across passes is also unit-tested.
+    const RUN: Duration = Duration::from_secs(20);
     const CHECK_EVERY: Duration = Duration::from_secs(5);
-    let clip = common::h264_small(5);
+    let clip = common::h264_small(2);
     let daemon = Daemon::start();
     let path = common::place(&daemon, &clip);
     start_camera_with(
@@ -569,7 +580,7 @@ fn a_looped_realtime_file_keeps_its_rate() {
     let first_seq: u64 = first.header("x-frame-seq").unwrap().parse().unwrap();
     let first_pts: f64 = first.header("x-frame-pts").unwrap().parse().unwrap();
 
-    // Every 5 s: still one session, and about 10 new frames, across all 12 passes.
+    // Every 5 s: still one session, and about 10 new frames, across all 10 passes.
     let mut previous = frame_count(&started);
     let mut checkpoint = first_seen;
     let mut per_check = Vec::new();

@@ -1,25 +1,24 @@
 //! Live cameras when things go wrong: a server that dies and comes back, one that never
-//! answers, wrong paths and credentials, a frozen server and a stream that never
-//! decodes, one camera failing among eight, a looped file played as a camera for a
-//! minute, and credentials that must never show in any of those errors.
+//! answers, wrong paths and credentials and a closed port, a frozen server and a stream
+//! that never decodes, one camera failing among eight, a looped file played as a camera
+//! pass after pass, and credentials that must never show in any of those errors.
 //!
 //! The RTSP servers are real (GStreamer's, `tests/support/rtsp_server.py`); the faulty
-//! servers (a counting proxy, an HTTP server sending undecodable MPEG-TS) live here.
+//! servers (a silent one, a counting proxy, an HTTP server sending undecodable MPEG-TS)
+//! are in `tests/common/servers.rs`.
 
 mod common;
 
-use std::io::{Read, Write};
-use std::net::{Shutdown, TcpListener, TcpStream};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::net::TcpListener;
 use std::thread;
 use std::time::{Duration, Instant};
 
 use common::rtsp::{
-    frame_count, frame_number, quick_status, restart_count, snapshot_frames, start_camera,
-    start_camera_with, stop_camera, RtspServer, SilentServer, FRAMES_TIMEOUT, STOP_LIMIT,
+    assert_jpeg_320x240, frame_count, frame_number, quick_status, restart_count, snapshot_frames,
+    start_camera, start_camera_with, stop_camera, RtspServer, FRAMES_TIMEOUT, STOP_LIMIT,
     STREAM_PATH,
 };
+use common::servers::{CountingProxy, GarbageTsServer, SilentServer};
 use common::{frame_files, free_port, Daemon};
 use serde_json::Value;
 
@@ -78,301 +77,9 @@ fn median(durations: &mut [Duration]) -> Duration {
     durations[durations.len() / 2]
 }
 
-/// A TCP proxy in front of a server that records when each connection was accepted,
-/// to count a camera's connection attempts.
-struct CountingProxy {
-    port: u16,
-    accepted: Arc<Mutex<Vec<Instant>>>,
-    done: Arc<AtomicBool>,
-    thread: Option<thread::JoinHandle<()>>,
-}
-
-impl CountingProxy {
-    fn start(upstream: u16) -> CountingProxy {
-        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-        listener.set_nonblocking(true).unwrap();
-        let port = listener.local_addr().unwrap().port();
-        let accepted = Arc::new(Mutex::new(Vec::new()));
-        let done = Arc::new(AtomicBool::new(false));
-        let thread = {
-            let accepted = Arc::clone(&accepted);
-            let done = Arc::clone(&done);
-            thread::spawn(move || {
-                while !done.load(Ordering::SeqCst) {
-                    match listener.accept() {
-                        Ok((client, _)) => {
-                            accepted.lock().unwrap().push(Instant::now());
-                            relay(client, upstream);
-                        }
-                        Err(_) => thread::sleep(Duration::from_millis(5)),
-                    }
-                }
-            })
-        };
-        CountingProxy {
-            port,
-            accepted,
-            done,
-            thread: Some(thread),
-        }
-    }
-
-    fn connections(&self) -> Vec<Instant> {
-        self.accepted.lock().unwrap().clone()
-    }
-}
-
-impl Drop for CountingProxy {
-    fn drop(&mut self) {
-        self.done.store(true, Ordering::SeqCst);
-        if let Some(thread) = self.thread.take() {
-            let _ = thread.join();
-        }
-    }
-}
-
-/// Copies both ways between `client` and a new connection to `upstream` until either
-/// side closes, then closes both.
-fn relay(client: TcpStream, upstream: u16) {
-    let _ = client.set_nonblocking(false);
-    let Ok(server) = TcpStream::connect(("127.0.0.1", upstream)) else {
-        return;
-    };
-    let pairs = [
-        (client.try_clone(), server.try_clone()),
-        (server.try_clone(), client.try_clone()),
-    ];
-    for pair in pairs {
-        if let (Ok(mut from), Ok(mut to)) = pair {
-            thread::spawn(move || {
-                let _ = std::io::copy(&mut from, &mut to);
-                let _ = from.shutdown(Shutdown::Both);
-                let _ = to.shutdown(Shutdown::Both);
-            });
-        }
-    }
-}
-
-/// An HTTP server whose every answer is an endless MPEG-TS stream that declares one
-/// H.264 video stream and carries only garbage in it: a live source whose packets keep
-/// coming and never decode.
-struct GarbageTsServer {
-    port: u16,
-    packets: Arc<AtomicU64>,
-    done: Arc<AtomicBool>,
-    thread: Option<thread::JoinHandle<()>>,
-}
-
-const TS_PACKET: usize = 188;
-const VIDEO_PID: u16 = 0x100;
-const PMT_PID: u16 = 0x1000;
-const NULL_PID: u16 = 0x1FFF;
-/// 90 kHz ticks per frame at 25 fps.
-const PTS_STEP: u64 = 3600;
-/// Frames sent at once when a client connects: more than libav's 7 s of MPEG-TS
-/// analysis, so the open does not wait on the pacing.
-const BURST_FRAMES: u64 = 250;
-
-impl GarbageTsServer {
-    fn start() -> GarbageTsServer {
-        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-        listener.set_nonblocking(true).unwrap();
-        let port = listener.local_addr().unwrap().port();
-        let packets = Arc::new(AtomicU64::new(0));
-        let done = Arc::new(AtomicBool::new(false));
-        let thread = {
-            let packets = Arc::clone(&packets);
-            let done = Arc::clone(&done);
-            thread::spawn(move || {
-                while !done.load(Ordering::SeqCst) {
-                    match listener.accept() {
-                        Ok((client, _)) => {
-                            let packets = Arc::clone(&packets);
-                            let done = Arc::clone(&done);
-                            thread::spawn(move || serve_garbage(client, &packets, &done));
-                        }
-                        Err(_) => thread::sleep(Duration::from_millis(20)),
-                    }
-                }
-            })
-        };
-        GarbageTsServer {
-            port,
-            packets,
-            done,
-            thread: Some(thread),
-        }
-    }
-
-    /// Transport-stream packets sent so far, on all connections.
-    fn packets(&self) -> u64 {
-        self.packets.load(Ordering::SeqCst)
-    }
-}
-
-impl Drop for GarbageTsServer {
-    fn drop(&mut self) {
-        self.done.store(true, Ordering::SeqCst);
-        if let Some(thread) = self.thread.take() {
-            let _ = thread.join();
-        }
-    }
-}
-
-fn serve_garbage(mut client: TcpStream, packets: &AtomicU64, done: &AtomicBool) {
-    let _ = client.set_nonblocking(false);
-    let _ = client.set_read_timeout(Some(Duration::from_secs(5)));
-    let _ = client.set_write_timeout(Some(Duration::from_secs(5)));
-    let mut request = Vec::new();
-    let mut buffer = [0u8; 1024];
-    while !request.windows(4).any(|w| w == b"\r\n\r\n") {
-        match client.read(&mut buffer) {
-            Ok(n) if n > 0 => request.extend_from_slice(&buffer[..n]),
-            _ => return,
-        }
-    }
-    let header = b"HTTP/1.0 200 OK\r\nContent-Type: video/mp2t\r\nConnection: close\r\n\r\n";
-    if client.write_all(header).is_err() {
-        return;
-    }
-    let mut muxer = GarbageMuxer::default();
-    let started = Instant::now();
-    for frame in 0u64.. {
-        if done.load(Ordering::SeqCst) {
-            return;
-        }
-        if frame >= BURST_FRAMES {
-            let due = Duration::from_millis((frame - BURST_FRAMES) * 40);
-            thread::sleep(due.saturating_sub(started.elapsed()));
-        }
-        let chunk = muxer.frame(frame);
-        if client.write_all(&chunk).is_err() {
-            return;
-        }
-        packets.fetch_add((chunk.len() / TS_PACKET) as u64, Ordering::SeqCst);
-    }
-}
-
-/// Makes MPEG-TS packets: tables now and then, and per frame one PES packet whose
-/// H.264 payload is an access unit delimiter and an IDR slice of random bytes.
-#[derive(Default)]
-struct GarbageMuxer {
-    continuity: [u8; 3],
-    random: u64,
-}
-
-impl GarbageMuxer {
-    fn frame(&mut self, index: u64) -> Vec<u8> {
-        let mut out = Vec::new();
-        if index % 25 == 0 {
-            let pat = section(
-                0x00,
-                &[0x00, 0x01, 0xE0 | (PMT_PID >> 8) as u8, PMT_PID as u8],
-            );
-            out.extend(self.packet(0, 0, &pat));
-            let pmt = section(
-                0x02,
-                &[
-                    0xE0 | (VIDEO_PID >> 8) as u8,
-                    VIDEO_PID as u8,
-                    0xF0,
-                    0x00,
-                    0x1B, // H.264
-                    0xE0 | (VIDEO_PID >> 8) as u8,
-                    VIDEO_PID as u8,
-                    0xF0,
-                    0x00,
-                ],
-            );
-            out.extend(self.packet(PMT_PID, 1, &pmt));
-        }
-        let pts = index * PTS_STEP;
-        let mut pes = vec![0x00, 0x00, 0x01, 0xE0, 0x00, 0x00, 0x80, 0x80, 0x05];
-        pes.extend([
-            0x21 | ((pts >> 29) & 0x0E) as u8,
-            (pts >> 22) as u8,
-            0x01 | ((pts >> 14) & 0xFE) as u8,
-            (pts >> 7) as u8,
-            0x01 | ((pts << 1) & 0xFE) as u8,
-        ]);
-        pes.extend([0, 0, 0, 1, 0x09, 0xF0, 0, 0, 0, 1, 0x65]);
-        while pes.len() < TS_PACKET - 4 {
-            // Never zero, so the garbage holds no start code.
-            pes.push(self.next_random() | 1);
-        }
-        out.extend(self.packet(VIDEO_PID, 2, &pes));
-        out.extend(self.packet(NULL_PID, usize::MAX, &[]));
-        out
-    }
-
-    /// One 188-byte packet starting a payload unit (`slot` indexes its continuity
-    /// counter; `usize::MAX` for null packets, which have none).
-    fn packet(&mut self, pid: u16, slot: usize, payload: &[u8]) -> Vec<u8> {
-        let counter = match self.continuity.get_mut(slot) {
-            Some(counter) => {
-                let now = *counter;
-                *counter = (now + 1) % 16;
-                now
-            }
-            None => 0,
-        };
-        let start = if pid == NULL_PID { 0x00 } else { 0x40 };
-        let mut packet = vec![0x47, start | (pid >> 8) as u8, pid as u8, 0x10 | counter];
-        packet.extend_from_slice(payload);
-        packet.resize(TS_PACKET, 0xFF);
-        packet
-    }
-
-    fn next_random(&mut self) -> u8 {
-        // xorshift64*, seeded on first use.
-        if self.random == 0 {
-            self.random = 0x9E37_79B9_7F4A_7C15;
-        }
-        self.random ^= self.random >> 12;
-        self.random ^= self.random << 25;
-        self.random ^= self.random >> 27;
-        (self.random.wrapping_mul(0x2545_F491_4F6C_DD1D) >> 56) as u8
-    }
-}
-
-/// A PSI section (pointer field first) with program number 1 and its CRC.
-fn section(table_id: u8, body: &[u8]) -> Vec<u8> {
-    let length = 5 + body.len() + 4;
-    let mut section = vec![
-        table_id,
-        0xB0 | (length >> 8) as u8,
-        length as u8,
-        0x00,
-        0x01,
-        0xC1,
-        0x00,
-        0x00,
-    ];
-    section.extend_from_slice(body);
-    let crc = mpeg_crc32(&section);
-    section.extend_from_slice(&crc.to_be_bytes());
-    let mut out = vec![0x00];
-    out.extend(section);
-    out
-}
-
-fn mpeg_crc32(data: &[u8]) -> u32 {
-    let mut crc = u32::MAX;
-    for &byte in data {
-        crc ^= u32::from(byte) << 24;
-        for _ in 0..8 {
-            crc = if crc & 0x8000_0000 != 0 {
-                (crc << 1) ^ 0x04C1_1DB7
-            } else {
-                crc << 1
-            };
-        }
-    }
-    crc
-}
-
 #[test]
 fn a_killed_server_is_reconnected_and_numbering_continues() {
+    const OUTAGE: Duration = Duration::from_millis(1500);
     let mut server = RtspServer::test_pattern();
     let port = server.port;
     let reconnect_max = Duration::from_secs(2);
@@ -396,15 +103,19 @@ fn a_killed_server_is_reconnected_and_numbering_continues() {
         kind(&down)
     );
     assert_eq!(down["status"], "running", "{down}");
+    assert!(restart_count(&down) >= 1, "{down}");
+    assert!(down["last_error"].is_string(), "{down}");
     assert!(
         noticed <= STALL,
         "reconnecting only after {noticed:?}: {down}"
     );
 
-    // The outage: the camera keeps trying, never streaming, never giving up.
+    // The outage: the camera keeps trying, never streaming, never giving up. The retry
+    // delays themselves are unit-tested; this only needs a refused attempt or two
+    // (0.25 to 0.5 s, then 0.5 to 1 s apart).
     let outage = Instant::now();
     let mut status = down;
-    while outage.elapsed() < Duration::from_secs(3) {
+    while outage.elapsed() < OUTAGE {
         status = quick_status(&daemon, "flaky");
         assert_eq!(status["status"], "running", "{status}");
         assert_eq!(status["phase"], "reconnecting", "{status}");
@@ -435,6 +146,15 @@ fn a_killed_server_is_reconnected_and_numbering_continues() {
     daemon.wait_status("flaky", FRAMES_TIMEOUT, |s| {
         frame_count(s) >= count_before + 3
     });
+    let highest_written = *snapshot_frames(&dir).keys().last().unwrap();
+    let latest = daemon.get("/latest-frame/?camera_id=flaky");
+    assert_eq!(latest.status, 200);
+    let seq: u64 = latest.header("x-frame-seq").unwrap().parse().unwrap();
+    assert!(
+        seq >= highest_written,
+        "latest frame {seq}, files up to {highest_written}"
+    );
+    assert_jpeg_320x240(&latest.body, "latest-frame/ after the reconnect");
     stop_camera(&daemon, "flaky");
 
     let highest = assert_numbering_is_continuous(&daemon, "flaky");
@@ -492,6 +212,7 @@ fn a_server_that_never_answers_times_out_while_the_api_stays_quick() {
     assert!(last_error(&timed_out).contains("timed out"), "{timed_out}");
     assert_eq!(timed_out["phase"], "reconnecting", "{timed_out}");
     assert_eq!(timed_out["status"], "running", "{timed_out}");
+    assert!(restart_count(&timed_out) >= 1, "{timed_out}");
     assert!(
         gave_up <= open_timeout + SLACK,
         "the {open_timeout:?} open timeout took {gave_up:?}"
@@ -524,8 +245,10 @@ fn a_server_that_never_answers_times_out_while_the_api_stays_quick() {
 #[test]
 fn wrong_path_and_credentials_retry_at_the_cap_and_refused_retries_fast() {
     const PASSWORD: &str = "cap-test-pass";
-    const WINDOW: Duration = Duration::from_secs(10);
-    let cap = Duration::from_secs(3);
+    // The backoff's arithmetic is unit-tested; this window only needs a few retries at
+    // the cap, and the refused camera's first, fast ones.
+    const WINDOW: Duration = Duration::from_secs(5);
+    let cap = Duration::from_secs(2);
     let server = RtspServer::start(free_port(), &["--user", "viewer", "--password", PASSWORD]);
     let to_missing = CountingProxy::start(server.port);
     let to_denied = CountingProxy::start(server.port);
@@ -566,7 +289,20 @@ fn wrong_path_and_credentials_retry_at_the_cap_and_refused_retries_fast() {
     let mut refused_restarts: Vec<(u64, Duration)> = Vec::new();
     while started.elapsed() < WINDOW {
         let status = quick_status(&daemon, "refused");
+        assert_eq!(status["status"], "running", "{status}");
         let restarts = restart_count(&status);
+        if restarts >= 1 {
+            let phase = status["phase"].as_str().unwrap_or_default();
+            assert!(
+                matches!(phase, "reconnecting" | "connecting" | "error"),
+                "{status}"
+            );
+            assert!(
+                last_error(&status).contains(&format!("127.0.0.1:{closed}"))
+                    && last_error(&status).contains("refused"),
+                "last_error should say what failed and where: {status}"
+            );
+        }
         if restarts > refused_restarts.last().map_or(0, |r| r.0) {
             refused_restarts.push((restarts, started.elapsed()));
         }
@@ -596,7 +332,7 @@ fn wrong_path_and_credentials_retry_at_the_cap_and_refused_retries_fast() {
             connections.len(),
             restart_count(status)
         );
-        // One attempt at once, then one per cap: 0, 3, 6, 9 s.
+        // One attempt at once, then one per cap: 0, 2, 4 s.
         let expected = (WINDOW.as_secs_f64() / cap.as_secs_f64()).floor() as usize + 1;
         assert!(
             (expected - 1..=expected).contains(&connections.len()),
@@ -633,10 +369,26 @@ fn wrong_path_and_credentials_retry_at_the_cap_and_refused_retries_fast() {
         early >= 4,
         "refused: only {early} restarts in the first {cap:?}"
     );
+    // Even at the shortest delays (half of 0.1, 0.2, 0.4, 0.8 and 1.6 s, then half of
+    // the cap) only nine attempts fit in the window.
     assert!(
-        refused_count <= 12,
+        refused_count <= 10,
         "refused retried {refused_count} times in {WINDOW:?}: no backoff"
     );
+    // The first two delays are at least 50 ms and 100 ms; without backoff a refused
+    // connection is retried within milliseconds.
+    let first_seen = |n: u64| {
+        refused_restarts
+            .iter()
+            .find(|(restarts, _)| *restarts >= n)
+            .map(|(_, at)| *at)
+            .unwrap_or_else(|| panic!("refused: fewer than {n} retries: {refused_restarts:?}"))
+    };
+    let gap = first_seen(3) - first_seen(1);
+    assert!(gap >= Duration::from_millis(120), "no backoff: {gap:?}");
+
+    let stop_took = stop_camera(&daemon, "refused");
+    eprintln!("stop while reconnecting answered in {stop_took:?}");
 }
 
 /// "stalled", not "timeout": each read waits at most what is left of the stall timeout
@@ -713,8 +465,10 @@ fn a_stream_that_never_decodes_is_detected_as_stalled() {
 #[test]
 fn one_failing_camera_of_eight_leaves_the_others_alone() {
     const CAMERAS: usize = 8;
-    const FPS: f64 = 2.0;
-    const WINDOW: Duration = Duration::from_secs(10);
+    // Thirty frames a window: enough that a frame or two late under load stays within
+    // the 80 % bounds below.
+    const FPS: f64 = 5.0;
+    const WINDOW: Duration = Duration::from_secs(6);
     // Distinct ports, then the servers start side by side.
     let listeners: Vec<TcpListener> = (0..CAMERAS)
         .map(|_| TcpListener::bind("127.0.0.1:0").unwrap())
@@ -807,9 +561,11 @@ fn one_failing_camera_of_eight_leaves_the_others_alone() {
 #[test]
 fn a_looped_realtime_file_keeps_its_rate() {
     const FPS: f64 = 2.0;
-    const RUN: Duration = Duration::from_secs(60);
+    // Ten passes of a 2 s clip: about as many loop boundaries, each a chance to lose
+    // time, as a minute of a 5 s clip. The timeline across passes is also unit-tested.
+    const RUN: Duration = Duration::from_secs(20);
     const CHECK_EVERY: Duration = Duration::from_secs(5);
-    let clip = common::h264_small(5);
+    let clip = common::h264_small(2);
     let daemon = Daemon::start();
     let path = common::place(&daemon, &clip);
     start_camera_with(
@@ -824,7 +580,7 @@ fn a_looped_realtime_file_keeps_its_rate() {
     let first_seq: u64 = first.header("x-frame-seq").unwrap().parse().unwrap();
     let first_pts: f64 = first.header("x-frame-pts").unwrap().parse().unwrap();
 
-    // Every 5 s: still one session, and about 10 new frames, across all 12 passes.
+    // Every 5 s: still one session, and about 10 new frames, across all 10 passes.
     let mut previous = frame_count(&started);
     let mut checkpoint = first_seen;
     let mut per_check = Vec::new();
@@ -923,7 +679,13 @@ fn credentials_never_show_in_failures() {
     for (camera, url, _) in &cameras {
         start_camera(&daemon, camera, url);
     }
-    daemon.wait_status("frozen", FRAMES_TIMEOUT, |s| frame_count(s) >= 2);
+    let streaming = daemon.wait_status("frozen", FRAMES_TIMEOUT, |s| frame_count(s) >= 2);
+    assert_eq!(
+        streaming["source"],
+        format!("rtsp://viewer:***@127.0.0.1:{}{STREAM_PATH}", freezing.port),
+        "{streaming}"
+    );
+    assert!(!streaming.to_string().contains(SECRET), "{streaming}");
     freezing.signal("STOP");
 
     for (camera, _, expected) in &cameras {
@@ -939,7 +701,13 @@ fn credentials_never_show_in_failures() {
             failed["source"].as_str().unwrap().contains("viewer:***@"),
             "{camera}: {text}"
         );
+        assert_eq!(failed["status"], "running", "{camera}: {text}");
     }
+    let denied = last_error(&quick_status(&daemon, "denied")).to_owned();
+    assert!(
+        denied.contains("401") || denied.contains("authoriz"),
+        "denied: {denied}"
+    );
     let noise = quick_status(&daemon, "noise");
     assert!(
         noise["source"].as_str().unwrap().ends_with("token=***"),

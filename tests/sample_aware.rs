@@ -6,6 +6,7 @@ mod common;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::thread;
 
 use common::{frame_files, generated_media};
 
@@ -131,39 +132,61 @@ fn run_extract(input: &Path, fps: f64, out: &Path, flags: &[&str]) -> (Vec<Vec<u
     (frames, skipped)
 }
 
+/// Compares the three ways of extracting `clip` at each rate; returns the packets that
+/// sample-aware decoding skipped.
+fn compare_with_full_decoding(name: &str, clip: &Path, work: &Path) -> u64 {
+    let mut skipped_total = 0;
+    for fps in [0.3, 1.0, 2.5, 7.0, 30.0] {
+        let (all, skipped_all) = extract(clip, fps, &work.join("all"), true);
+        let (aware, skipped) = extract(clip, fps, &work.join("aware"), false);
+        // As a live source decodes: each sample leaves the decoder at once.
+        let (prompt, _) = run_extract(clip, fps, &work.join("prompt"), &["--low-latency"]);
+        assert_eq!(
+            skipped_all, 0,
+            "{name} fps {fps}: --decode-all skipped packets"
+        );
+        assert!(!all.is_empty(), "{name} fps {fps}: no frames");
+        assert_eq!(
+            aware.len(),
+            all.len(),
+            "{name} fps {fps}: {} frames sample-aware, {} with full decoding",
+            aware.len(),
+            all.len()
+        );
+        for (k, (a, b)) in aware.iter().zip(&all).enumerate() {
+            assert!(a == b, "{name} fps {fps}: frame {} differs", k + 1);
+        }
+        assert!(
+            prompt == all,
+            "{name} fps {fps}: --low-latency frames differ from full decoding"
+        );
+        skipped_total += skipped;
+    }
+    skipped_total
+}
+
 #[test]
 fn sample_aware_output_equals_full_decoding() {
     let work = tempfile::tempdir().unwrap();
-    let mut total_skipped = 0;
-    for (name, clip) in clips() {
-        for fps in [0.3, 1.0, 2.5, 7.0, 30.0] {
-            let (all, skipped_all) = extract(&clip, fps, &work.path().join("all"), true);
-            let (aware, skipped) = extract(&clip, fps, &work.path().join("aware"), false);
-            // As a live source decodes: each sample leaves the decoder at once.
-            let (prompt, _) =
-                run_extract(&clip, fps, &work.path().join("prompt"), &["--low-latency"]);
-            assert_eq!(
-                skipped_all, 0,
-                "{name} fps {fps}: --decode-all skipped packets"
-            );
-            assert!(!all.is_empty(), "{name} fps {fps}: no frames");
-            assert_eq!(
-                aware.len(),
-                all.len(),
-                "{name} fps {fps}: {} frames sample-aware, {} with full decoding",
-                aware.len(),
-                all.len()
-            );
-            for (k, (a, b)) in aware.iter().zip(&all).enumerate() {
-                assert!(a == b, "{name} fps {fps}: frame {} differs", k + 1);
-            }
-            assert!(
-                prompt == all,
-                "{name} fps {fps}: --low-latency frames differ from full decoding"
-            );
-            total_skipped += skipped;
-        }
-    }
+    // Each extraction is one process on about one core: the clips side by side.
+    let total_skipped: u64 = thread::scope(|scope| {
+        let comparisons: Vec<_> = clips()
+            .into_iter()
+            .enumerate()
+            .map(|(index, (name, clip))| {
+                let work = work.path().join(index.to_string());
+                scope.spawn(move || compare_with_full_decoding(name, &clip, &work))
+            })
+            .collect();
+        comparisons
+            .into_iter()
+            .map(|comparison| {
+                comparison
+                    .join()
+                    .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+            })
+            .sum()
+    });
     // The point of it all: at low rates most packets are never decoded.
     assert!(total_skipped > 1000, "only {total_skipped} packets skipped");
 }

@@ -1,8 +1,12 @@
 //! Shared test harness: the real `video-pipeline` binary on a free port, an HTTP
-//! client, and test media generated at run time with the `ffmpeg` CLI.
+//! client, and test media generated at run time with the `ffmpeg` CLI; the RTSP server
+//! and camera helpers in `rtsp`, hand-written faulty servers in `servers`, and the
+//! MPEG-TS they send in `mpegts`.
 #![allow(dead_code)]
 
+pub mod mpegts;
 pub mod rtsp;
+pub mod servers;
 
 use std::collections::HashMap;
 use std::io::Read;

@@ -1,13 +1,11 @@
-//! A real RTSP server (GStreamer's, driven by `tests/support/rtsp_server.py`), a TCP
-//! server that never answers, and the camera helpers the live-source tests share.
+//! A real RTSP server (GStreamer's, driven by `tests/support/rtsp_server.py`) and the
+//! camera helpers the live-source tests share.
 
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader};
-use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{mpsc, Arc};
+use std::sync::mpsc;
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -159,60 +157,6 @@ impl Drop for RtspServer {
     }
 }
 
-/// A TCP server that accepts connections and never says a word, holding each one open
-/// until dropped: the camera that hangs after the handshake.
-pub struct SilentServer {
-    pub port: u16,
-    accepted: Arc<AtomicUsize>,
-    done: Arc<AtomicBool>,
-    thread: Option<thread::JoinHandle<()>>,
-}
-
-impl SilentServer {
-    pub fn start() -> SilentServer {
-        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-        listener.set_nonblocking(true).unwrap();
-        let port = listener.local_addr().unwrap().port();
-        let accepted = Arc::new(AtomicUsize::new(0));
-        let done = Arc::new(AtomicBool::new(false));
-        let thread = {
-            let accepted = Arc::clone(&accepted);
-            let done = Arc::clone(&done);
-            thread::spawn(move || {
-                let mut held = Vec::new();
-                while !done.load(Ordering::SeqCst) {
-                    match listener.accept() {
-                        Ok((stream, _)) => {
-                            held.push(stream);
-                            accepted.fetch_add(1, Ordering::SeqCst);
-                        }
-                        Err(_) => thread::sleep(Duration::from_millis(20)),
-                    }
-                }
-            })
-        };
-        SilentServer {
-            port,
-            accepted,
-            done,
-            thread: Some(thread),
-        }
-    }
-
-    pub fn accepted(&self) -> usize {
-        self.accepted.load(Ordering::SeqCst)
-    }
-}
-
-impl Drop for SilentServer {
-    fn drop(&mut self) {
-        self.done.store(true, Ordering::SeqCst);
-        if let Some(thread) = self.thread.take() {
-            let _ = thread.join();
-        }
-    }
-}
-
 pub fn start_camera(daemon: &Daemon, camera: &str, url: &str) {
     start_camera_with(daemon, camera, url, &[]);
 }
@@ -265,6 +209,13 @@ pub fn stop_camera(daemon: &Daemon, camera: &str) -> Duration {
         thread::sleep(Duration::from_millis(50));
     }
     took
+}
+
+/// Asserts that `bytes` are a JPEG of the test pattern's size.
+pub fn assert_jpeg_320x240(bytes: &[u8], what: &str) {
+    let image = image::load_from_memory_with_format(bytes, image::ImageFormat::Jpeg)
+        .unwrap_or_else(|e| panic!("{what} is not a JPEG: {e}"));
+    assert_eq!((image.width(), image.height()), (320, 240), "{what}");
 }
 
 pub fn frame_count(status: &Value) -> u64 {

@@ -61,11 +61,10 @@ pub fn extract(
     let mut sampler = Sampler::new(job.fps);
     let mut frames = 0;
     let no_pacing: Option<Pacing<'_, SystemClock>> = None;
-    let mut timeline = Timeline::default();
     let end = pump(
         &mut video,
         &mut sampler,
-        &mut timeline,
+        &Timeline::default(),
         stop,
         no_pacing,
         |sample| {

@@ -22,8 +22,9 @@ pub trait FrameSource {
     /// Starts again from the beginning; timestamps start again from the source's own.
     fn rewind(&mut self) -> Result<(), MediaError>;
 
-    /// Seconds from one source frame to the next.
-    fn frame_interval(&self) -> f64;
+    /// How long the pass through the source read so far lasts: at its end, where a
+    /// looped file's next pass starts.
+    fn pass_length(&self) -> f64;
 
     /// Damaged frames dropped on this connection so far.
     fn damaged_frames(&self) -> u64;
@@ -75,12 +76,12 @@ impl FrameSource for VideoSource {
         VideoSource::rewind(self)
     }
 
-    fn frame_interval(&self) -> f64 {
-        VideoSource::frame_interval(self)
+    fn pass_length(&self) -> f64 {
+        VideoSource::pass_length(self)
     }
 
     fn damaged_frames(&self) -> u64 {
-        self.drops().corrupt
+        VideoSource::damaged_frames(self)
     }
 
     fn hwaccel(&self) -> HwStatus {

@@ -161,8 +161,8 @@ impl FrameSource for FakeSource {
         }
     }
 
-    fn frame_interval(&self) -> f64 {
-        self.interval
+    fn pass_length(&self) -> f64 {
+        self.frames as f64 * self.interval
     }
 
     fn damaged_frames(&self) -> u64 {

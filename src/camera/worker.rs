@@ -234,7 +234,7 @@ fn run_once<O: Opener, C: Clock>(
         let end = pump(
             &mut video,
             &mut sampler,
-            &mut timeline,
+            &timeline,
             stop,
             pacing,
             |sample| {
@@ -245,7 +245,7 @@ fn run_once<O: Opener, C: Clock>(
         );
         match end {
             Ok(PumpEnd::EndOfStream) if settings.looped => {
-                sampler.rebase(timeline.next_pass(video.frame_interval()));
+                sampler.rebase(timeline.next_pass(video.pass_length()));
                 if let Err(e) = video.rewind() {
                     break Err(e.into());
                 }

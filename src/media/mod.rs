@@ -18,7 +18,7 @@ use crate::stop::StopToken;
 
 pub use convert::{range_tables, Converter};
 pub use decode::{
-    DecodedFrame, DropCounts, OpenOptions, VideoSource, DEFAULT_OPEN_TIMEOUT, DEFAULT_READ_TIMEOUT,
+    DecodedFrame, OpenOptions, VideoSource, DEFAULT_OPEN_TIMEOUT, DEFAULT_READ_TIMEOUT,
 };
 
 pub use probe::{probe, StreamSummary, VideoInfo};

@@ -69,15 +69,6 @@ impl Default for OpenOptions {
     }
 }
 
-/// Frames the decoder produced that were not used, by reason.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct DropCounts {
-    /// Flagged as damaged by the decoder, or following damage until the next keyframe.
-    pub corrupt: u64,
-    /// Packets the decoder refused.
-    pub rejected_packets: u64,
-}
-
 /// What the decode loop knows about the frame it just produced.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct DecodedFrame {
@@ -97,7 +88,9 @@ pub struct VideoSource {
     timestamps: Timestamps,
     frame: frame::Video,
     converter: Converter,
-    drops: DropCounts,
+    /// Frames not used because of damage: flagged by the decoder, lost to a decode
+    /// error, or following damage until the next keyframe.
+    damaged: u64,
 }
 
 impl VideoSource {
@@ -145,7 +138,7 @@ impl VideoSource {
             name,
             frame: frame::Video::empty(),
             converter: Converter::default(),
-            drops: DropCounts::default(),
+            damaged: 0,
         })
     }
 
@@ -162,7 +155,7 @@ impl VideoSource {
             match self.slot.receive(&mut self.frame)? {
                 Received::Frame => {
                     if !self.damage.admit(&self.frame) {
-                        self.drops.corrupt += 1;
+                        self.damaged += 1;
                         continue;
                     }
                     self.reader.mark_alive();
@@ -171,10 +164,10 @@ impl VideoSource {
                 Received::Hungry => self.feed_decoder(demand)?,
                 Received::Ended => return Ok(None),
                 Received::Damaged => {
-                    self.drops.corrupt += 1;
+                    self.damaged += 1;
                     self.damage.seen();
                 }
-                Received::Lost => self.drops.corrupt += 1,
+                Received::Lost => self.damaged += 1,
             }
         }
     }
@@ -186,10 +179,7 @@ impl VideoSource {
                 Some(Step::Send(timed)) => match self.slot.send(&timed.packet)? {
                     Fed::Sent => return Ok(()),
                     Fed::Skipped => {}
-                    Fed::Refused => {
-                        self.drops.rejected_packets += 1;
-                        self.damage.seen();
-                    }
+                    Fed::Refused => self.damage.seen(),
                     Fed::Deferred => {
                         self.queue.put_back(Step::Send(timed));
                         return Ok(());
@@ -212,7 +202,7 @@ impl VideoSource {
     /// Reads packets until the planner has decided something (or the input ends).
     fn demux(&mut self, demand: &dyn FrameDemand) -> Result<(), MediaError> {
         while self.queue.is_empty() {
-            match self.reader.read(self.drops.corrupt)? {
+            match self.reader.read(self.damaged)? {
                 Read::Packet(packet) => {
                     let time = self.timestamps.packet_time(packet.pts());
                     self.queue.push(packet, time, demand);
@@ -226,7 +216,7 @@ impl VideoSource {
                     return Ok(());
                 }
                 Read::Damaged => {
-                    self.drops.corrupt += 1;
+                    self.damaged += 1;
                     self.damage.seen();
                 }
             }
@@ -257,15 +247,16 @@ impl VideoSource {
             })
     }
 
-    /// Seconds between frames, from the frame rate the stream states (or a default):
-    /// what a frame without a timestamp is placed after the one before it.
-    pub fn frame_interval(&self) -> f64 {
-        self.timestamps.frame_interval()
+    /// How long the pass through the source read so far lasts: from its first packet
+    /// to a frame after its last, whether they were decoded or not. After the end of a
+    /// looped file, where its next pass starts on the camera's timeline.
+    pub fn pass_length(&self) -> f64 {
+        self.timestamps.pass_length()
     }
 
-    /// Frames and packets not used because of damage, so far.
-    pub fn drops(&self) -> DropCounts {
-        self.drops
+    /// Frames not used because of damage, so far.
+    pub fn damaged_frames(&self) -> u64 {
+        self.damaged
     }
 
     /// The hardware backend decoding now and why it is not the one asked for, when it
@@ -284,7 +275,9 @@ impl VideoSource {
 mod tests {
     use super::*;
     use crate::media::hw::{write_h264_clip, HwBackend};
+    use crate::sampling::sampler::Sampler;
     use crate::sampling::EveryFrame;
+    use crate::sampling::Fps;
     use std::time::Instant;
 
     /// Decodes `video` to its end: the timestamps of its frames.
@@ -306,11 +299,35 @@ mod tests {
             ..OpenOptions::default()
         };
         let mut video = VideoSource::open(&source, &options, &StopToken::new()).unwrap();
-        assert!((video.frame_interval() - 0.04).abs() < 1e-9);
         let first = timestamps(&mut video);
         assert_eq!(first.len(), 30);
+        assert!((video.pass_length() - 1.2).abs() < 1e-9);
         video.rewind().unwrap();
         assert_eq!(timestamps(&mut video), first);
+    }
+
+    #[test]
+    fn a_pass_lasts_to_its_last_packet_even_when_the_end_is_not_decoded() {
+        crate::media::init();
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("gop10.ts");
+        write_h264_clip(&path, 30, 10).unwrap();
+        let source = Source::parse(path.to_str().unwrap(), &[dir.path().to_owned()]).unwrap();
+        let mut video =
+            VideoSource::open(&source, &OpenOptions::default(), &StopToken::new()).unwrap();
+        // One sample every 2 s of a 1.2 s clip: only its first frame is needed.
+        let mut sampler = Sampler::new(Fps::new(0.5).unwrap());
+        let mut decoded = 0;
+        while let Some(frame) = video.next_frame(&sampler).unwrap() {
+            sampler.offer(frame.timestamp);
+            decoded += 1;
+        }
+        assert!(decoded < 30, "{decoded} frames decoded");
+        assert!(
+            (video.pass_length() - 1.2).abs() < 1e-9,
+            "{}",
+            video.pass_length()
+        );
     }
 
     /// A looped file on a "hardware" decoder that fails every frame after its 15th:
@@ -381,6 +398,6 @@ mod tests {
         assert!(*back > fell_back + 5, "{changes:?}");
         assert_eq!(reason, &None);
         assert_eq!(changes[3].1, back + 15, "{changes:?}");
-        assert_eq!(video.drops().corrupt, 6);
+        assert_eq!(video.damaged_frames(), 6);
     }
 }

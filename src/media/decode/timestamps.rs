@@ -19,6 +19,9 @@ pub struct Timestamps {
     duration: Option<f64>,
     /// The last frame's timestamp: a frame without one is placed a frame after it.
     last: Option<f64>,
+    /// The earliest and latest packet times of this pass through the source, decoded
+    /// or not.
+    span: Option<(f64, f64)>,
 }
 
 impl Timestamps {
@@ -44,16 +47,26 @@ impl Timestamps {
             start_time,
             duration,
             last: None,
+            span: None,
         }
     }
 
-    pub fn frame_interval(&self) -> f64 {
-        self.frame_interval
+    /// Seconds at which a packet with `pts` is shown, when it says.
+    pub fn packet_time(&mut self, pts: Option<i64>) -> Option<f64> {
+        let time = pts.map(|pts| pts as f64 * self.time_base)?;
+        let (earliest, latest) = self.span.get_or_insert((time, time));
+        *earliest = earliest.min(time);
+        *latest = latest.max(time);
+        Some(time)
     }
 
-    /// Seconds at which a packet with `pts` is shown, when it says.
-    pub fn packet_time(&self, pts: Option<i64>) -> Option<f64> {
-        pts.map(|pts| pts as f64 * self.time_base)
+    /// How long this pass through the source lasts: from its first packet to one
+    /// frame after its last, whether they were decoded or not (sample-aware decoding
+    /// leaves the end of a file undecoded).
+    pub fn pass_length(&self) -> f64 {
+        self.span.map_or(0.0, |(earliest, latest)| {
+            latest - earliest + self.frame_interval
+        })
     }
 
     /// The next decoded frame, shown at `pts` (or a frame after the last one).
@@ -77,5 +90,6 @@ impl Timestamps {
     /// The source starts again: a frame without a timestamp is at its start again.
     pub fn rewind(&mut self) {
         self.last = None;
+        self.span = None;
     }
 }

@@ -39,6 +39,19 @@ pub struct OwnedYuv420 {
 }
 
 impl OwnedYuv420 {
+    /// A mid-gray picture, for tests that need any picture at all.
+    #[cfg(test)]
+    pub fn gray(width: usize, height: usize) -> OwnedYuv420 {
+        let chroma = width.div_ceil(2) * height.div_ceil(2);
+        OwnedYuv420 {
+            width,
+            height,
+            y: vec![128; width * height],
+            u: vec![128; chroma],
+            v: vec![128; chroma],
+        }
+    }
+
     pub fn view(&self) -> Yuv420<'_> {
         let cw = self.width.div_ceil(2);
         Yuv420 {

@@ -109,7 +109,7 @@ impl Opener for ScriptedOpener {
                 rewinds: 0,
                 clock: self.clock.clone(),
                 stop: stop.clone(),
-                picture: gray_picture(),
+                picture: OwnedYuv420::gray(16, 16),
             }),
         }
     }
@@ -171,16 +171,6 @@ impl FrameSource for FakeSource {
 
     fn hwaccel(&self) -> HwStatus {
         HwStatus::default()
-    }
-}
-
-fn gray_picture() -> OwnedYuv420 {
-    OwnedYuv420 {
-        width: 16,
-        height: 16,
-        y: vec![128; 256],
-        u: vec![128; 64],
-        v: vec![128; 64],
     }
 }
 

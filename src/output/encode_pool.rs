@@ -89,13 +89,7 @@ mod tests {
     use std::sync::mpsc;
 
     fn picture() -> OwnedYuv420 {
-        OwnedYuv420 {
-            width: 16,
-            height: 16,
-            y: vec![128; 256],
-            u: vec![128; 64],
-            v: vec![128; 64],
-        }
+        OwnedYuv420::gray(16, 16)
     }
 
     #[test]

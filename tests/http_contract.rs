@@ -919,3 +919,47 @@ fn without_clear_on_start_numbering_continues() {
         .into_owned();
     assert_eq!(last, format!("frame_{:04}.jpg", first + second));
 }
+
+#[test]
+fn cameras_lists_every_camera_with_its_status_and_filters_by_it() {
+    let daemon = Daemon::start();
+    let media = place(&daemon, clip());
+    let done = [
+        ("camera_id", "b-done"),
+        ("url", media.to_str().unwrap()),
+        ("fps", "5"),
+    ];
+    assert_ok(&daemon.post_form("/decode/", &done), "start b-done");
+    daemon.wait_status("b-done", Duration::from_secs(60), |s| {
+        s["status"] == "completed"
+    });
+    let live = [("camera_id", "a-live"), ("url", &dead_rtsp())];
+    assert_ok(&daemon.post_form("/decode/", &live), "start a-live");
+
+    for path in ["/cameras", "/cameras/"] {
+        let all = assert_ok(&daemon.get(path), path);
+        assert_eq!(all["count"], 2, "{all}");
+        let ids: Vec<&str> = all["cameras"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| c["camera_id"].as_str().unwrap())
+            .collect();
+        assert_eq!(ids, ["a-live", "b-done"], "{all}");
+    }
+    // The same objects as decode/status/ (a finished camera's status no longer moves).
+    let completed = assert_ok(&daemon.get("/cameras/?status=completed"), "completed");
+    assert_eq!(completed["count"], 1, "{completed}");
+    assert_eq!(completed["cameras"][0], daemon.status("b-done"));
+    assert_eq!(completed["cameras"][0]["progress"], 1.0, "{completed}");
+    let running = assert_ok(&daemon.get("/cameras/?status=running"), "running");
+    assert_eq!(running["cameras"][0]["camera_id"], "a-live", "{running}");
+    assert_eq!(running["count"], 1, "{running}");
+    let stopped = assert_ok(&daemon.get("/cameras/?status=stopped"), "stopped");
+    assert_eq!(stopped["count"], 0, "{stopped}");
+    let detail = assert_error(&daemon.get("/cameras/?status=paused"), 400, "paused");
+    assert!(
+        detail.contains("allowed values: running, completed, stopped, error"),
+        "{detail}"
+    );
+}

@@ -20,6 +20,17 @@ pub enum Status {
 }
 
 impl Status {
+    pub const ALL: [Status; 4] = [
+        Status::Running,
+        Status::Completed,
+        Status::Stopped,
+        Status::Error,
+    ];
+
+    pub fn parse(word: &str) -> Option<Status> {
+        Status::ALL.into_iter().find(|s| s.as_str() == word)
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             Status::Running => "running",

@@ -39,6 +39,7 @@ pub fn configure(state: web::Data<AppState>) -> impl FnOnce(&mut web::ServiceCon
                     .configure(both("/decode", || web::post().to(routes::decode)))
                     .configure(both("/decode/status", || web::get().to(routes::status)))
                     .configure(both("/decode/stop", || web::post().to(routes::stop)))
+                    .configure(both("/cameras", || web::get().to(routes::cameras)))
                     .configure(both("/latest-frame", || {
                         web::get().to(routes::latest_frame)
                     }))

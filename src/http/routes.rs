@@ -9,9 +9,9 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use serde_json::json;
 
 use super::forms::{read_form, Form, UploadRules};
-use super::status::{FrameHeaders, StatusReport};
+use super::status::{FrameHeaders, ReportedStatus, StatusReport};
 use super::{ApiError, AppState};
-use crate::camera::{Admission, CameraSettings};
+use crate::camera::{Admission, CameraSettings, Status};
 use crate::media::hw::HwChoice;
 use crate::media::MediaError;
 use crate::sampling::{Fps, Sampling};
@@ -175,6 +175,28 @@ pub async fn status(state: web::Data<AppState>, query: Query) -> Result<HttpResp
         None => StatusReport::not_started(&id),
     };
     Ok(HttpResponse::Ok().json(report))
+}
+
+/// Every camera with its status, by id; `?status=` keeps those with that status.
+pub async fn cameras(state: web::Data<AppState>, query: Query) -> Result<HttpResponse, ApiError> {
+    let wanted = match query.get("status") {
+        None => None,
+        Some(word) => Some(Status::parse(word).ok_or_else(|| {
+            let allowed: Vec<&str> = Status::ALL.iter().map(|s| s.as_str()).collect();
+            ApiError::BadRequest(format!(
+                "Unknown status {word:?}; allowed values: {}",
+                allowed.join(", ")
+            ))
+        })?),
+    };
+    let mut cameras = state.supervisor.registry().all();
+    cameras.sort_by(|a, b| a.id().as_str().cmp(b.id().as_str()));
+    let reports: Vec<StatusReport> = cameras
+        .iter()
+        .map(|camera| StatusReport::of(camera))
+        .filter(|report| wanted.is_none_or(|w| report.status == ReportedStatus::Camera(w)))
+        .collect();
+    Ok(HttpResponse::Ok().json(json!({ "count": reports.len(), "cameras": reports })))
 }
 
 pub async fn stop(

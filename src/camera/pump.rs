@@ -70,12 +70,9 @@ impl Timeline {
         timestamp + self.offset
     }
 
-    /// Starts the next pass after one that lasted `length` seconds; returns how far
-    /// the source's clock now runs behind the camera's, beyond the offset it already
-    /// had (what a sampler must be moved by).
-    pub fn next_pass(&mut self, length: f64) -> f64 {
+    /// Starts the next pass after one that lasted `length` seconds.
+    pub fn next_pass(&mut self, length: f64) {
         self.offset += length;
-        length
     }
 }
 
@@ -131,7 +128,7 @@ mod tests {
     fn passes_follow_each_other() {
         let mut timeline = Timeline::default();
         assert_eq!(timeline.place(1.0), 1.0);
-        assert_eq!(timeline.next_pass(3.0), 3.0);
+        timeline.next_pass(3.0);
         assert_eq!(timeline.place(1.0), 4.0);
         timeline.next_pass(3.0);
         assert_eq!(timeline.place(1.0), 7.0);

@@ -81,11 +81,6 @@ impl Camera {
         self.status() == Status::Running
     }
 
-    /// Frames written so far in this session.
-    pub fn frame_count(&self) -> u64 {
-        self.state().frame_count()
-    }
-
     pub fn latest(&self) -> Option<Arc<LatestFrame>> {
         self.latest
             .lock()

@@ -215,10 +215,6 @@ impl CameraState {
         self.status
     }
 
-    pub fn frame_count(&self) -> u64 {
-        self.frame_count
-    }
-
     pub fn connected(&mut self) -> Option<Change> {
         self.phase = Phase::Streaming;
         Some(Change::Connected)

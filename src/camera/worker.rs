@@ -55,9 +55,10 @@ pub fn run<O: Opener, C: Clock>(
             message: failure.message,
         },
     };
+    let frames = camera.snapshot().frame_count;
     match &outcome {
-        Outcome::Stopped => log::info!("[{id}] stopped after {} frames", camera.frame_count()),
-        Outcome::Completed => log::info!("[{id}] completed: {} frames", camera.frame_count()),
+        Outcome::Stopped => log::info!("[{id}] stopped after {frames} frames"),
+        Outcome::Completed => log::info!("[{id}] completed: {frames} frames"),
         Outcome::Failed { message, .. } => log::error!("[{id}] gave up: {message}"),
     }
     camera.finished(outcome);
@@ -245,7 +246,10 @@ fn run_once<O: Opener, C: Clock>(
         );
         match end {
             Ok(PumpEnd::EndOfStream) if settings.looped => {
-                sampler.rebase(timeline.next_pass(video.pass_length()));
+                // The next pass's timestamps start again: both move back by its length.
+                let length = video.pass_length();
+                timeline.next_pass(length);
+                sampler.rebase(length);
                 if let Err(e) = video.rewind() {
                     break Err(e.into());
                 }

@@ -10,6 +10,7 @@ pub mod events;
 pub mod extract;
 pub mod pump;
 pub mod registry;
+pub mod request;
 pub mod settings;
 pub mod source;
 pub mod state;
@@ -21,6 +22,7 @@ mod tests;
 
 pub use events::{CameraEvent, Change, Events};
 pub use registry::{Admission, Camera, LatestFrame, Registry};
+pub use request::{RequestError, StartRequest, ValidStart};
 pub use settings::CameraSettings;
 pub use state::{CameraSnapshot, DropCounts, DropReason, ErrorKind, LastError, Phase, Status};
 pub use supervisor::Supervisor;

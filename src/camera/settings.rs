@@ -2,6 +2,7 @@
 
 use std::path::PathBuf;
 
+use super::request::StartRequest;
 use crate::media::hw::HwChoice;
 use crate::sampling::{Fps, Sampling};
 use crate::source::{RtspTransport, Source};
@@ -20,6 +21,11 @@ pub struct CameraSettings {
     /// Start a file again at its end (with `realtime`, a simulated live camera).
     pub looped: bool,
     pub sampling: Sampling,
+    /// The request as it was made, to start the camera again after a restart.
+    pub request: StartRequest,
+    /// Continue the folder's numbering instead of clearing it (a session restored after
+    /// a restart).
+    pub resume: bool,
 }
 
 impl CameraSettings {
@@ -35,6 +41,8 @@ impl CameraSettings {
             realtime: false,
             looped: false,
             sampling: Sampling::default(),
+            request: StartRequest::default(),
+            resume: false,
         }
     }
 

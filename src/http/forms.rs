@@ -45,6 +45,11 @@ impl Form {
             .filter(|v| !v.is_empty())
     }
 
+    /// Every field with its value, as sent.
+    pub fn fields(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.fields.iter().map(|(k, v)| (k.as_str(), v.as_str()))
+    }
+
     pub async fn discard_upload(&mut self) {
         if let Some(upload) = self.upload.take() {
             upload.discard().await;

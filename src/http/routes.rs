@@ -11,11 +11,9 @@ use serde_json::json;
 use super::forms::{read_form, Form, UploadRules};
 use super::status::{FrameHeaders, ReportedStatus, StatusReport};
 use super::{ApiError, AppState};
-use crate::camera::{Admission, CameraSettings, Status};
-use crate::media::hw::HwChoice;
+use crate::camera::{Admission, RequestError, StartRequest, Status, ValidStart};
 use crate::media::MediaError;
-use crate::sampling::{Fps, Sampling};
-use crate::source::{CameraId, RtspTransport, Source};
+use crate::source::{CameraId, Source};
 
 type Query = web::Query<HashMap<String, String>>;
 
@@ -80,78 +78,12 @@ async fn start_camera(
     state: &web::Data<AppState>,
     form: &Form,
 ) -> Result<(HttpResponse, bool), ApiError> {
-    let id = camera_id(form.get("camera_id"))?;
-    let fps = parse_fps(form.get("fps"))?;
-    let hwaccel_requested = match form.get("force_format") {
-        None => HwChoice::Auto,
-        Some(word) => HwChoice::parse(word).ok_or_else(|| {
-            ApiError::BadRequest(format!(
-                "Unknown force_format {word:?}; allowed values: {}",
-                HwChoice::allowed_values()
-            ))
-        })?,
-    };
-    let config = state.supervisor.config();
-    let url = form
-        .get("url")
-        .or_else(|| form.get("source"))
-        .map(str::to_owned);
     let upload = form.upload.as_ref().map(|u| u.path.clone());
-    let mut allowed_dirs = config.allowed_input_dirs.clone();
-    allowed_dirs.push(config.upload_folder.clone());
-    let source = web::block(move || match (upload, url) {
-        (Some(path), _) => Source::local(&path, &allowed_dirs),
-        (None, Some(url)) => Source::parse(&url, &allowed_dirs),
-        (None, None) => Err(crate::source::SourceError::FileNotFound(String::new())),
-    })
-    .await?;
-    let source = match source {
-        Ok(source) => source,
-        Err(_)
-            if form.upload.is_none()
-                && form.get("url").or_else(|| form.get("source")).is_none() =>
-        {
-            return Err(ApiError::BadRequest(
-                "Either a file or a URL must be provided.".into(),
-            ))
-        }
-        Err(e) => return Err(ApiError::BadRequest(e.to_string())),
-    };
-
-    let rtsp_transport = match form.get("rtsp_transport") {
-        None => RtspTransport::default(),
-        Some(word) => RtspTransport::parse(word).ok_or_else(|| {
-            ApiError::BadRequest(format!(
-                "Unknown rtsp_transport {word:?}; allowed values: tcp, udp, auto"
-            ))
-        })?,
-    };
-    let sampling = match form.get("sampling") {
-        None => Sampling::default(),
-        Some(word) => Sampling::parse(word).ok_or_else(|| {
-            ApiError::BadRequest(format!(
-                "Unknown sampling {word:?}; allowed values: exact, keyframes, all"
-            ))
-        })?,
-    };
-    let realtime = parse_flag(form.get("realtime"), "realtime")?;
-    let looped = parse_flag(form.get("loop"), "loop")?;
-    if (realtime || looped) && source.is_live() {
-        return Err(ApiError::BadRequest(
-            "realtime and loop apply to file sources only; live sources already run at their own pace".into(),
-        ));
-    }
-
-    let output_folder = config.output_folder.join(id.as_str());
-    let settings = CameraSettings {
-        hwaccel_requested,
-        upload: form.upload.as_ref().map(|u| u.path.clone()),
-        rtsp_transport,
-        realtime,
-        looped,
-        sampling,
-        ..CameraSettings::new(source, fps, output_folder.clone())
-    };
+    let request = StartRequest::from_fields(form.fields(), upload);
+    let supervisor = Arc::clone(&state.supervisor);
+    let valid = web::block(move || request.validate(supervisor.config())).await?;
+    let ValidStart { id, settings } = valid.map_err(request_error)?;
+    let output_folder = settings.output_folder.clone();
     let supervisor = Arc::clone(&state.supervisor);
     let start_id = id.clone();
     let admission = web::block(move || supervisor.start(&start_id, settings)).await?;
@@ -166,6 +98,14 @@ async fn start_camera(
         "status": status,
     });
     Ok((HttpResponse::Ok().json(body), started))
+}
+
+fn request_error(error: RequestError) -> ApiError {
+    match error {
+        RequestError::Missing(field) => ApiError::missing(field),
+        RequestError::WrongType { message, .. } => ApiError::Unprocessable(message),
+        RequestError::Invalid { message, .. } => ApiError::BadRequest(message),
+    }
 }
 
 pub async fn status(state: web::Data<AppState>, query: Query) -> Result<HttpResponse, ApiError> {
@@ -381,41 +321,4 @@ fn parse_flag(value: Option<&str>, name: &str) -> Result<bool, ApiError> {
             ApiError::Unprocessable(format!("{name} must be true or false, not {v:?}"))
         })
     })
-}
-
-/// Not a number: 422; a number out of range: 400.
-fn parse_fps(value: Option<&str>) -> Result<Fps, ApiError> {
-    let Some(value) = value else {
-        return Ok(Fps::DEFAULT);
-    };
-    if value.parse::<f64>().is_err() {
-        return Err(ApiError::Unprocessable(format!(
-            "fps must be a number, not {value:?}"
-        )));
-    }
-    value
-        .parse()
-        .map_err(|e: crate::sampling::FpsError| ApiError::BadRequest(e.to_string()))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn fps_rules() {
-        assert_eq!(parse_fps(None).unwrap().get(), 1.0);
-        assert_eq!(parse_fps(Some("0.2")).unwrap().get(), 0.2);
-        assert_eq!(parse_fps(Some("60")).unwrap().get(), 60.0);
-        assert!(matches!(
-            parse_fps(Some("abc")),
-            Err(ApiError::Unprocessable(_))
-        ));
-        for bad in ["0", "-1", "60.5", "NaN", "inf"] {
-            assert!(
-                matches!(parse_fps(Some(bad)), Err(ApiError::BadRequest(_))),
-                "{bad}"
-            );
-        }
-    }
 }

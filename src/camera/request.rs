@@ -1,0 +1,295 @@
+//! A request to start a camera, in the words callers use: the fields of `decode/`,
+//! a `[[camera]]` table of the config file, or a camera saved in the state file. All
+//! three are checked by the one [`StartRequest::validate`] into the camera's settings,
+//! and a running camera keeps its request so that it can be started again as it was.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+use thiserror::Error;
+
+use super::settings::CameraSettings;
+use crate::config::{parse_bool, Config};
+use crate::media::hw::HwChoice;
+use crate::sampling::{Fps, FpsError, Sampling};
+use crate::source::{CameraId, RtspTransport, Source, SourceError};
+
+/// Every field a start request may carry, in the order they are checked.
+pub const FIELDS: [&str; 9] = [
+    "camera_id",
+    "fps",
+    "force_format",
+    "url",
+    "source",
+    "rtsp_transport",
+    "sampling",
+    "realtime",
+    "loop",
+];
+
+/// Why a request cannot start a camera, with the field it is about.
+#[derive(Debug, Error, PartialEq)]
+pub enum RequestError {
+    #[error("Field required: {0}")]
+    Missing(&'static str),
+    /// A value of the wrong type (`fps=abc`, `loop=maybe`).
+    #[error("{message}")]
+    WrongType {
+        field: &'static str,
+        message: String,
+    },
+    /// A value of the right type that is not allowed.
+    #[error("{message}")]
+    Invalid {
+        field: &'static str,
+        message: String,
+    },
+}
+
+impl RequestError {
+    /// The field the error is about.
+    pub fn field(&self) -> &'static str {
+        match self {
+            RequestError::Missing(field)
+            | RequestError::WrongType { field, .. }
+            | RequestError::Invalid { field, .. } => field,
+        }
+    }
+
+    fn invalid(field: &'static str, message: impl Into<String>) -> RequestError {
+        RequestError::Invalid {
+            field,
+            message: message.into(),
+        }
+    }
+}
+
+/// The fields as given (empty values already dropped), and an uploaded source file.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct StartRequest {
+    pub fields: BTreeMap<String, String>,
+    /// A file stored in the upload folder for this camera; it wins over `url`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub upload: Option<PathBuf>,
+}
+
+/// A request that passed every check.
+#[derive(Debug, Clone)]
+pub struct ValidStart {
+    pub id: CameraId,
+    pub settings: CameraSettings,
+}
+
+impl StartRequest {
+    /// Keeps the known fields with a non-empty value; callers may send others.
+    pub fn from_fields<'a>(
+        fields: impl IntoIterator<Item = (&'a str, &'a str)>,
+        upload: Option<PathBuf>,
+    ) -> StartRequest {
+        let fields = fields
+            .into_iter()
+            .map(|(name, value)| (name, value.trim()))
+            .filter(|(name, value)| FIELDS.contains(name) && !value.is_empty())
+            .map(|(name, value)| (name.to_owned(), value.to_owned()))
+            .collect();
+        StartRequest { fields, upload }
+    }
+
+    fn get(&self, name: &str) -> Option<&str> {
+        self.fields.get(name).map(String::as_str)
+    }
+
+    /// The camera id alone (checked first, and all that `decode/` needs to answer for a
+    /// camera that is already running).
+    pub fn camera_id(&self) -> Result<CameraId, RequestError> {
+        let value = self
+            .get("camera_id")
+            .ok_or(RequestError::Missing("camera_id"))?;
+        CameraId::parse(value).map_err(|e| RequestError::invalid("camera_id", e.to_string()))
+    }
+
+    /// Checks every field, in the documented order, and resolves the source. Touches the
+    /// disk (local sources are resolved): call it off async threads.
+    pub fn validate(&self, config: &Config) -> Result<ValidStart, RequestError> {
+        let id = self.camera_id()?;
+        let fps = parse_fps(self.get("fps"))?;
+        let hwaccel_requested = match self.get("force_format") {
+            None => HwChoice::Auto,
+            Some(word) => HwChoice::parse(word).ok_or_else(|| {
+                RequestError::invalid(
+                    "force_format",
+                    format!(
+                        "Unknown force_format {word:?}; allowed values: {}",
+                        HwChoice::allowed_values()
+                    ),
+                )
+            })?,
+        };
+        let source = self.source(config)?;
+        let rtsp_transport = match self.get("rtsp_transport") {
+            None => RtspTransport::default(),
+            Some(word) => RtspTransport::parse(word).ok_or_else(|| {
+                RequestError::invalid(
+                    "rtsp_transport",
+                    format!("Unknown rtsp_transport {word:?}; allowed values: tcp, udp, auto"),
+                )
+            })?,
+        };
+        let sampling = match self.get("sampling") {
+            None => Sampling::default(),
+            Some(word) => Sampling::parse(word).ok_or_else(|| {
+                RequestError::invalid(
+                    "sampling",
+                    format!("Unknown sampling {word:?}; allowed values: exact, keyframes, all"),
+                )
+            })?,
+        };
+        let realtime = self.flag("realtime")?;
+        let looped = self.flag("loop")?;
+        if (realtime || looped) && source.is_live() {
+            return Err(RequestError::invalid(
+                if realtime { "realtime" } else { "loop" },
+                "realtime and loop apply to file sources only; live sources already run at their own pace",
+            ));
+        }
+        let output_folder = config.output_folder.join(id.as_str());
+        let settings = CameraSettings {
+            hwaccel_requested,
+            upload: self.upload.clone(),
+            rtsp_transport,
+            realtime,
+            looped,
+            sampling,
+            request: self.clone(),
+            ..CameraSettings::new(source, fps, output_folder)
+        };
+        Ok(ValidStart { id, settings })
+    }
+
+    /// The upload, else `url` (alias `source`): a URL, or a local file inside the upload
+    /// folder or `ALLOWED_INPUT_DIRS`.
+    fn source(&self, config: &Config) -> Result<Source, RequestError> {
+        let mut allowed_dirs = config.allowed_input_dirs.clone();
+        allowed_dirs.push(config.upload_folder.clone());
+        let field = if self.get("url").is_some() {
+            "url"
+        } else {
+            "source"
+        };
+        let parsed = match (&self.upload, self.get("url").or_else(|| self.get("source"))) {
+            (Some(path), _) => Source::local(path, &allowed_dirs),
+            (None, Some(url)) => Source::parse(url, &allowed_dirs),
+            (None, None) => {
+                return Err(RequestError::invalid(
+                    "url",
+                    "Either a file or a URL must be provided.",
+                ))
+            }
+        };
+        parsed.map_err(|e: SourceError| RequestError::invalid(field, e.to_string()))
+    }
+
+    /// A yes/no field; absent means no. Any other word is the wrong type.
+    fn flag(&self, name: &'static str) -> Result<bool, RequestError> {
+        self.get(name).map_or(Ok(false), |value| {
+            parse_bool(value).ok_or_else(|| RequestError::WrongType {
+                field: name,
+                message: format!("{name} must be true or false, not {value:?}"),
+            })
+        })
+    }
+}
+
+/// Not a number: the wrong type; a number out of range: invalid.
+fn parse_fps(value: Option<&str>) -> Result<Fps, RequestError> {
+    let Some(value) = value else {
+        return Ok(Fps::DEFAULT);
+    };
+    if value.parse::<f64>().is_err() {
+        return Err(RequestError::WrongType {
+            field: "fps",
+            message: format!("fps must be a number, not {value:?}"),
+        });
+    }
+    value
+        .parse()
+        .map_err(|e: FpsError| RequestError::invalid("fps", e.to_string()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::RawValues;
+
+    fn request(fields: &[(&str, &str)]) -> StartRequest {
+        StartRequest::from_fields(fields.iter().copied(), None)
+    }
+
+    #[test]
+    fn fps_rules() {
+        assert_eq!(parse_fps(None).unwrap().get(), 1.0);
+        assert_eq!(parse_fps(Some("0.2")).unwrap().get(), 0.2);
+        assert_eq!(parse_fps(Some("60")).unwrap().get(), 60.0);
+        assert!(matches!(
+            parse_fps(Some("abc")),
+            Err(RequestError::WrongType { .. })
+        ));
+        for bad in ["0", "-1", "60.5", "NaN", "inf"] {
+            assert!(
+                matches!(parse_fps(Some(bad)), Err(RequestError::Invalid { .. })),
+                "{bad}"
+            );
+        }
+    }
+
+    #[test]
+    fn unknown_and_empty_fields_are_dropped() {
+        let r = request(&[("camera_id", " cam "), ("fps", ""), ("colour", "red")]);
+        assert_eq!(r.fields.len(), 1);
+        assert_eq!(r.camera_id().unwrap().as_str(), "cam");
+    }
+
+    #[test]
+    fn errors_name_their_field() {
+        let config = Config::parse(&RawValues::new()).unwrap();
+        let cases: [(&[(&str, &str)], &str); 6] = [
+            (&[], "camera_id"),
+            (&[("camera_id", "a/b")], "camera_id"),
+            (&[("camera_id", "c"), ("fps", "x")], "fps"),
+            (&[("camera_id", "c")], "url"),
+            (
+                &[
+                    ("camera_id", "c"),
+                    ("url", "rtsp://h/s"),
+                    ("sampling", "most"),
+                ],
+                "sampling",
+            ),
+            (
+                &[("camera_id", "c"), ("url", "rtsp://h/s"), ("loop", "true")],
+                "loop",
+            ),
+        ];
+        for (fields, field) in cases {
+            let error = request(fields).validate(&config).unwrap_err();
+            assert_eq!(error.field(), field, "{fields:?}: {error}");
+        }
+    }
+
+    #[test]
+    fn a_valid_request_keeps_itself_in_the_settings() {
+        let config = Config::parse(&RawValues::new()).unwrap();
+        let r = request(&[
+            ("camera_id", "c"),
+            ("url", "rtsp://h/s"),
+            ("fps", "2.5"),
+            ("rtsp_transport", "udp"),
+        ]);
+        let valid = r.validate(&config).unwrap();
+        assert_eq!(valid.id.as_str(), "c");
+        assert_eq!(valid.settings.fps.get(), 2.5);
+        assert_eq!(valid.settings.rtsp_transport, RtspTransport::Udp);
+        assert_eq!(valid.settings.request, r);
+    }
+}

@@ -10,8 +10,8 @@ use std::time::{Duration, Instant};
 use actix_web::{web, App, HttpServer};
 use clap::{Args, Parser, Subcommand};
 
-use video_pipeline::camera::{extract, Registry, Supervisor};
-use video_pipeline::config::{self, Config, RawValues};
+use video_pipeline::camera::{extract, Registry, Supervisor, ValidStart};
+use video_pipeline::config::{self, Config, ConfigFile, RawValues};
 use video_pipeline::media::hw::HwChoice;
 use video_pipeline::sampling::{Fps, Sampling};
 use video_pipeline::source::Source;
@@ -77,39 +77,92 @@ enum Command {
     },
 }
 
-/// Flags that override the environment variable of the same meaning.
-#[derive(Args, Default)]
+/// The `serve` flags: one per setting of [`config::SETTINGS`], each overriding the
+/// variable of the same name, made from the table so that `--help` lists them all.
+#[derive(Default)]
 struct ServeArgs {
-    #[arg(long)]
-    host: Option<String>,
-    #[arg(long)]
-    port: Option<String>,
-    #[arg(long)]
-    output_folder: Option<String>,
-    #[arg(long)]
-    upload_folder: Option<String>,
-    #[arg(long)]
-    allowed_input_dirs: Option<String>,
-    #[arg(long)]
-    jpeg_quality: Option<String>,
+    values: Vec<(&'static str, String)>,
 }
 
 impl ServeArgs {
     fn apply(self, raw: &mut RawValues) {
-        let flags = [
-            ("HOST", self.host),
-            ("PORT", self.port),
-            ("OUTPUT_FOLDER", self.output_folder),
-            ("UPLOAD_FOLDER", self.upload_folder),
-            ("ALLOWED_INPUT_DIRS", self.allowed_input_dirs),
-            ("JPEG_QUALITY", self.jpeg_quality),
-        ];
-        for (name, value) in flags {
-            if let Some(value) = value.filter(|v| !v.trim().is_empty()) {
+        for (name, value) in self.values {
+            if !value.trim().is_empty() {
                 raw.insert(name, value);
             }
         }
     }
+
+    fn value(&self, name: &str) -> Option<&str> {
+        self.values
+            .iter()
+            .find(|(n, v)| *n == name && !v.trim().is_empty())
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+impl clap::FromArgMatches for ServeArgs {
+    fn from_arg_matches(matches: &clap::ArgMatches) -> Result<Self, clap::Error> {
+        let mut args = ServeArgs::default();
+        args.update_from_arg_matches(matches)?;
+        Ok(args)
+    }
+
+    fn update_from_arg_matches(&mut self, matches: &clap::ArgMatches) -> Result<(), clap::Error> {
+        for setting in config::SETTINGS.iter().filter(|s| s.flag.is_some()) {
+            if let Some(value) = matches.get_one::<String>(setting.name) {
+                self.values.push((setting.name, value.clone()));
+            }
+        }
+        Ok(())
+    }
+}
+
+impl Args for ServeArgs {
+    fn augment_args(command: clap::Command) -> clap::Command {
+        let command = command.after_help(environment_only_help());
+        config::SETTINGS.iter().fold(command, |command, setting| {
+            let Some(flag) = setting.flag else {
+                return command;
+            };
+            let default = if setting.default.is_empty() {
+                String::new()
+            } else {
+                format!(" [default: {}]", setting.default)
+            };
+            command.arg(
+                clap::Arg::new(setting.name)
+                    .long(flag)
+                    .value_name("VALUE")
+                    .help(format!(
+                        "{} [env: {}]{default}",
+                        setting.meaning, setting.name
+                    )),
+            )
+        })
+    }
+
+    fn augment_args_for_update(command: clap::Command) -> clap::Command {
+        ServeArgs::augment_args(command)
+    }
+}
+
+/// The settings that have no flag, for the end of `--help`.
+fn environment_only_help() -> String {
+    let mut help = String::from("Read from the environment only:\n");
+    for setting in config::SETTINGS.iter().filter(|s| s.flag.is_none()) {
+        let default = if setting.default.is_empty() {
+            String::new()
+        } else {
+            format!(" [default: {}]", setting.default)
+        };
+        help.push_str(&format!(
+            "  {}  {}{default}\n",
+            setting.name, setting.meaning
+        ));
+    }
+    help.push_str("Precedence: flags, then the environment, then CONFIG_FILE, then the defaults.");
+    help
 }
 
 fn main() -> ExitCode {
@@ -145,12 +198,32 @@ fn main() -> ExitCode {
 
 fn serve(args: ServeArgs) -> ExitCode {
     video_pipeline::memory::limit_arenas();
-    let mut raw = config::raw_from_env();
+    let env = config::raw_from_env();
+    let file_path = args
+        .value("CONFIG_FILE")
+        .or(env.get("CONFIG_FILE").map(String::as_str))
+        .map(PathBuf::from);
+    let file = match file_path.as_deref().map(ConfigFile::read).transpose() {
+        Ok(file) => file.unwrap_or_default(),
+        Err(e) => {
+            eprintln!("video-pipeline: {e}");
+            return ExitCode::from(EXIT_CONFIG);
+        }
+    };
+    let mut raw = file.values.clone();
+    raw.extend(env);
     args.apply(&mut raw);
     let config = match Config::load(&raw) {
         Ok(config) => Arc::new(config),
         Err(e) => {
-            eprintln!("video-pipeline: {e}");
+            eprintln!("video-pipeline: {}", located(&e, &file, &raw));
+            return ExitCode::from(EXIT_CONFIG);
+        }
+    };
+    let boot_cameras = match validate_file_cameras(&file, &config) {
+        Ok(cameras) => cameras,
+        Err(message) => {
+            eprintln!("video-pipeline: {message}");
             return ExitCode::from(EXIT_CONFIG);
         }
     };
@@ -168,6 +241,10 @@ fn serve(args: ServeArgs) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    for ValidStart { id, settings } in boot_cameras {
+        log::info!("[{id}] starting from the config file");
+        supervisor.start(&id, settings);
+    }
     if let Err(e) = video_pipeline::memory::spawn_periodic_trim() {
         log::warn!("cannot start the memory trim thread: {e}");
     }
@@ -208,6 +285,40 @@ fn serve(args: ServeArgs) -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// A configuration error, with the file and line when the value came from the file.
+fn located(error: &config::ConfigError, file: &ConfigFile, raw: &RawValues) -> String {
+    let name = error.variable();
+    let from_file = file
+        .values
+        .get(name)
+        .is_some_and(|v| raw.get(name) == Some(v));
+    match file.lines.get(name) {
+        Some(line) if from_file => format!("{}:{line}: {error}", file.path.display()),
+        _ => error.to_string(),
+    }
+}
+
+/// The file's cameras, each checked as `decode/` would check it.
+fn validate_file_cameras(file: &ConfigFile, config: &Config) -> Result<Vec<ValidStart>, String> {
+    file.cameras
+        .iter()
+        .map(|camera| {
+            camera.request.validate(config).map_err(|e| {
+                let id = camera
+                    .request
+                    .fields
+                    .get("camera_id")
+                    .map_or("", String::as_str);
+                format!(
+                    "{}:{}: camera {id:?}: {e}",
+                    file.path.display(),
+                    camera.line_of(e.field())
+                )
+            })
+        })
+        .collect()
 }
 
 fn parse_hwaccel(value: &str) -> Result<HwChoice, String> {

@@ -9,6 +9,10 @@ use std::time::Duration;
 
 use thiserror::Error;
 
+mod file;
+
+pub use file::{ConfigFile, FileCamera, FileError};
+
 use crate::media::hw::{
     HwChoice, DEFAULT_CUDA_DEVICE, DEFAULT_HW_ACCEL_OPTIONS, DEFAULT_HW_RETRY, DEFAULT_VAAPI_DEVICE,
 };
@@ -30,6 +34,9 @@ pub const DEFAULT_MAX_RESTARTS: u32 = 0;
 pub const DEFAULT_MAX_UPLOAD_MB: u64 = 4096;
 pub const DEFAULT_ENCODE_QUEUE_FRAMES: usize = 64;
 pub const DEFAULT_CLEAR_ON_START: bool = true;
+pub const DEFAULT_STATE_FILE: &str = "./data/state.json";
+/// The value of `STATE_FILE` that turns saving off.
+pub const STATE_FILE_OFF: &str = "off";
 
 /// A configuration value that cannot be used. The message names the variable and what
 /// it accepts, so one line is enough to fix it.
@@ -57,6 +64,8 @@ pub struct Config {
     pub output_folder: PathBuf,
     pub upload_folder: PathBuf,
     pub allowed_input_dirs: Vec<PathBuf>,
+    /// Where the running cameras are saved; `None`: nowhere.
+    pub state_file: Option<PathBuf>,
     pub hw_accel_options: Vec<HwChoice>,
     pub jpeg_quality: u8,
     pub stale_frame: Duration,
@@ -82,45 +91,124 @@ pub struct Config {
     pub hw_retry: Duration,
 }
 
-/// Where raw values come from: the process environment, overridden by flags.
+/// Raw values by variable name: from the config file, the environment and flags,
+/// each overriding the one before.
 pub type RawValues = HashMap<&'static str, String>;
 
-/// Every variable the daemon reads.
-pub const VARIABLES: [&str; 25] = [
-    "HOST",
-    "PORT",
-    "OUTPUT_FOLDER",
-    "UPLOAD_FOLDER",
-    "ALLOWED_INPUT_DIRS",
-    "HW_ACCEL_OPTIONS",
-    "JPEG_QUALITY",
-    "STALE_FRAME_SECONDS",
-    "PROBE_TIMEOUT_SECONDS",
-    "OPEN_TIMEOUT_SECONDS",
-    "READ_TIMEOUT_SECONDS",
-    "STALL_TIMEOUT_SECONDS",
-    "RECONNECT_INITIAL_SECONDS",
-    "RECONNECT_MAX_SECONDS",
-    "MAX_RESTARTS",
-    "MAX_UPLOAD_MB",
-    "CLEAR_ON_START",
-    "DECODE_THREADS",
-    "ENCODE_QUEUE_FRAMES",
-    "VAAPI_DEVICE",
-    "CUDA_DEVICE",
-    "HW_RETRY_SECONDS",
-    "FFMPEG_PATH",
-    "FFPROBE_PATH",
-    "RUST_LOG",
+/// One setting of the daemon: its variable, its `serve` flag, its default as written in
+/// a value, and what it does. `--help` and the table in docs/operations.md are made
+/// from this list, and a test checks that each default reads as the real one.
+#[derive(Debug)]
+pub struct Setting {
+    pub name: &'static str,
+    /// `None`: read from the environment only.
+    pub flag: Option<&'static str>,
+    /// `""`: none.
+    pub default: &'static str,
+    pub meaning: &'static str,
+}
+
+const fn setting(
+    name: &'static str,
+    flag: Option<&'static str>,
+    default: &'static str,
+    meaning: &'static str,
+) -> Setting {
+    Setting {
+        name,
+        flag,
+        default,
+        meaning,
+    }
+}
+
+/// Every setting the daemon reads.
+pub const SETTINGS: [Setting; 27] = [
+    setting("CONFIG_FILE", Some("config-file"), "",
+        "a TOML file with settings (lowercase names) and [[camera]] tables started at boot; flags and the environment override it"),
+    setting("HOST", Some("host"), DEFAULT_HOST, "the IP address to listen on"),
+    setting("PORT", Some("port"), "8002", "the port to listen on, 1..65535"),
+    setting("OUTPUT_FOLDER", Some("output-folder"), DEFAULT_OUTPUT_FOLDER,
+        "where each camera's frame folder is made; created if missing, must be writable"),
+    setting("UPLOAD_FOLDER", Some("upload-folder"), DEFAULT_UPLOAD_FOLDER,
+        "where uploads are stored; created if missing, must be writable; local sources may come from here"),
+    setting("ALLOWED_INPUT_DIRS", Some("allowed-input-dirs"), "",
+        "colon-separated directories that local-path sources may come from, after resolving .. and symlinks"),
+    setting("STATE_FILE", Some("state-file"), DEFAULT_STATE_FILE,
+        "where the running cameras are saved, to be resumed after a restart; off: not saved"),
+    setting("JPEG_QUALITY", Some("jpeg-quality"), "90", "JPEG quality, 1..100"),
+    setting("HW_ACCEL_OPTIONS", Some("hw-accel-options"), "cuda,qsv,vaapi,none",
+        "the order force_format=auto tries, up to its first none; a JSON list or comma-separated"),
+    setting("STALE_FRAME_SECONDS", Some("stale-frame-seconds"), "60",
+        "latest-frame/ answers 404 for a live camera whose newest frame is older"),
+    setting("PROBE_TIMEOUT_SECONDS", Some("probe-timeout-seconds"), "10",
+        "the limit of video-info/ and video-info-url/ (504 past it)"),
+    setting("OPEN_TIMEOUT_SECONDS", Some("open-timeout-seconds"), "10",
+        "opening a source, including reading its stream information"),
+    setting("READ_TIMEOUT_SECONDS", Some("read-timeout-seconds"), "10", "each packet read"),
+    setting("STALL_TIMEOUT_SECONDS", Some("stall-timeout-seconds"), "10",
+        "a live source that yields no video frame this long (even while packets arrive) is reconnected"),
+    setting("RECONNECT_INITIAL_SECONDS", Some("reconnect-initial-seconds"), "0.5",
+        "the first reconnection delay; it doubles per failure"),
+    setting("RECONNECT_MAX_SECONDS", Some("reconnect-max-seconds"), "30",
+        "the cap of the reconnection delay; not below the initial delay"),
+    setting("MAX_RESTARTS", Some("max-restarts"), "0",
+        "consecutive failed attempts before a live camera gives up with error; 0: never"),
+    setting("MAX_UPLOAD_MB", Some("max-upload-mb"), "4096",
+        "the largest upload, 1..1048576 MiB; larger ones get 413 and are deleted"),
+    setting("CLEAR_ON_START", Some("clear-on-start"), "true",
+        "true: a new session deletes the camera's frames and numbers from 1; false: keeps them and continues the numbering"),
+    setting("DECODE_THREADS", Some("decode-threads"), "auto",
+        "decoder threads per camera, 1..64; auto: the cores shared among the running cameras"),
+    setting("ENCODE_QUEUE_FRAMES", Some("encode-queue-frames"), "64",
+        "frames waiting for the JPEG threads, all cameras together, 1..4096; past it a frame is dropped (queue_full)"),
+    setting("VAAPI_DEVICE", Some("vaapi-device"), DEFAULT_VAAPI_DEVICE,
+        "the DRM render node for vaapi and qsv; an absolute path"),
+    setting("CUDA_DEVICE", Some("cuda-device"), DEFAULT_CUDA_DEVICE, "the GPU index for cuda, 0..63"),
+    setting("HW_RETRY_SECONDS", Some("hw-retry-seconds"), "300",
+        "after a fall back to software, hardware is tried again this much later"),
+    setting("RUST_LOG", None, "info", "the log filter, in env_logger's syntax"),
+    setting("FFMPEG_PATH", None, "", "accepted for compatibility and ignored: decoding runs in-process"),
+    setting("FFPROBE_PATH", None, "", "accepted for compatibility and ignored: decoding runs in-process"),
 ];
+
+impl Setting {
+    /// A setting by variable name.
+    pub fn named(name: &str) -> Option<&'static Setting> {
+        SETTINGS.iter().find(|s| s.name == name)
+    }
+
+    /// The key of this setting in the config file.
+    pub fn file_key(&self) -> String {
+        self.name.to_ascii_lowercase()
+    }
+}
+
+/// The settings as a Markdown table, as docs/operations.md shows them.
+pub fn settings_table() -> String {
+    let mut table = String::from("| variable | flag | default | meaning |\n|---|---|---|---|\n");
+    for s in &SETTINGS {
+        let flag = s.flag.map_or(String::new(), |f| format!("`--{f}`"));
+        let default = if s.default.is_empty() {
+            String::new()
+        } else {
+            format!("`{}`", s.default)
+        };
+        table.push_str(&format!(
+            "| `{}` | {flag} | {default} | {} |\n",
+            s.name, s.meaning
+        ));
+    }
+    table
+}
 
 /// Reads every known variable from the process environment. Empty values count as unset.
 pub fn raw_from_env() -> RawValues {
-    VARIABLES
+    SETTINGS
         .iter()
-        .filter_map(|&name| {
-            let value = std::env::var(name).ok()?;
-            (!value.trim().is_empty()).then_some((name, value))
+        .filter_map(|setting| {
+            let value = std::env::var(setting.name).ok()?;
+            (!value.trim().is_empty()).then_some((setting.name, value))
         })
         .collect()
 }
@@ -151,6 +239,11 @@ impl Config {
                         .collect()
                 })
                 .unwrap_or_default(),
+            state_file: match get("STATE_FILE") {
+                None => Some(PathBuf::from(DEFAULT_STATE_FILE)),
+                Some(v) if v.eq_ignore_ascii_case(STATE_FILE_OFF) => None,
+                Some(v) => Some(PathBuf::from(v)),
+            },
             hw_accel_options: match get("HW_ACCEL_OPTIONS") {
                 None => DEFAULT_HW_ACCEL_OPTIONS.to_vec(),
                 Some(v) => parse_hw_list(v).ok_or_else(|| {
@@ -282,7 +375,24 @@ impl Config {
         }
         ensure_writable_dir("OUTPUT_FOLDER", &config.output_folder)?;
         ensure_writable_dir("UPLOAD_FOLDER", &config.upload_folder)?;
+        if let Some(folder) = config.state_file.as_deref().and_then(Path::parent) {
+            let folder = if folder.as_os_str().is_empty() {
+                Path::new(".")
+            } else {
+                folder
+            };
+            ensure_writable_dir("STATE_FILE", folder)?;
+        }
         Ok(config)
+    }
+}
+
+impl ConfigError {
+    /// The variable the error is about.
+    pub fn variable(&self) -> &'static str {
+        match self {
+            ConfigError::Invalid { name, .. } | ConfigError::NotWritable { name, .. } => name,
+        }
     }
 }
 
@@ -381,6 +491,45 @@ mod tests {
         assert_eq!(config.jpeg_quality, 90);
         assert_eq!(config.hw_accel_options.len(), 4);
         assert!(config.clear_on_start);
+    }
+
+    #[test]
+    fn each_default_as_written_reads_as_the_default() {
+        let defaults = format!("{:?}", Config::parse(&RawValues::new()).unwrap());
+        for setting in SETTINGS.iter().filter(|s| !s.default.is_empty()) {
+            let written = Config::parse(&raw(&[(setting.name, setting.default)]))
+                .unwrap_or_else(|e| panic!("{}: {e}", setting.name));
+            assert_eq!(format!("{written:?}"), defaults, "{}", setting.name);
+        }
+    }
+
+    #[test]
+    fn flags_are_the_variable_names() {
+        for setting in &SETTINGS {
+            if let Some(flag) = setting.flag {
+                assert_eq!(flag, setting.name.to_ascii_lowercase().replace('_', "-"));
+            }
+        }
+    }
+
+    #[test]
+    fn the_operations_guide_lists_every_setting() {
+        let guide = include_str!("../../docs/operations.md");
+        assert!(
+            guide.contains(&settings_table()),
+            "docs/operations.md must contain config::settings_table() as generated:\n{}",
+            settings_table()
+        );
+    }
+
+    #[test]
+    fn state_file_can_be_turned_off() {
+        assert_eq!(
+            Config::parse(&RawValues::new()).unwrap().state_file,
+            Some(PathBuf::from("./data/state.json"))
+        );
+        let off = Config::parse(&raw(&[("STATE_FILE", "off")])).unwrap();
+        assert_eq!(off.state_file, None);
     }
 
     #[test]

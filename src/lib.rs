@@ -12,6 +12,7 @@ pub mod picture;
 pub mod sampling;
 pub mod source;
 pub mod stop;
+pub mod uploads;
 
 /// The build's version: `VIDEO_PIPELINE_VERSION` at build time, else `git describe`,
 /// else the package version.

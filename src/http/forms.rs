@@ -210,7 +210,7 @@ async fn store_upload(
     filename: &str,
     rules: &UploadRules<'_>,
 ) -> Result<Option<Upload>, ApiError> {
-    let path = rules.folder.join(upload_name(filename));
+    let path = rules.folder.join(crate::uploads::file_name(filename));
     let mut file = tokio::fs::File::create(&path)
         .await
         .map_err(|e| storage_error(&path, e))?;
@@ -257,45 +257,6 @@ fn storage_error(path: &Path, error: std::io::Error) -> ApiError {
     }
 }
 
-/// A unique, harmless file name that keeps the caller's extension (demuxers use it).
-fn upload_name(original: &str) -> String {
-    let base = Path::new(original)
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let clean: String = base
-        .chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_') {
-                c
-            } else {
-                '_'
-            }
-        })
-        .collect();
-    let clean = clean.trim_start_matches('.');
-    let tail: String = clean
-        .chars()
-        .rev()
-        .take(80)
-        .collect::<Vec<_>>()
-        .into_iter()
-        .rev()
-        .collect();
-    format!(
-        "{}-{:08x}-{}",
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_millis()),
-        rand::random::<u32>(),
-        if tail.is_empty() {
-            "upload".to_owned()
-        } else {
-            tail
-        }
-    )
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -315,15 +276,5 @@ mod tests {
         let fields = parse_urlencoded(b"camera_id=cam%201&fps=0.5").unwrap();
         assert_eq!(fields["camera_id"], "cam 1");
         assert_eq!(fields["fps"], "0.5");
-    }
-
-    #[test]
-    fn upload_names_are_harmless() {
-        let name = upload_name("../../etc/passwd");
-        assert!(name.ends_with("-passwd"), "{name}");
-        assert!(!name.contains('/'));
-        assert!(upload_name("").ends_with("-upload"));
-        assert!(upload_name("a b.mp4").ends_with("-a_b.mp4"));
-        assert!(upload_name(".hidden.mp4").ends_with("-hidden.mp4"));
     }
 }

@@ -241,10 +241,12 @@ fn serve(args: ServeArgs) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    let from_file: Vec<_> = boot_cameras.iter().map(|c| c.id.clone()).collect();
     for ValidStart { id, settings } in boot_cameras {
         log::info!("[{id}] starting from the config file");
         supervisor.start(&id, settings);
     }
+    supervisor.restore(&from_file);
     if let Err(e) = video_pipeline::memory::spawn_periodic_trim() {
         log::warn!("cannot start the memory trim thread: {e}");
     }

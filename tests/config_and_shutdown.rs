@@ -30,6 +30,7 @@ fn run_with(env: &[(&str, &str)], args: &[&str]) -> (i32, String) {
         .env("PORT", free_port().to_string())
         .env("OUTPUT_FOLDER", dir.path().join("frames"))
         .env("UPLOAD_FOLDER", dir.path().join("videos"))
+        .env("STATE_FILE", dir.path().join("state.json"))
         .envs(env.iter().copied())
         .args(args)
         .stdin(Stdio::null())

@@ -8,7 +8,9 @@ use std::time::{Duration, Instant};
 
 use super::backoff::Backoff;
 use super::clock::SystemClock;
+use super::events::Change;
 use super::registry::{Admission, Registry};
+use super::saved::StateFile;
 use super::settings::CameraSettings;
 use super::source::LibavOpener;
 use super::state::Outcome;
@@ -28,6 +30,8 @@ pub struct Supervisor {
     hw: HwPolicy,
     /// The last hardware probe; held locked while probing, so it runs once at a time.
     hardware: Mutex<Option<Arc<HwReport>>>,
+    /// Where the running cameras are saved (`STATE_FILE`), if anywhere.
+    saved: Option<Arc<StateFile>>,
 }
 
 impl Supervisor {
@@ -40,6 +44,13 @@ impl Supervisor {
             cuda: config.cuda_device.clone(),
         };
         let hw = HwPolicy::new(config.hw_accel_options.clone(), devices, config.hw_retry);
+        let saved = config
+            .state_file
+            .clone()
+            .map(|path| Arc::new(StateFile::new(path)));
+        if let Some(saved) = &saved {
+            save_when_sessions_end(Arc::clone(&registry), Arc::clone(saved))?;
+        }
         Ok(Supervisor {
             registry,
             config,
@@ -47,7 +58,53 @@ impl Supervisor {
             threads: Mutex::new(HashMap::new()),
             hw,
             hardware: Mutex::new(None),
+            saved,
         })
+    }
+
+    /// Starts the cameras saved in `STATE_FILE` by the last run, each checked again as
+    /// a new request and continuing its folder's numbering; `except` are started from
+    /// the config file already. Then removes the uploads that no camera uses.
+    pub fn restore(&self, except: &[CameraId]) {
+        let Some(saved) = &self.saved else {
+            return;
+        };
+        for request in saved.load() {
+            let valid = request.validate(&self.config);
+            let id = request.fields.get("camera_id").map_or("?", String::as_str);
+            match valid {
+                Ok(valid) if except.contains(&valid.id) => log::info!(
+                    "[{id}] saved in STATE_FILE but started from the config file instead"
+                ),
+                Ok(mut valid) => {
+                    valid.settings.resume = true;
+                    log::info!("[{id}] resuming after a restart");
+                    self.start(&valid.id, valid.settings);
+                }
+                Err(e) => log::error!("[{id}] cannot be resumed after a restart: {e}"),
+            }
+        }
+        self.save_running();
+        let sources: Vec<_> = self
+            .registry
+            .all()
+            .iter()
+            .filter(|c| c.is_running())
+            .filter_map(|c| match &c.settings().source {
+                Source::File(path) => Some(path.clone()),
+                Source::Url(_) => None,
+            })
+            .collect();
+        let removed = crate::uploads::remove_unused(&self.config.upload_folder, &sources);
+        if removed > 0 {
+            log::info!("removed {removed} uploads that no running camera uses");
+        }
+    }
+
+    fn save_running(&self) {
+        if let Some(saved) = &self.saved {
+            saved.save_running(&self.registry);
+        }
     }
 
     pub fn config(&self) -> &Config {
@@ -86,8 +143,9 @@ impl Supervisor {
             },
             stall_timeout: config.stall_timeout,
         };
+        let resume = camera.settings().resume;
         let options = WorkerOptions {
-            clear_on_start: config.clear_on_start,
+            clear_on_start: config.clear_on_start && !resume,
             backoff: Backoff::new(config.reconnect_initial, config.reconnect_max),
             max_restarts: config.max_restarts,
         };
@@ -116,6 +174,8 @@ impl Supervisor {
                 message: format!("could not start a thread: {e}"),
             }),
         }
+        drop(threads);
+        self.save_running();
         admission
     }
 
@@ -143,6 +203,7 @@ impl Supervisor {
             Some(camera) if camera.is_running() => {
                 camera.request_stop();
                 log::info!("[{id}] stop requested");
+                self.save_running();
                 true
             }
             _ => false,
@@ -151,6 +212,9 @@ impl Supervisor {
 
     /// Stops every worker and waits up to `grace` for their threads to end.
     pub fn shutdown(&self, grace: Duration) {
+        if let Some(saved) = &self.saved {
+            saved.freeze();
+        }
         for camera in self.registry.all() {
             camera.request_stop();
         }
@@ -190,4 +254,26 @@ impl Supervisor {
         let mut cached = self.hardware.lock().unwrap_or_else(|e| e.into_inner());
         Arc::clone(cached.insert(Arc::new(self.hw.probe())))
     }
+}
+
+/// Keeps the state file true when a session ends by itself (a file completes, a camera
+/// gives up), on a thread of its own that listens to the cameras' events.
+fn save_when_sessions_end(registry: Arc<Registry>, saved: Arc<StateFile>) -> std::io::Result<()> {
+    let mut events = registry.events().subscribe();
+    thread::Builder::new()
+        .name("state-file".into())
+        .spawn(move || loop {
+            match events.blocking_recv() {
+                Ok(event) if matches!(event.change, Change::Finished { .. }) => {
+                    saved.save_running(&registry);
+                }
+                Ok(_) => {}
+                // Missed events may have included an end: look again.
+                Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {
+                    saved.save_running(&registry);
+                }
+                Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
+            }
+        })
+        .map(drop)
 }

@@ -40,6 +40,9 @@ pub struct Daemon {
     /// A directory listed in ALLOWED_INPUT_DIRS.
     pub media: PathBuf,
     pub log: PathBuf,
+    pub state_file: PathBuf,
+    /// The extra environment, for restarts.
+    env: Vec<(String, String)>,
 }
 
 impl Daemon {
@@ -55,41 +58,66 @@ impl Daemon {
         let media = dir.path().join("media");
         std::fs::create_dir_all(&media).unwrap();
         let log = dir.path().join("daemon.log");
-        let port = free_port();
-        let mut command = Command::new(binary());
-        command
-            .env_clear()
-            .env("PATH", std::env::var("PATH").unwrap_or_default())
-            .env("HOST", "127.0.0.1")
-            .env("PORT", port.to_string())
-            .env("OUTPUT_FOLDER", &output)
-            .env("UPLOAD_FOLDER", &uploads)
-            .env("ALLOWED_INPUT_DIRS", &media)
-            .env("RUST_LOG", "info")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(&log).unwrap());
-        for (k, v) in env {
-            command.env(k, v);
-        }
-        let child = command.spawn().expect("start video-pipeline");
-        let daemon = Daemon {
-            child,
-            port,
+        let env = env
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        let mut daemon = Daemon {
+            child: Command::new("true").spawn().unwrap(),
+            port: free_port(),
+            state_file: dir.path().join("state.json"),
             dir,
             output,
             uploads,
             media,
             log,
+            env,
         };
+        daemon.spawn();
+        daemon
+    }
+
+    /// Kills the daemon with SIGKILL (no clean-up of any kind) and starts it again on
+    /// the same folders and state file, logging to a new file.
+    pub fn kill_and_restart(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        self.log = self.dir.path().join(format!(
+            "daemon-{}.log",
+            std::fs::read_dir(self.dir.path()).unwrap().count()
+        ));
+        self.port = free_port();
+        self.spawn();
+    }
+
+    fn spawn(&mut self) {
+        let mut command = Command::new(binary());
+        command
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env("HOST", "127.0.0.1")
+            .env("PORT", self.port.to_string())
+            .env("OUTPUT_FOLDER", &self.output)
+            .env("UPLOAD_FOLDER", &self.uploads)
+            .env("ALLOWED_INPUT_DIRS", &self.media)
+            .env("STATE_FILE", &self.state_file)
+            .env("RUST_LOG", "info")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&self.log).unwrap());
+        for (k, v) in &self.env {
+            command.env(k, v);
+        }
+        let _ = self.child.wait();
+        self.child = command.spawn().expect("start video-pipeline");
         let deadline = Instant::now() + Duration::from_secs(20);
         while Instant::now() < deadline {
-            if daemon.try_get("/health").is_ok() {
-                return daemon;
+            if self.try_get("/health").is_ok() {
+                return;
             }
             std::thread::sleep(Duration::from_millis(50));
         }
-        panic!("daemon did not answer: {}", daemon.log_text());
+        panic!("daemon did not answer: {}", self.log_text());
     }
 
     pub fn url(&self, path: &str) -> String {

@@ -242,8 +242,11 @@ fn serve(args: ServeArgs) -> ExitCode {
         }
     };
     let from_file: Vec<_> = boot_cameras.iter().map(|c| c.id.clone()).collect();
-    for ValidStart { id, settings } in boot_cameras {
+    for ValidStart { id, mut settings } in boot_cameras {
         log::info!("[{id}] starting from the config file");
+        settings.from_config_file = true;
+        // A boot is not a new session of the camera: its numbering goes on.
+        settings.resume = true;
         supervisor.start(&id, settings);
     }
     supervisor.restore(&from_file);

@@ -103,7 +103,7 @@ impl StateFile {
         let mut running: Vec<(String, StartRequest)> = registry
             .all()
             .into_iter()
-            .filter(|camera| camera.is_running())
+            .filter(|camera| camera.is_running() && !camera.settings().from_config_file)
             .map(|camera| {
                 let id = camera.id().to_string();
                 (id, camera.settings().request.clone())

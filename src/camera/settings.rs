@@ -26,6 +26,9 @@ pub struct CameraSettings {
     /// Continue the folder's numbering instead of clearing it (a session restored after
     /// a restart).
     pub resume: bool,
+    /// Started from the config file, which starts it at every boot: not saved in the
+    /// state file, so that a camera taken out of the file does not come back.
+    pub from_config_file: bool,
 }
 
 impl CameraSettings {
@@ -43,6 +46,7 @@ impl CameraSettings {
             sampling: Sampling::default(),
             request: StartRequest::default(),
             resume: false,
+            from_config_file: false,
         }
     }
 

@@ -12,6 +12,8 @@ use thiserror::Error;
 use crate::media::hw::{
     HwChoice, DEFAULT_CUDA_DEVICE, DEFAULT_HW_ACCEL_OPTIONS, DEFAULT_HW_RETRY, DEFAULT_VAAPI_DEVICE,
 };
+use crate::output::disk_guard::MinFree;
+use crate::output::retention::{MAX_AGE_LIMIT_SECONDS, MAX_FRAMES_LIMIT};
 
 pub const DEFAULT_HOST: &str = "0.0.0.0";
 pub const DEFAULT_PORT: u16 = 8002;
@@ -30,6 +32,13 @@ pub const DEFAULT_MAX_RESTARTS: u32 = 0;
 pub const DEFAULT_MAX_UPLOAD_MB: u64 = 4096;
 pub const DEFAULT_ENCODE_QUEUE_FRAMES: usize = 64;
 pub const DEFAULT_CLEAR_ON_START: bool = true;
+/// Frames kept per camera for sources that never end (live, looped); files keep all.
+pub const DEFAULT_MAX_FRAMES_PER_CAMERA: u64 = 1000;
+/// 0: off.
+pub const DEFAULT_MAX_FRAME_AGE_SECONDS: f64 = 0.0;
+/// 0: off.
+pub const DEFAULT_STOPPED_FOLDER_TTL_SECONDS: f64 = 0.0;
+pub const DEFAULT_MIN_FREE_DISK: MinFree = MinFree::Bytes(1 << 30);
 
 /// A configuration value that cannot be used. The message names the variable and what
 /// it accepts, so one line is enough to fix it.
@@ -80,13 +89,21 @@ pub struct Config {
     pub cuda_device: String,
     /// After a fall back to software, hardware is tried again this much later.
     pub hw_retry: Duration,
+    /// `None`: unset, [`DEFAULT_MAX_FRAMES_PER_CAMERA`] for endless sources and all
+    /// frames of files; `Some(0)`: all frames of every camera.
+    pub max_frames_per_camera: Option<u64>,
+    pub max_frame_age: Option<Duration>,
+    /// A finished session's folder is removed, and the camera forgotten, this long
+    /// after it ended.
+    pub stopped_folder_ttl: Option<Duration>,
+    pub min_free_disk: MinFree,
 }
 
 /// Where raw values come from: the process environment, overridden by flags.
 pub type RawValues = HashMap<&'static str, String>;
 
 /// Every variable the daemon reads.
-pub const VARIABLES: [&str; 25] = [
+pub const VARIABLES: [&str; 29] = [
     "HOST",
     "PORT",
     "OUTPUT_FOLDER",
@@ -109,6 +126,10 @@ pub const VARIABLES: [&str; 25] = [
     "VAAPI_DEVICE",
     "CUDA_DEVICE",
     "HW_RETRY_SECONDS",
+    "MAX_FRAMES_PER_CAMERA",
+    "MAX_FRAME_AGE_SECONDS",
+    "STOPPED_FOLDER_TTL_SECONDS",
+    "MIN_FREE_DISK",
     "FFMPEG_PATH",
     "FFPROBE_PATH",
     "RUST_LOG",
@@ -261,6 +282,41 @@ impl Config {
                 "HW_RETRY_SECONDS",
                 DEFAULT_HW_RETRY.as_secs(),
             )?,
+            max_frames_per_camera: match get("MAX_FRAMES_PER_CAMERA") {
+                None => None,
+                Some(v) => Some(
+                    v.parse::<u64>()
+                        .ok()
+                        .filter(|n| *n <= MAX_FRAMES_LIMIT)
+                        .ok_or_else(|| {
+                            invalid(
+                                "MAX_FRAMES_PER_CAMERA",
+                                v,
+                                "a whole number 0..100000000 (0: keep all)",
+                            )
+                        })?,
+                ),
+            },
+            max_frame_age: off_or_seconds(
+                get("MAX_FRAME_AGE_SECONDS"),
+                "MAX_FRAME_AGE_SECONDS",
+                DEFAULT_MAX_FRAME_AGE_SECONDS,
+            )?,
+            stopped_folder_ttl: off_or_seconds(
+                get("STOPPED_FOLDER_TTL_SECONDS"),
+                "STOPPED_FOLDER_TTL_SECONDS",
+                DEFAULT_STOPPED_FOLDER_TTL_SECONDS,
+            )?,
+            min_free_disk: match get("MIN_FREE_DISK") {
+                None => DEFAULT_MIN_FREE_DISK,
+                Some(v) => parse_min_free(v).ok_or_else(|| {
+                    invalid(
+                        "MIN_FREE_DISK",
+                        v,
+                        "a size such as 1GiB, 500MB or 1073741824, or a share of the disk such as 5% (0: off)",
+                    )
+                })?,
+            },
             clear_on_start: match get("CLEAR_ON_START") {
                 None => DEFAULT_CLEAR_ON_START,
                 Some(v) => {
@@ -327,6 +383,62 @@ fn fractional_seconds(
         None => Ok(Duration::from_secs_f64(default)),
         Some(v) => seconds(Some(v), name, 0),
     }
+}
+
+/// A retention time: seconds up to ten years, 0 for off.
+fn off_or_seconds(
+    value: Option<&str>,
+    name: &'static str,
+    default: f64,
+) -> Result<Option<Duration>, ConfigError> {
+    let seconds = match value {
+        None => default,
+        Some(v) => v
+            .parse::<f64>()
+            .ok()
+            .filter(|s| (0.0..=MAX_AGE_LIMIT_SECONDS).contains(s))
+            .ok_or_else(|| invalid(name, v, "a number of seconds 0..315360000 (0: off)"))?,
+    };
+    Ok((seconds > 0.0).then(|| Duration::from_secs_f64(seconds)))
+}
+
+/// `5%` of the filesystem (below 100), or a size.
+fn parse_min_free(value: &str) -> Option<MinFree> {
+    match value.strip_suffix('%') {
+        Some(percent) => percent
+            .trim()
+            .parse::<f64>()
+            .ok()
+            .filter(|p| (0.0..100.0).contains(p))
+            .map(MinFree::Percent),
+        None => parse_size(value).map(MinFree::Bytes),
+    }
+}
+
+/// A size in bytes: plain (`1048576`), decimal (`500MB`: 500 x 1000²) or binary
+/// (`2GiB`: 2 x 1024³) units, case-insensitive, fractions allowed (`1.5GB`).
+pub fn parse_size(value: &str) -> Option<u64> {
+    let value = value.trim();
+    let split = value
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(value.len());
+    let (number, unit) = value.split_at(split);
+    let number: f64 = number.parse().ok()?;
+    let unit = unit.trim().to_ascii_lowercase();
+    let scale: f64 = match unit.as_str() {
+        "" | "b" => 1.0,
+        "kb" => 1e3,
+        "mb" => 1e6,
+        "gb" => 1e9,
+        "tb" => 1e12,
+        "kib" => 1024.0,
+        "mib" => 1024.0 * 1024.0,
+        "gib" => 1024.0 * 1024.0 * 1024.0,
+        "tib" => 1024.0 * 1024.0 * 1024.0 * 1024.0,
+        _ => return None,
+    };
+    let bytes = (number * scale).round();
+    (bytes.is_finite() && bytes < u64::MAX as f64).then_some(bytes as u64)
 }
 
 /// Accepts the common spellings of a boolean.
@@ -404,6 +516,17 @@ mod tests {
             ("CUDA_DEVICE", "gpu0"),
             ("CUDA_DEVICE", "64"),
             ("HW_RETRY_SECONDS", "0"),
+            ("MAX_FRAMES_PER_CAMERA", "-1"),
+            ("MAX_FRAMES_PER_CAMERA", "1.5"),
+            ("MAX_FRAMES_PER_CAMERA", "100000001"),
+            ("MAX_FRAME_AGE_SECONDS", "-5"),
+            ("MAX_FRAME_AGE_SECONDS", "forever"),
+            ("STOPPED_FOLDER_TTL_SECONDS", "NaN"),
+            ("STOPPED_FOLDER_TTL_SECONDS", "1e12"),
+            ("MIN_FREE_DISK", "lots"),
+            ("MIN_FREE_DISK", "5 parsecs"),
+            ("MIN_FREE_DISK", "100%"),
+            ("MIN_FREE_DISK", "-1GB"),
         ] {
             let err = Config::parse(&raw(&[(name, value)])).unwrap_err();
             assert!(err.to_string().contains(name), "{err}");
@@ -425,6 +548,47 @@ mod tests {
         assert_eq!(set.vaapi_device, "/dev/dri/renderD129");
         assert_eq!(set.cuda_device, "1");
         assert_eq!(set.hw_retry, Duration::from_millis(2500));
+    }
+
+    #[test]
+    fn retention_and_disk_defaults_and_overrides() {
+        let defaults = Config::parse(&RawValues::new()).unwrap();
+        assert_eq!(defaults.max_frames_per_camera, None);
+        assert_eq!(defaults.max_frame_age, None);
+        assert_eq!(defaults.stopped_folder_ttl, None);
+        assert_eq!(defaults.min_free_disk, MinFree::Bytes(1024 * 1024 * 1024));
+        let set = Config::parse(&raw(&[
+            ("MAX_FRAMES_PER_CAMERA", "0"),
+            ("MAX_FRAME_AGE_SECONDS", "3600"),
+            ("STOPPED_FOLDER_TTL_SECONDS", "0.5"),
+            ("MIN_FREE_DISK", "5%"),
+        ]))
+        .unwrap();
+        assert_eq!(set.max_frames_per_camera, Some(0));
+        assert_eq!(set.max_frame_age, Some(Duration::from_secs(3600)));
+        assert_eq!(set.stopped_folder_ttl, Some(Duration::from_millis(500)));
+        assert_eq!(set.min_free_disk, MinFree::Percent(5.0));
+        let off = Config::parse(&raw(&[
+            ("MAX_FRAME_AGE_SECONDS", "0"),
+            ("MIN_FREE_DISK", "0"),
+        ]))
+        .unwrap();
+        assert_eq!(off.max_frame_age, None);
+        assert_eq!(off.min_free_disk, MinFree::Bytes(0));
+    }
+
+    #[test]
+    fn sizes_in_plain_decimal_and_binary_units() {
+        assert_eq!(parse_size("1048576"), Some(1 << 20));
+        assert_eq!(parse_size("500MB"), Some(500_000_000));
+        assert_eq!(parse_size("500 mb"), Some(500_000_000));
+        assert_eq!(parse_size("2GiB"), Some(2 << 30));
+        assert_eq!(parse_size("1.5KiB"), Some(1536));
+        assert_eq!(parse_size("7b"), Some(7));
+        assert_eq!(parse_size("3TB"), Some(3_000_000_000_000));
+        for bad in ["", "GiB", "1.2.3MB", "-1", "5 XB", "1e3", "99999999999TiB"] {
+            assert_eq!(parse_size(bad), None, "{bad}");
+        }
     }
 
     #[test]

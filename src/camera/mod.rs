@@ -10,6 +10,7 @@ pub mod events;
 pub mod extract;
 pub mod pump;
 pub mod registry;
+pub mod retention;
 pub mod settings;
 pub mod source;
 pub mod state;

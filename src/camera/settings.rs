@@ -1,8 +1,10 @@
 //! What a caller asked for when starting a camera: fixed for the session.
 
 use std::path::PathBuf;
+use std::time::Duration;
 
 use crate::media::hw::HwChoice;
+use crate::output::retention::Limits;
 use crate::sampling::{Fps, Sampling};
 use crate::source::{RtspTransport, Source};
 
@@ -20,6 +22,10 @@ pub struct CameraSettings {
     /// Start a file again at its end (with `realtime`, a simulated live camera).
     pub looped: bool,
     pub sampling: Sampling,
+    /// The most numbered frames kept in the folder; 0: all.
+    pub max_frames: u64,
+    /// Frames older than this are deleted; `None`: no age limit.
+    pub max_age: Option<Duration>,
 }
 
 impl CameraSettings {
@@ -35,6 +41,16 @@ impl CameraSettings {
             realtime: false,
             looped: false,
             sampling: Sampling::default(),
+            max_frames: 0,
+            max_age: None,
+        }
+    }
+
+    /// What retention keeps of the folder.
+    pub fn limits(&self) -> Limits {
+        Limits {
+            max_frames: self.max_frames,
+            max_age: self.max_age,
         }
     }
 

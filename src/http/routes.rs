@@ -14,6 +14,7 @@ use super::{ApiError, AppState};
 use crate::camera::{Admission, CameraSettings, Status};
 use crate::media::hw::HwChoice;
 use crate::media::MediaError;
+use crate::output::retention::{MAX_AGE_LIMIT_SECONDS, MAX_FRAMES_LIMIT};
 use crate::sampling::{Fps, Sampling};
 use crate::source::{CameraId, RtspTransport, Source};
 
@@ -142,6 +143,21 @@ async fn start_camera(
         ));
     }
 
+    let max_frames = match parse_max_frames(form.get("max_frames"))? {
+        Some(max) => max,
+        None => config.max_frames_per_camera.unwrap_or_else(|| {
+            if looped || source.is_live() {
+                crate::config::DEFAULT_MAX_FRAMES_PER_CAMERA
+            } else {
+                0
+            }
+        }),
+    };
+    let max_age = match parse_max_age(form.get("max_age_seconds"))? {
+        Some(seconds) => (seconds > 0.0).then(|| Duration::from_secs_f64(seconds)),
+        None => config.max_frame_age,
+    };
+
     let output_folder = config.output_folder.join(id.as_str());
     let settings = CameraSettings {
         hwaccel_requested,
@@ -150,6 +166,8 @@ async fn start_camera(
         realtime,
         looped,
         sampling,
+        max_frames,
+        max_age,
         ..CameraSettings::new(source, fps, output_folder.clone())
     };
     let supervisor = Arc::clone(&state.supervisor);
@@ -398,9 +416,77 @@ fn parse_fps(value: Option<&str>) -> Result<Fps, ApiError> {
         .map_err(|e: crate::sampling::FpsError| ApiError::BadRequest(e.to_string()))
 }
 
+/// `max_frames`: not a number 422; not a whole number 0..100000000, 400.
+fn parse_max_frames(value: Option<&str>) -> Result<Option<u64>, ApiError> {
+    let Some(value) = value.map(str::trim) else {
+        return Ok(None);
+    };
+    if value.parse::<f64>().is_err() {
+        return Err(ApiError::Unprocessable(format!(
+            "max_frames must be a number, not {value:?}"
+        )));
+    }
+    value
+        .parse::<u64>()
+        .ok()
+        .filter(|n| *n <= MAX_FRAMES_LIMIT)
+        .map(Some)
+        .ok_or_else(|| {
+            ApiError::BadRequest(format!(
+                "invalid max_frames {value} (expected a whole number 0..{MAX_FRAMES_LIMIT}; 0: keep all)"
+            ))
+        })
+}
+
+/// `max_age_seconds`: not a number 422; outside 0..315360000 seconds, 400.
+fn parse_max_age(value: Option<&str>) -> Result<Option<f64>, ApiError> {
+    let Some(value) = value.map(str::trim) else {
+        return Ok(None);
+    };
+    let seconds = value.parse::<f64>().map_err(|_| {
+        ApiError::Unprocessable(format!("max_age_seconds must be a number, not {value:?}"))
+    })?;
+    if !(0.0..=MAX_AGE_LIMIT_SECONDS).contains(&seconds) {
+        return Err(ApiError::BadRequest(format!(
+            "invalid max_age_seconds {value} (expected seconds 0..{MAX_AGE_LIMIT_SECONDS}; 0: no age limit)"
+        )));
+    }
+    Ok(Some(seconds))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn retention_field_rules() {
+        assert_eq!(parse_max_frames(None).unwrap(), None);
+        assert_eq!(parse_max_frames(Some("0")).unwrap(), Some(0));
+        assert_eq!(parse_max_frames(Some(" 500 ")).unwrap(), Some(500));
+        assert!(matches!(
+            parse_max_frames(Some("many")),
+            Err(ApiError::Unprocessable(_))
+        ));
+        for bad in ["-1", "1.5", "100000001", "NaN", "inf"] {
+            assert!(
+                matches!(parse_max_frames(Some(bad)), Err(ApiError::BadRequest(_))),
+                "{bad}"
+            );
+        }
+        assert_eq!(parse_max_age(None).unwrap(), None);
+        assert_eq!(parse_max_age(Some("0")).unwrap(), Some(0.0));
+        assert_eq!(parse_max_age(Some("1.5")).unwrap(), Some(1.5));
+        assert!(matches!(
+            parse_max_age(Some("an hour")),
+            Err(ApiError::Unprocessable(_))
+        ));
+        for bad in ["-1", "NaN", "inf", "1e12"] {
+            assert!(
+                matches!(parse_max_age(Some(bad)), Err(ApiError::BadRequest(_))),
+                "{bad}"
+            );
+        }
+    }
 
     #[test]
     fn fps_rules() {

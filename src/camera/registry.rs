@@ -392,8 +392,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let registry = Registry::new();
         let id = CameraId::parse("cam").unwrap();
-        let Admission::Started(old) = registry.admit(&id, settings(), HwStatus::default())
-        else {
+        let Admission::Started(old) = registry.admit(&id, settings(), HwStatus::default()) else {
             panic!("not started");
         };
         let store = Arc::new(FrameStore::open_with_ledger(dir.path(), true).unwrap());

@@ -268,7 +268,10 @@ mod tests {
         gate.write_refused();
         assert_eq!(guard.update(&gate, space(90), now), None);
         assert!(gate.is_paused());
-        assert_eq!(guard.update(&gate, space(90), now), Some(GuardChange::Resumed));
+        assert_eq!(
+            guard.update(&gate, space(90), now),
+            Some(GuardChange::Resumed)
+        );
     }
 
     #[test]

@@ -62,7 +62,9 @@ pub fn over_limits(
 ) -> usize {
     let by_count = match limits.max_frames {
         0 => 0,
-        max => frames.len().saturating_sub(usize::try_from(max).unwrap_or(usize::MAX)),
+        max => frames
+            .len()
+            .saturating_sub(usize::try_from(max).unwrap_or(usize::MAX)),
     };
     let by_age = limits.max_age.map_or(0, |max_age| {
         frames.iter().take_while(|f| f.age(now) > max_age).count()

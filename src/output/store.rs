@@ -163,10 +163,7 @@ impl FrameStore {
     }
 
     /// Reads the ledger, oldest first, with the newest frame number; `None` without one.
-    pub fn with_ledger<R>(
-        &self,
-        read: impl FnOnce(&VecDeque<StoredFrame>, u64) -> R,
-    ) -> Option<R> {
+    pub fn with_ledger<R>(&self, read: impl FnOnce(&VecDeque<StoredFrame>, u64) -> R) -> Option<R> {
         let newest = self.newest();
         Some(read(&lock(self.ledger.as_ref()?), newest))
     }
@@ -409,7 +406,13 @@ mod tests {
         // A reader deleted frame 2 itself: it counts as gone all the same.
         fs::remove_file(cam.join("frame_0002.jpg")).unwrap();
         let deleted = store.delete_oldest(2);
-        assert_eq!(deleted, Deleted { frames: 2, bytes: 8 });
+        assert_eq!(
+            deleted,
+            Deleted {
+                frames: 2,
+                bytes: 8
+            }
+        );
         assert_eq!(numbers(&store), [3, 4]);
         assert!(!cam.join("frame_0001.jpg").exists());
         assert!(cam.join("frame_0003.jpg").exists());

@@ -328,3 +328,36 @@ fn a_write_refused_for_lack_of_space_pauses_without_leaving_partial_files() {
     }
     assert_resumed(&daemon, &paused, &folder);
 }
+
+#[test]
+fn a_finished_camera_is_forgotten_with_its_folder_after_the_ttl() {
+    const TTL: Duration = Duration::from_secs(1);
+    let daemon = Daemon::start_with(&[("STOPPED_FOLDER_TTL_SECONDS", "1")]);
+    let clip = common::place(&daemon, &common::h264_small(2));
+    let clip = clip.to_str().unwrap();
+    let completed = |s: &Value| s["status"] == "completed" && s["finished_at"].is_string();
+    for camera in ["done", "again"] {
+        start_camera_with(&daemon, camera, clip, &[]);
+        daemon.wait_status(camera, FRAMES_TIMEOUT, completed);
+    }
+    let ended = Instant::now();
+    // `again` starts a new, endless session before its first one's time runs out.
+    let live = [("fps", "5"), ("realtime", "true"), ("loop", "true")];
+    start_camera_with(&daemon, "again", clip, &live);
+
+    let gone = daemon.wait_status("done", TTL * 5, |s| s["status"] == "not_started");
+    assert!(ended.elapsed() >= TTL, "forgotten too early: {gone}");
+    assert!(!daemon.camera_dir("done").exists());
+    assert!(!daemon.get("/cameras/").json()["cameras"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|c| c["camera_id"] == "done"));
+    let again = daemon.wait_status("again", FRAMES_TIMEOUT, |s| frame_count(s) >= 3);
+    assert_eq!(again["status"], "running", "{again}");
+    assert!(daemon.camera_dir("again").join("latest.jpg").exists());
+
+    daemon.post_form("/decode/stop/", &[("camera_id", "again")]);
+    daemon.wait_status("again", TTL * 5, |s| s["status"] == "not_started");
+    assert!(!daemon.camera_dir("again").exists());
+}

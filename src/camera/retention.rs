@@ -247,3 +247,134 @@ fn set_aside(folder: &Path, aside: &Path) -> bool {
     }
     true
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::camera::registry::Admission;
+    use crate::camera::settings::CameraSettings;
+    use crate::camera::state::Outcome;
+    use crate::camera::HwStatus;
+    use crate::sampling::Fps;
+    use crate::source::{CameraId, Source};
+
+    const TTL: Duration = Duration::from_secs(60);
+
+    struct Fixture {
+        registry: Arc<Registry>,
+        retention: Retention,
+        dir: tempfile::TempDir,
+    }
+
+    impl Fixture {
+        fn new() -> Fixture {
+            let dir = tempfile::tempdir().unwrap();
+            let registry = Arc::new(Registry::new());
+            let retention = Retention {
+                registry: Arc::clone(&registry),
+                gate: Arc::new(WriteGate::new()),
+                guard: DiskGuard::new(MinFree::Bytes(0)),
+                options: RetentionOptions {
+                    output_folder: dir.path().to_owned(),
+                    min_free: MinFree::Bytes(0),
+                    stopped_folder_ttl: Some(TTL),
+                },
+                pause_message: None,
+                space_unknown: false,
+            };
+            Fixture {
+                registry,
+                retention,
+                dir,
+            }
+        }
+
+        /// A live camera `id` with `frames` frames written through its store.
+        fn camera(&self, id: &str, max_frames: u64, frames: u64) -> Arc<Camera> {
+            let id = CameraId::parse(id).unwrap();
+            let folder = self.dir.path().join(id.as_str());
+            let settings = CameraSettings {
+                max_frames,
+                ..CameraSettings::new(Source::Url("rtsp://h/s".into()), Fps::DEFAULT, folder)
+            };
+            let Admission::Started(camera) =
+                self.registry.admit(&id, settings, HwStatus::default())
+            else {
+                panic!("not started");
+            };
+            let store = FrameStore::open_with_ledger(&camera.settings().output_folder, true);
+            let store = Arc::new(store.unwrap());
+            for _ in 0..frames {
+                store.write(b"jpeg").unwrap();
+            }
+            camera.attach_store(store);
+            camera
+        }
+    }
+
+    fn numbers(folder: &Path) -> Vec<u64> {
+        let mut numbers: Vec<u64> = fs::read_dir(folder)
+            .unwrap()
+            .filter_map(|e| {
+                let name = e.unwrap().file_name().into_string().unwrap();
+                name.strip_prefix("frame_")?
+                    .strip_suffix(".jpg")?
+                    .parse()
+                    .ok()
+            })
+            .collect();
+        numbers.sort();
+        numbers
+    }
+
+    #[test]
+    fn a_pass_trims_each_camera_to_its_limit() {
+        let mut fixture = Fixture::new();
+        let kept = fixture.camera("kept", 3, 10);
+        let all = fixture.camera("all", 0, 10);
+        // Just written: within the grace, nothing goes.
+        fixture.retention.pass(SystemTime::now());
+        assert_eq!(numbers(&kept.settings().output_folder).len(), 10);
+        fixture
+            .retention
+            .pass(SystemTime::now() + Duration::from_secs(5));
+        assert_eq!(numbers(&kept.settings().output_folder), [8, 9, 10]);
+        assert!(kept.settings().output_folder.join("latest.jpg").exists());
+        assert_eq!(kept.snapshot().frames_deleted, 7);
+        assert_eq!(numbers(&all.settings().output_folder).len(), 10);
+        assert_eq!(all.snapshot().frames_deleted, 0);
+    }
+
+    #[test]
+    fn a_long_finished_camera_is_forgotten_with_its_folder() {
+        let mut fixture = Fixture::new();
+        let done = fixture.camera("done", 0, 2);
+        let running = fixture.camera("running", 0, 2);
+        done.finished(Outcome::Stopped);
+        let folder = done.settings().output_folder.clone();
+        // Not yet past the time to live.
+        fixture.retention.pass(SystemTime::now() + TTL / 2);
+        assert!(fixture.registry.get(done.id()).is_some());
+        assert!(folder.exists());
+        fixture.retention.pass(SystemTime::now() + TTL * 2);
+        assert!(fixture.registry.get(done.id()).is_none());
+        assert!(!folder.exists());
+        assert!(!fixture.dir.path().join(".done.removing").exists());
+        // A running camera stays, however old.
+        assert!(fixture.registry.get(running.id()).is_some());
+        assert!(running.settings().output_folder.exists());
+    }
+
+    #[test]
+    fn a_new_session_of_the_same_camera_keeps_its_folder() {
+        let mut fixture = Fixture::new();
+        let old = fixture.camera("cam", 0, 2);
+        old.finished(Outcome::Stopped);
+        // A new session admitted before the old one's time ran out.
+        let new = fixture.camera("cam", 0, 1);
+        fixture.retention.pass(SystemTime::now() + TTL * 2);
+        let current = fixture.registry.get(new.id()).unwrap();
+        assert!(Arc::ptr_eq(&current, &new));
+        assert_eq!(numbers(&new.settings().output_folder), [1]);
+    }
+}

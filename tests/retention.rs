@@ -163,9 +163,15 @@ impl Tmpfs {
             .expect("the mount command");
         if !output.status.success() {
             let error = String::from_utf8_lossy(&output.stderr).trim().to_owned();
-            let forbidden = ["permission denied", "not permitted", "superuser", "eperm"]
-                .iter()
-                .any(|word| error.to_ascii_lowercase().contains(word));
+            let forbidden = [
+                "permission denied",
+                "not permitted",
+                "superuser",
+                "only root",
+                "eperm",
+            ]
+            .iter()
+            .any(|word| error.to_ascii_lowercase().contains(word));
             assert!(forbidden, "mount -t tmpfs failed: {error}");
             eprintln!("skipped: cannot mount tmpfs here ({error})");
             return None;
@@ -360,4 +366,30 @@ fn a_finished_camera_is_forgotten_with_its_folder_after_the_ttl() {
     daemon.post_form("/decode/stop/", &[("camera_id", "again")]);
     daemon.wait_status("again", TTL * 5, |s| s["status"] == "not_started");
     assert!(!daemon.camera_dir("again").exists());
+}
+
+#[test]
+fn retention_fields_are_validated() {
+    let daemon = Daemon::start();
+    let clip = common::place(&daemon, &common::h264_small(2));
+    let clip = clip.to_str().unwrap();
+    for (field, value, code) in [
+        ("max_frames", "many", 422),
+        ("max_frames", "-1", 400),
+        ("max_frames", "2.5", 400),
+        ("max_age_seconds", "an hour", 422),
+        ("max_age_seconds", "-5", 400),
+    ] {
+        let fields = [("camera_id", "bad"), ("url", clip), (field, value)];
+        for reply in daemon.post_all_encodings("/decode/", &fields) {
+            assert_eq!(reply.status, code, "{field}={value}: {}", reply.detail());
+            assert!(reply.detail().contains(field), "{}", reply.detail());
+        }
+    }
+    assert_eq!(daemon.status("bad")["status"], "not_started");
+    // A file keeps all its frames unless told otherwise.
+    start_camera_with(&daemon, "file", clip, &[]);
+    let status = daemon.wait_status("file", FRAMES_TIMEOUT, |s| s["status"] == "completed");
+    assert_eq!(status["max_frames"], 0, "{status}");
+    assert!(status.get("max_age_seconds").is_none(), "{status}");
 }

@@ -202,8 +202,9 @@ fn reconnect_loop<O: Opener, C: Clock>(
 /// How one connection went.
 struct Attempt {
     end: Result<PumpEnd, PipelineError>,
-    /// Frames handed to the encoders (counted here, not when written, so that a
-    /// connection's frames count for it even while they are still being encoded).
+    /// Frames handed to the encoders, or held back only by a disk pause (counted
+    /// here, not when written, so that a connection's frames count for it even while
+    /// they are still being encoded, and a full disk is not a failing source).
     queued: u64,
 }
 

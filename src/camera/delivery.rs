@@ -1,6 +1,8 @@
 //! Where a camera's sampled frames go: numbered, queued for the JPEG threads, written
-//! to the frame folder and published as the newest frame.
+//! to the frame folder and published as the newest frame; or, while the disk guard
+//! pauses writing, counted as dropped.
 
+use std::io;
 use std::sync::Arc;
 use std::time::SystemTime;
 
@@ -10,6 +12,7 @@ use crossbeam_channel::Sender;
 use super::pump::Sample;
 use super::registry::{Camera, LatestFrame};
 use super::state::DropReason;
+use crate::output::disk_guard::WriteGate;
 use crate::output::encode_pool::{EncodeJob, EncodePool};
 use crate::output::jpeg::JpegError;
 use crate::output::store::FrameStore;
@@ -20,19 +23,27 @@ pub struct Delivery<'a> {
     pub pool: &'a EncodePool,
     /// Each queued frame holds a clone; when all are gone, every frame is written.
     pub in_flight: Sender<()>,
+    /// Closed while the disk is too full.
+    pub gate: Arc<WriteGate>,
 }
 
 impl Delivery<'_> {
     /// Numbers a sampled frame and queues it for encoding; a full queue is a counted
-    /// drop, never a wait. Says whether the frame was queued.
+    /// drop, never a wait. Says whether the source delivered: the frame was queued, or
+    /// held back only because writing is paused (the camera is not failing).
     pub fn submit(&self, sample: Sample<'_>) -> bool {
         let camera = &self.camera;
         camera.hardware(&sample.hwaccel);
         camera.pacing_fell_behind(sample.lag_events);
+        if self.gate.is_paused() {
+            camera.frames_dropped(DropReason::DiskFull, 1);
+            return true;
+        }
         let number = self.store.reserve();
         let written = Written {
             camera: Arc::clone(camera),
             store: Arc::clone(&self.store),
+            gate: Arc::clone(&self.gate),
             number,
             pts: sample.pts,
             progress: sample.progress,
@@ -56,6 +67,7 @@ impl Delivery<'_> {
 pub struct Written {
     pub camera: Arc<Camera>,
     pub store: Arc<FrameStore>,
+    pub gate: Arc<WriteGate>,
     pub number: u64,
     pub pts: f64,
     pub progress: Option<f64>,
@@ -64,35 +76,53 @@ pub struct Written {
 }
 
 impl Written {
-    /// Writes the frame and publishes it. A failed write (a full disk) is counted and
-    /// reported, and the camera goes on: the next frame may well succeed.
+    /// Writes the frame and publishes it. A failed write is counted and reported, and
+    /// the camera goes on: the next frame may well succeed. A write refused for lack
+    /// of space pauses writing at once, for every camera, until the guard sees room.
     pub fn deliver(self, jpeg: Result<Vec<u8>, JpegError>) {
         let camera = &self.camera;
-        let written = jpeg.map_err(|e| e.to_string()).and_then(|jpeg| {
-            self.store
-                .write_numbered(self.number, &jpeg)
-                .map(|()| jpeg)
-                .map_err(|e| format!("could not write frame: {e}"))
-        });
-        match written {
-            Ok(jpeg) => {
-                let frame = LatestFrame {
-                    jpeg: Bytes::from(jpeg),
-                    seq: self.number,
-                    pts: self.pts,
-                    captured_at: SystemTime::now(),
-                };
-                camera.frame_written(frame, self.progress);
-            }
-            Err(message) => {
-                log::warn!(
-                    "[{}] frame {} in {}: {message}",
-                    camera.id(),
-                    self.number,
-                    self.store.dir().display()
-                );
-                camera.write_failed(message);
-            }
+        if self.gate.is_paused() {
+            camera.frames_dropped(DropReason::DiskFull, 1);
+            return;
         }
+        let message = match jpeg {
+            Err(e) => e.to_string(),
+            Ok(jpeg) => match self.store.write_numbered(self.number, &jpeg) {
+                Ok(()) => {
+                    let frame = LatestFrame {
+                        jpeg: Bytes::from(jpeg),
+                        seq: self.number,
+                        pts: self.pts,
+                        captured_at: SystemTime::now(),
+                    };
+                    camera.frame_written(frame, self.progress);
+                    return;
+                }
+                Err(e) if out_of_space(&e) => {
+                    self.gate.write_refused();
+                    log::warn!(
+                        "[{}] frame {} in {}: {e}; writing paused",
+                        camera.id(),
+                        self.number,
+                        self.store.dir().display()
+                    );
+                    camera.frames_dropped(DropReason::DiskFull, 1);
+                    return;
+                }
+                Err(e) => format!("could not write frame: {e}"),
+            },
+        };
+        log::warn!(
+            "[{}] frame {} in {}: {message}",
+            camera.id(),
+            self.number,
+            self.store.dir().display()
+        );
+        camera.write_failed(message);
     }
+}
+
+/// "No space left on device" or "disk quota exceeded".
+fn out_of_space(error: &io::Error) -> bool {
+    matches!(error.raw_os_error(), Some(libc::ENOSPC | libc::EDQUOT))
 }

@@ -48,6 +48,12 @@ pub enum Change {
     /// Decoding moved to another backend, or the reason for not using the one asked
     /// for changed.
     HardwareChanged(HwStatus),
+    /// Old frames were deleted from the folder (retention, the disk guard).
+    FramesDeleted { count: u64 },
+    /// Frames are no longer written for lack of disk space.
+    WritingPaused { message: String },
+    /// There is room again: frames are written again.
+    WritingResumed,
     /// Realtime pacing fell more than a second behind its clock (the total so far).
     PacingFellBehind { total: u64 },
     /// A caller asked the camera to stop; its thread ends soon after.

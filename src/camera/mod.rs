@@ -11,6 +11,7 @@ pub mod extract;
 pub mod pump;
 pub mod registry;
 pub mod request;
+pub mod retention;
 pub mod saved;
 pub mod settings;
 pub mod source;

@@ -13,6 +13,7 @@ use super::settings::CameraSettings;
 use super::state::{CameraSnapshot, CameraState, DropReason, Outcome, Status};
 use super::HwStatus;
 use crate::media::FailureKind;
+use crate::output::store::FrameStore;
 use crate::source::CameraId;
 use crate::stop::StopToken;
 
@@ -34,7 +35,25 @@ pub struct Camera {
     stop: StopToken,
     state: Mutex<CameraState>,
     latest: Mutex<Option<Arc<LatestFrame>>>,
+    frames: Mutex<FrameFolder>,
     events: Events,
+}
+
+/// The session's frame store, for retention; once retired (a new session or nobody
+/// owns the folder) it deletes nothing more.
+#[derive(Default)]
+struct FrameFolder {
+    store: Option<Arc<FrameStore>>,
+    retired: bool,
+}
+
+impl std::fmt::Debug for FrameFolder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FrameFolder")
+            .field("open", &self.store.is_some())
+            .field("retired", &self.retired)
+            .finish()
+    }
 }
 
 impl Camera {
@@ -51,6 +70,7 @@ impl Camera {
             stop: StopToken::new(),
             state: Mutex::new(CameraState::new(hwaccel, SystemTime::now())),
             latest: Mutex::new(None),
+            frames: Mutex::new(FrameFolder::default()),
             events,
         };
         camera.events.publish(&camera.id, Change::Started);
@@ -86,6 +106,38 @@ impl Camera {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .clone()
+    }
+
+    /// The session's frame store, while it still owns the folder.
+    pub fn frame_store(&self) -> Option<Arc<FrameStore>> {
+        let frames = self.frames();
+        frames.store.clone().filter(|_| !frames.retired)
+    }
+
+    /// The worker opened the folder.
+    pub(super) fn attach_store(&self, store: Arc<FrameStore>) {
+        let mut frames = self.frames();
+        if frames.retired {
+            store.retire();
+        }
+        frames.store = Some(store);
+    }
+
+    /// The folder now belongs to nobody or to a newer session: stop deleting in it
+    /// (waiting for a deletion under way).
+    pub(super) fn retire_store(&self) {
+        let store = {
+            let mut frames = self.frames();
+            frames.retired = true;
+            frames.store.clone()
+        };
+        if let Some(store) = store {
+            store.retire();
+        }
+    }
+
+    fn frames(&self) -> MutexGuard<'_, FrameFolder> {
+        self.frames.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// Ends the session as asked by a caller; the worker sees the token and exits.
@@ -135,6 +187,18 @@ impl Camera {
         self.transition(|state| state.write_failed(message));
     }
 
+    pub(super) fn frames_deleted(&self, count: u64) {
+        self.transition(|state| state.frames_deleted(count));
+    }
+
+    pub(super) fn writing_paused(&self, message: String) {
+        self.transition(|state| state.writing_paused(message));
+    }
+
+    pub(super) fn writing_resumed(&self) {
+        self.transition(CameraState::writing_resumed);
+    }
+
     pub(super) fn retrying(&self, kind: FailureKind, message: String, delay: Duration) {
         self.transition(|state| state.retrying(kind, message, delay));
     }
@@ -148,7 +212,7 @@ impl Camera {
     }
 
     pub(super) fn finished(&self, outcome: Outcome) {
-        self.transition(|state| state.finished(outcome));
+        self.transition(|state| state.finished(outcome, SystemTime::now()));
     }
 }
 
@@ -191,8 +255,37 @@ impl Registry {
             hwaccel,
             self.events.clone(),
         ));
-        cameras.insert(id.clone(), Arc::clone(&camera));
+        let replaced = cameras.insert(id.clone(), Arc::clone(&camera));
+        drop(cameras);
+        // Before the new session's thread exists: nothing of the old one deletes in
+        // the folder once the new one has cleared or listed it.
+        if let Some(replaced) = replaced {
+            replaced.retire_store();
+        }
         Admission::Started(camera)
+    }
+
+    /// Forgets `id` unless its session is running; returns what was removed.
+    pub fn remove(&self, id: &CameraId) -> Option<Arc<Camera>> {
+        self.remove_if(id, |_| true)
+    }
+
+    /// Forgets `id` if its session is not running and `forget` agrees; `forget` runs
+    /// under the registry's lock, so no new session of `id` starts meanwhile.
+    pub(super) fn remove_if(
+        &self,
+        id: &CameraId,
+        forget: impl FnOnce(&Camera) -> bool,
+    ) -> Option<Arc<Camera>> {
+        let mut cameras = self.cameras();
+        let camera = cameras.get(id).filter(|c| !c.is_running())?;
+        if !forget(camera) {
+            return None;
+        }
+        let camera = cameras.remove(id)?;
+        drop(cameras);
+        camera.retire_store();
+        Some(camera)
     }
 
     pub fn get(&self, id: &CameraId) -> Option<Arc<Camera>> {
@@ -252,6 +345,7 @@ mod tests {
         camera.request_stop();
         camera.request_stop();
         camera.finished(Outcome::Stopped);
+        camera.frames_deleted(2);
         let changes: Vec<Change> = std::iter::from_fn(|| events.try_recv().ok())
             .map(|event| {
                 assert_eq!(event.camera, id);
@@ -272,7 +366,47 @@ mod tests {
                     status: Status::Stopped,
                     error: None
                 },
+                Change::FramesDeleted { count: 2 },
             ]
         );
+    }
+
+    #[test]
+    fn only_a_camera_that_is_not_running_is_removed() {
+        let registry = Registry::new();
+        let id = CameraId::parse("cam").unwrap();
+        assert!(registry.remove(&id).is_none());
+        let Admission::Started(camera) = registry.admit(&id, settings(), HwStatus::default())
+        else {
+            panic!("not started");
+        };
+        assert!(registry.remove(&id).is_none());
+        camera.request_stop();
+        let removed = registry.remove(&id).unwrap();
+        assert!(Arc::ptr_eq(&removed, &camera));
+        assert!(registry.get(&id).is_none());
+    }
+
+    #[test]
+    fn a_new_session_retires_the_old_store() {
+        let dir = tempfile::tempdir().unwrap();
+        let registry = Registry::new();
+        let id = CameraId::parse("cam").unwrap();
+        let Admission::Started(old) = registry.admit(&id, settings(), HwStatus::default()) else {
+            panic!("not started");
+        };
+        let store = Arc::new(FrameStore::open_with_ledger(dir.path(), true).unwrap());
+        store.write(b"x").unwrap();
+        store.write(b"y").unwrap();
+        old.attach_store(Arc::clone(&store));
+        assert!(old.frame_store().is_some());
+        old.request_stop();
+        assert!(matches!(
+            registry.admit(&id, settings(), HwStatus::default()),
+            Admission::Started(_)
+        ));
+        assert!(old.frame_store().is_none());
+        assert_eq!(store.delete_oldest(1).frames, 0);
+        assert!(dir.path().join("frame_0001.jpg").exists());
     }
 }

@@ -5,6 +5,7 @@
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
+use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
@@ -12,11 +13,12 @@ use thiserror::Error;
 use super::settings::CameraSettings;
 use crate::config::{parse_bool, Config};
 use crate::media::hw::HwChoice;
+use crate::output::retention::{MAX_AGE_LIMIT_SECONDS, MAX_FRAMES_LIMIT};
 use crate::sampling::{Fps, FpsError, Sampling};
 use crate::source::{CameraId, RtspTransport, Source, SourceError};
 
 /// Every field a start request may carry, in the order they are checked.
-pub const FIELDS: [&str; 9] = [
+pub const FIELDS: [&str; 11] = [
     "camera_id",
     "fps",
     "force_format",
@@ -26,6 +28,8 @@ pub const FIELDS: [&str; 9] = [
     "sampling",
     "realtime",
     "loop",
+    "max_frames",
+    "max_age_seconds",
 ];
 
 /// Why a request cannot start a camera, with the field it is about.
@@ -153,6 +157,20 @@ impl StartRequest {
                 "realtime and loop apply to file sources only; live sources already run at their own pace",
             ));
         }
+        let max_frames = match self.max_frames()? {
+            Some(max) => max,
+            None => config.max_frames_per_camera.unwrap_or({
+                if looped || source.is_live() {
+                    crate::config::DEFAULT_MAX_FRAMES_PER_CAMERA
+                } else {
+                    0
+                }
+            }),
+        };
+        let max_age = match self.max_age()? {
+            Some(seconds) => (seconds > 0.0).then(|| Duration::from_secs_f64(seconds)),
+            None => config.max_frame_age,
+        };
         let output_folder = config.output_folder.join(id.as_str());
         let settings = CameraSettings {
             hwaccel_requested,
@@ -161,6 +179,8 @@ impl StartRequest {
             realtime,
             looped,
             sampling,
+            max_frames,
+            max_age,
             request: self.clone(),
             ..CameraSettings::new(source, fps, output_folder)
         };
@@ -188,6 +208,50 @@ impl StartRequest {
             }
         };
         parsed.map_err(|e: SourceError| RequestError::invalid(field, e.to_string()))
+    }
+
+    /// `max_frames`: not a number is the wrong type; not a whole number
+    /// 0..[`MAX_FRAMES_LIMIT`], invalid.
+    fn max_frames(&self) -> Result<Option<u64>, RequestError> {
+        let Some(value) = self.get("max_frames") else {
+            return Ok(None);
+        };
+        if value.parse::<f64>().is_err() {
+            return Err(RequestError::WrongType {
+                field: "max_frames",
+                message: format!("max_frames must be a number, not {value:?}"),
+            });
+        }
+        value
+            .parse::<u64>()
+            .ok()
+            .filter(|n| *n <= MAX_FRAMES_LIMIT)
+            .map(Some)
+            .ok_or_else(|| {
+                RequestError::invalid(
+                    "max_frames",
+                    format!("invalid max_frames {value} (expected a whole number 0..{MAX_FRAMES_LIMIT}; 0: keep all)"),
+                )
+            })
+    }
+
+    /// `max_age_seconds`: not a number is the wrong type; outside
+    /// 0..[`MAX_AGE_LIMIT_SECONDS`], invalid.
+    fn max_age(&self) -> Result<Option<f64>, RequestError> {
+        let Some(value) = self.get("max_age_seconds") else {
+            return Ok(None);
+        };
+        let seconds = value.parse::<f64>().map_err(|_| RequestError::WrongType {
+            field: "max_age_seconds",
+            message: format!("max_age_seconds must be a number, not {value:?}"),
+        })?;
+        if !(0.0..=MAX_AGE_LIMIT_SECONDS).contains(&seconds) {
+            return Err(RequestError::invalid(
+                "max_age_seconds",
+                format!("invalid max_age_seconds {value} (expected seconds 0..{MAX_AGE_LIMIT_SECONDS}; 0: no age limit)"),
+            ));
+        }
+        Ok(Some(seconds))
     }
 
     /// A yes/no field; absent means no. Any other word is the wrong type.
@@ -238,6 +302,43 @@ mod tests {
         for bad in ["0", "-1", "60.5", "NaN", "inf"] {
             assert!(
                 matches!(parse_fps(Some(bad)), Err(RequestError::Invalid { .. })),
+                "{bad}"
+            );
+        }
+    }
+
+    #[test]
+    fn retention_field_rules() {
+        let r = |name: &str, value: &str| request(&[(name, value)]);
+        assert_eq!(r("x", "1").max_frames().unwrap(), None);
+        assert_eq!(r("max_frames", "0").max_frames().unwrap(), Some(0));
+        assert_eq!(r("max_frames", " 500 ").max_frames().unwrap(), Some(500));
+        assert!(matches!(
+            r("max_frames", "many").max_frames(),
+            Err(RequestError::WrongType { .. })
+        ));
+        for bad in ["-1", "1.5", "100000001", "NaN", "inf"] {
+            assert!(
+                matches!(
+                    r("max_frames", bad).max_frames(),
+                    Err(RequestError::Invalid { .. })
+                ),
+                "{bad}"
+            );
+        }
+        assert_eq!(r("x", "1").max_age().unwrap(), None);
+        assert_eq!(r("max_age_seconds", "0").max_age().unwrap(), Some(0.0));
+        assert_eq!(r("max_age_seconds", "1.5").max_age().unwrap(), Some(1.5));
+        assert!(matches!(
+            r("max_age_seconds", "an hour").max_age(),
+            Err(RequestError::WrongType { .. })
+        ));
+        for bad in ["-1", "NaN", "inf", "1e12"] {
+            assert!(
+                matches!(
+                    r("max_age_seconds", bad).max_age(),
+                    Err(RequestError::Invalid { .. })
+                ),
                 "{bad}"
             );
         }

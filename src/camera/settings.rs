@@ -1,9 +1,11 @@
 //! What a caller asked for when starting a camera: fixed for the session.
 
 use std::path::PathBuf;
+use std::time::Duration;
 
 use super::request::StartRequest;
 use crate::media::hw::HwChoice;
+use crate::output::retention::Limits;
 use crate::sampling::{Fps, Sampling};
 use crate::source::{RtspTransport, Source};
 
@@ -29,6 +31,10 @@ pub struct CameraSettings {
     /// Started from the config file, which starts it at every boot: not saved in the
     /// state file, so that a camera taken out of the file does not come back.
     pub from_config_file: bool,
+    /// The most numbered frames kept in the folder; 0: all.
+    pub max_frames: u64,
+    /// Frames older than this are deleted; `None`: no age limit.
+    pub max_age: Option<Duration>,
 }
 
 impl CameraSettings {
@@ -47,6 +53,16 @@ impl CameraSettings {
             request: StartRequest::default(),
             resume: false,
             from_config_file: false,
+            max_frames: 0,
+            max_age: None,
+        }
+    }
+
+    /// What retention keeps of the folder.
+    pub fn limits(&self) -> Limits {
+        Limits {
+            max_frames: self.max_frames,
+            max_age: self.max_age,
         }
     }
 

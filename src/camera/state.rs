@@ -69,6 +69,9 @@ pub enum DropReason {
     WriteFailed,
     /// The encoder queue was full: a slow disk or a burst.
     QueueFull,
+    /// Writing was paused: the disk is below `MIN_FREE_DISK` or refused a write for
+    /// lack of space.
+    DiskFull,
 }
 
 impl DropReason {
@@ -77,6 +80,7 @@ impl DropReason {
             DropReason::Corrupt => "corrupt",
             DropReason::WriteFailed => "write_failed",
             DropReason::QueueFull => "queue_full",
+            DropReason::DiskFull => "disk_full",
         }
     }
 }
@@ -87,11 +91,12 @@ pub struct DropCounts {
     pub corrupt: u64,
     pub write_failed: u64,
     pub queue_full: u64,
+    pub disk_full: u64,
 }
 
 impl DropCounts {
     pub fn total(&self) -> u64 {
-        self.corrupt + self.write_failed + self.queue_full
+        self.corrupt + self.write_failed + self.queue_full + self.disk_full
     }
 
     fn add(&mut self, reason: DropReason, count: u64) {
@@ -99,6 +104,7 @@ impl DropCounts {
             DropReason::Corrupt => &mut self.corrupt,
             DropReason::WriteFailed => &mut self.write_failed,
             DropReason::QueueFull => &mut self.queue_full,
+            DropReason::DiskFull => &mut self.disk_full,
         };
         *counter += count;
     }
@@ -111,6 +117,8 @@ pub enum ErrorKind {
     Source(FailureKind),
     /// A frame could not be written.
     WriteFailed,
+    /// Writing is paused for lack of disk space.
+    DiskFull,
 }
 
 impl ErrorKind {
@@ -118,6 +126,7 @@ impl ErrorKind {
         match self {
             ErrorKind::Source(kind) => kind.as_str(),
             ErrorKind::WriteFailed => DropReason::WriteFailed.as_str(),
+            ErrorKind::DiskFull => DropReason::DiskFull.as_str(),
         }
     }
 }
@@ -156,6 +165,12 @@ pub struct CameraSnapshot {
     pub measured_fps: Option<f64>,
     /// Times a realtime file fell more than a second behind its own clock.
     pub pacing_lag_events: u64,
+    /// Old frames deleted by retention or the disk guard, in this session.
+    pub frames_deleted: u64,
+    /// Frames are not being written for lack of disk space.
+    pub writing_paused: bool,
+    /// When the session ended (its thread done with the folder).
+    pub finished_at: Option<SystemTime>,
 }
 
 #[derive(Debug)]
@@ -172,6 +187,9 @@ pub struct CameraState {
     progress: Option<f64>,
     measured_fps: Option<f64>,
     pacing_lag_events: u64,
+    frames_deleted: u64,
+    writing_paused: bool,
+    finished_at: Option<SystemTime>,
 }
 
 impl CameraState {
@@ -191,6 +209,9 @@ impl CameraState {
             progress: None,
             measured_fps: None,
             pacing_lag_events: 0,
+            frames_deleted: 0,
+            writing_paused: false,
+            finished_at: None,
         }
     }
 
@@ -208,6 +229,9 @@ impl CameraState {
             progress: self.progress,
             measured_fps: self.measured_fps,
             pacing_lag_events: self.pacing_lag_events,
+            frames_deleted: self.frames_deleted,
+            writing_paused: self.writing_paused,
+            finished_at: self.finished_at,
         }
     }
 
@@ -238,7 +262,10 @@ impl CameraState {
         }
         self.frame_count += 1;
         self.last_frame_at = Some(self.last_frame_at.map_or(at, |previous| previous.max(at)));
-        self.last_error = None;
+        // A frame that was under way when writing paused does not hide the pause.
+        if !self.writing_paused {
+            self.last_error = None;
+        }
         if let Some(progress) = progress {
             self.progress = Some(self.progress.map_or(progress, |p| p.max(progress)));
         }
@@ -259,6 +286,44 @@ impl CameraState {
             message,
         });
         self.frames_dropped(DropReason::WriteFailed, 1)
+    }
+
+    /// Retention or the disk guard deleted `count` old frames.
+    pub fn frames_deleted(&mut self, count: u64) -> Option<Change> {
+        if count == 0 {
+            return None;
+        }
+        self.frames_deleted += count;
+        Some(Change::FramesDeleted { count })
+    }
+
+    /// Writing stops for lack of disk space; `message` names the free space and the
+    /// minimum.
+    pub fn writing_paused(&mut self, message: String) -> Option<Change> {
+        if self.writing_paused {
+            return None;
+        }
+        self.writing_paused = true;
+        self.last_error = Some(LastError {
+            kind: ErrorKind::DiskFull,
+            message: message.clone(),
+        });
+        Some(Change::WritingPaused { message })
+    }
+
+    pub fn writing_resumed(&mut self) -> Option<Change> {
+        if !self.writing_paused {
+            return None;
+        }
+        self.writing_paused = false;
+        if self
+            .last_error
+            .as_ref()
+            .is_some_and(|e| e.kind == ErrorKind::DiskFull)
+        {
+            self.last_error = None;
+        }
+        Some(Change::WritingResumed)
     }
 
     pub fn retrying(
@@ -306,8 +371,10 @@ impl CameraState {
         Some(Change::StopRequested)
     }
 
-    pub fn finished(&mut self, outcome: Outcome) -> Option<Change> {
+    /// The session ended at `at`; its thread no longer touches the folder.
+    pub fn finished(&mut self, outcome: Outcome, at: SystemTime) -> Option<Change> {
         self.phase = Phase::Finished;
+        self.finished_at = Some(at);
         let error = match outcome {
             Outcome::Stopped => {
                 self.status = Status::Stopped;
@@ -416,5 +483,48 @@ mod tests {
             Some(Change::PacingFellBehind { total: 2 })
         );
         assert_eq!(state.frames_dropped(DropReason::Corrupt, 0), None);
+        assert_eq!(state.frames_deleted(0), None);
+    }
+
+    #[test]
+    fn deletions_add_up() {
+        let mut state = state();
+        assert_eq!(
+            state.frames_deleted(3),
+            Some(Change::FramesDeleted { count: 3 })
+        );
+        state.frames_deleted(2);
+        assert_eq!(state.snapshot().frames_deleted, 5);
+    }
+
+    #[test]
+    fn a_pause_is_the_last_error_until_writing_resumes() {
+        let mut state = state();
+        let now = SystemTime::now();
+        assert_eq!(state.writing_resumed(), None);
+        assert!(matches!(
+            state.writing_paused("1 MiB free".into()),
+            Some(Change::WritingPaused { .. })
+        ));
+        assert_eq!(state.writing_paused("again".into()), None);
+        // A frame that was being written when the pause came.
+        state.frame_written(1, 0.0, now, None);
+        state.frames_dropped(DropReason::DiskFull, 2);
+        let paused = state.snapshot();
+        assert!(paused.writing_paused);
+        assert_eq!(paused.last_error.unwrap().kind.as_str(), "disk_full");
+        assert_eq!(paused.drops.disk_full, 2);
+        assert_eq!(state.writing_resumed(), Some(Change::WritingResumed));
+        let resumed = state.snapshot();
+        assert!(!resumed.writing_paused);
+        assert_eq!(resumed.last_error, None);
+    }
+
+    #[test]
+    fn the_end_of_a_session_is_dated() {
+        let mut state = state();
+        let at = SystemTime::UNIX_EPOCH + Duration::from_secs(5);
+        state.finished(Outcome::Completed, at);
+        assert_eq!(state.snapshot().finished_at, Some(at));
     }
 }

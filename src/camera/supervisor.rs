@@ -10,6 +10,7 @@ use super::backoff::Backoff;
 use super::clock::SystemClock;
 use super::events::Change;
 use super::registry::{Admission, Registry};
+use super::retention::{self, RetentionOptions};
 use super::saved::StateFile;
 use super::settings::CameraSettings;
 use super::source::LibavOpener;
@@ -18,6 +19,7 @@ use super::worker::{self, WorkerOptions};
 use crate::config::Config;
 use crate::media::hw::{DeviceNames, HwPolicy, HwReport, HwStatus};
 use crate::media::{self, FailureKind, MediaError, OpenOptions, VideoInfo};
+use crate::output::disk_guard::WriteGate;
 use crate::output::encode_pool::EncodePool;
 use crate::source::{CameraId, Source};
 use crate::stop::StopToken;
@@ -27,6 +29,10 @@ pub struct Supervisor {
     config: Arc<Config>,
     encoders: Arc<EncodePool>,
     threads: Mutex<HashMap<CameraId, JoinHandle<()>>>,
+    /// Closed by the disk guard on the retention thread.
+    gate: Arc<WriteGate>,
+    retention: Mutex<Option<JoinHandle<()>>>,
+    retention_stop: StopToken,
     hw: HwPolicy,
     /// The last hardware probe; held locked while probing, so it runs once at a time.
     hardware: Mutex<Option<Arc<HwReport>>>,
@@ -35,10 +41,22 @@ pub struct Supervisor {
 }
 
 impl Supervisor {
-    /// Fails only when the encoder threads cannot be started.
+    /// Fails only when the encoder or retention threads cannot be started.
     pub fn new(registry: Arc<Registry>, config: Arc<Config>) -> std::io::Result<Supervisor> {
         let cores = thread::available_parallelism().map_or(1, |n| n.get());
         let encoders = EncodePool::new(cores, config.encode_queue_frames, config.jpeg_quality)?;
+        let gate = Arc::new(WriteGate::new());
+        let retention_stop = StopToken::new();
+        let retention = retention::spawn(
+            Arc::clone(&registry),
+            Arc::clone(&gate),
+            RetentionOptions {
+                output_folder: config.output_folder.clone(),
+                min_free: config.min_free_disk,
+                stopped_folder_ttl: config.stopped_folder_ttl,
+            },
+            retention_stop.clone(),
+        )?;
         let devices = DeviceNames {
             vaapi: config.vaapi_device.clone(),
             cuda: config.cuda_device.clone(),
@@ -56,6 +74,9 @@ impl Supervisor {
             config,
             encoders: Arc::new(encoders),
             threads: Mutex::new(HashMap::new()),
+            gate,
+            retention: Mutex::new(Some(retention)),
+            retention_stop,
             hw,
             hardware: Mutex::new(None),
             saved,
@@ -148,9 +169,12 @@ impl Supervisor {
             clear_on_start: config.clear_on_start && !resume,
             backoff: Backoff::new(config.reconnect_initial, config.reconnect_max),
             max_restarts: config.max_restarts,
+            gate: Arc::clone(&self.gate),
         };
         let mut threads = self.threads.lock().unwrap_or_else(|e| e.into_inner());
         let previous = threads.remove(id);
+        // Threads of cameras that retention forgot are done: nothing waits for them.
+        threads.retain(|id, thread| !thread.is_finished() || self.registry.get(id).is_some());
         let worker_camera = Arc::clone(camera);
         let encoders = Arc::clone(&self.encoders);
         let spawned = thread::Builder::new()
@@ -215,6 +239,7 @@ impl Supervisor {
         if let Some(saved) = &self.saved {
             saved.freeze();
         }
+        self.retention_stop.stop();
         for camera in self.registry.all() {
             camera.request_stop();
         }
@@ -234,6 +259,15 @@ impl Supervisor {
             } else {
                 log::warn!("[{id}] worker did not stop within {grace:?}");
             }
+        }
+        // A pass is short: it ends well within the grace.
+        let retention = self
+            .retention
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take();
+        if let Some(retention) = retention {
+            let _ = retention.join();
         }
     }
 

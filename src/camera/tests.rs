@@ -21,6 +21,7 @@ use super::state::{Phase, Status};
 use super::worker::{self, WorkerOptions};
 use super::HwStatus;
 use crate::media::{DecodedFrame, FailureKind, MediaError};
+use crate::output::disk_guard::WriteGate;
 use crate::output::encode_pool::EncodePool;
 use crate::output::store::FrameStore;
 use crate::picture::{OwnedYuv420, Yuv420};
@@ -211,6 +212,7 @@ impl Harness {
             clear_on_start: true,
             backoff: Backoff::new(INITIAL, CAP),
             max_restarts,
+            gate: Arc::new(WriteGate::new()),
         };
         worker::run(Arc::clone(&self.camera), opener, clock, options, pool, None);
     }
@@ -346,6 +348,7 @@ fn a_stop_during_the_backoff_returns_at_once() {
         clear_on_start: true,
         backoff: Backoff::new(Duration::from_secs(30), Duration::from_secs(30)),
         max_restarts: 0,
+        gate: Arc::new(WriteGate::new()),
     };
     let clock = FakeClock::new();
     let opener = ScriptedOpener::new(refused(1), &clock);
@@ -467,6 +470,7 @@ fn encoder_threads_finishing_together_or_out_of_order_leave_a_consistent_camera(
                     let written = Written {
                         camera: Arc::clone(&camera),
                         store: Arc::clone(&store),
+                        gate: Arc::new(WriteGate::new()),
                         number,
                         pts: number as f64,
                         progress: Some(number as f64 / FRAMES as f64),

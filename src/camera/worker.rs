@@ -17,6 +17,7 @@ use super::source::{FrameSource, Opener};
 use super::state::{DropReason, Outcome};
 use crate::media::FailureKind;
 use crate::memory;
+use crate::output::disk_guard::WriteGate;
 use crate::output::encode_pool::EncodePool;
 use crate::output::store::FrameStore;
 use crate::sampling::pacer::Pacer;
@@ -29,6 +30,8 @@ pub struct WorkerOptions {
     pub backoff: Backoff,
     /// Consecutive failed attempts after which a live source gives up; 0: never.
     pub max_restarts: u32,
+    /// Closed by the disk guard while the disk is too full.
+    pub gate: Arc<WriteGate>,
 }
 
 /// The camera thread's body. `previous` is the thread of this camera's last session,
@@ -92,17 +95,26 @@ fn run_session<O: Opener, C: Clock>(
     options: &WorkerOptions,
     pool: &EncodePool,
 ) -> Result<(), Failure> {
-    let folder = &camera.settings().output_folder;
-    let store = FrameStore::open(folder, options.clear_on_start).map_err(|e| Failure {
+    let settings = camera.settings();
+    let folder = &settings.output_folder;
+    // Frames someone may delete later (retention, the disk guard) are recorded.
+    let opened = if settings.endless() || !settings.limits().keeps_everything() {
+        FrameStore::open_with_ledger(folder, options.clear_on_start)
+    } else {
+        FrameStore::open(folder, options.clear_on_start)
+    };
+    let store = Arc::new(opened.map_err(|e| Failure {
         message: format!("cannot use frame folder {}: {e}", folder.display()),
         kind: FailureKind::Other,
-    })?;
+    })?);
+    camera.attach_store(Arc::clone(&store));
     let (in_flight, all_written) = crossbeam_channel::bounded::<()>(0);
     let delivery = Delivery {
         camera: Arc::clone(camera),
-        store: Arc::new(store),
+        store,
         pool,
         in_flight,
+        gate: Arc::clone(&options.gate),
     };
     let result = reconnect_loop(camera, opener, clock, options, &delivery);
     let Delivery {
@@ -190,8 +202,9 @@ fn reconnect_loop<O: Opener, C: Clock>(
 /// How one connection went.
 struct Attempt {
     end: Result<PumpEnd, PipelineError>,
-    /// Frames handed to the encoders (counted here, not when written, so that a
-    /// connection's frames count for it even while they are still being encoded).
+    /// Frames handed to the encoders, or held back only by a disk pause (counted
+    /// here, not when written, so that a connection's frames count for it even while
+    /// they are still being encoded, and a full disk is not a failing source).
     queued: u64,
 }
 

@@ -16,6 +16,8 @@ pub use file::{ConfigFile, FileCamera, FileError};
 use crate::media::hw::{
     HwChoice, DEFAULT_CUDA_DEVICE, DEFAULT_HW_ACCEL_OPTIONS, DEFAULT_HW_RETRY, DEFAULT_VAAPI_DEVICE,
 };
+use crate::output::disk_guard::MinFree;
+use crate::output::retention::{MAX_AGE_LIMIT_SECONDS, MAX_FRAMES_LIMIT};
 
 pub const DEFAULT_HOST: &str = "0.0.0.0";
 pub const DEFAULT_PORT: u16 = 8002;
@@ -37,6 +39,13 @@ pub const DEFAULT_CLEAR_ON_START: bool = true;
 pub const DEFAULT_STATE_FILE: &str = "./data/state.json";
 /// The value of `STATE_FILE` that turns saving off.
 pub const STATE_FILE_OFF: &str = "off";
+/// Frames kept per camera for sources that never end (live, looped); files keep all.
+pub const DEFAULT_MAX_FRAMES_PER_CAMERA: u64 = 1000;
+/// 0: off.
+pub const DEFAULT_MAX_FRAME_AGE_SECONDS: f64 = 0.0;
+/// 0: off.
+pub const DEFAULT_STOPPED_FOLDER_TTL_SECONDS: f64 = 0.0;
+pub const DEFAULT_MIN_FREE_DISK: MinFree = MinFree::Bytes(1 << 30);
 
 /// A configuration value that cannot be used. The message names the variable and what
 /// it accepts, so one line is enough to fix it.
@@ -89,6 +98,14 @@ pub struct Config {
     pub cuda_device: String,
     /// After a fall back to software, hardware is tried again this much later.
     pub hw_retry: Duration,
+    /// `None`: unset, [`DEFAULT_MAX_FRAMES_PER_CAMERA`] for endless sources and all
+    /// frames of files; `Some(0)`: all frames of every camera.
+    pub max_frames_per_camera: Option<u64>,
+    pub max_frame_age: Option<Duration>,
+    /// A finished session's folder is removed, and the camera forgotten, this long
+    /// after it ended.
+    pub stopped_folder_ttl: Option<Duration>,
+    pub min_free_disk: MinFree,
 }
 
 /// Raw values by variable name: from the config file, the environment and flags,
@@ -123,7 +140,7 @@ const fn setting(
 }
 
 /// Every setting the daemon reads.
-pub const SETTINGS: [Setting; 27] = [
+pub const SETTINGS: [Setting; 31] = [
     setting("CONFIG_FILE", Some("config-file"), "",
         "a TOML file with settings (lowercase names) and [[camera]] tables started at boot; flags and the environment override it"),
     setting("HOST", Some("host"), DEFAULT_HOST, "the IP address to listen on"),
@@ -167,6 +184,14 @@ pub const SETTINGS: [Setting; 27] = [
     setting("CUDA_DEVICE", Some("cuda-device"), DEFAULT_CUDA_DEVICE, "the GPU index for cuda, 0..63"),
     setting("HW_RETRY_SECONDS", Some("hw-retry-seconds"), "300",
         "after a fall back to software, hardware is tried again this much later"),
+    setting("MAX_FRAMES_PER_CAMERA", Some("max-frames-per-camera"), "",
+        "frames kept per camera, oldest deleted first; unset: 1000 for live sources and looped files, all for files; 0: all (max_frames on decode/)"),
+    setting("MAX_FRAME_AGE_SECONDS", Some("max-frame-age-seconds"), "0",
+        "frames older than this are deleted; 0: no age limit (max_age_seconds on decode/)"),
+    setting("STOPPED_FOLDER_TTL_SECONDS", Some("stopped-folder-ttl-seconds"), "0",
+        "a camera ended this long ago is forgotten and its folder removed; 0: never"),
+    setting("MIN_FREE_DISK", Some("min-free-disk"), "1GiB",
+        "free space kept on the output filesystem (bytes, 500MB, 2GiB or 5%): below it the oldest frames of live cameras go, then writing pauses"),
     setting("RUST_LOG", None, "info", "the log filter, in env_logger's syntax"),
     setting("FFMPEG_PATH", None, "", "accepted for compatibility and ignored: decoding runs in-process"),
     setting("FFPROBE_PATH", None, "", "accepted for compatibility and ignored: decoding runs in-process"),
@@ -354,6 +379,41 @@ impl Config {
                 "HW_RETRY_SECONDS",
                 DEFAULT_HW_RETRY.as_secs(),
             )?,
+            max_frames_per_camera: match get("MAX_FRAMES_PER_CAMERA") {
+                None => None,
+                Some(v) => Some(
+                    v.parse::<u64>()
+                        .ok()
+                        .filter(|n| *n <= MAX_FRAMES_LIMIT)
+                        .ok_or_else(|| {
+                            invalid(
+                                "MAX_FRAMES_PER_CAMERA",
+                                v,
+                                "a whole number 0..100000000 (0: keep all)",
+                            )
+                        })?,
+                ),
+            },
+            max_frame_age: off_or_seconds(
+                get("MAX_FRAME_AGE_SECONDS"),
+                "MAX_FRAME_AGE_SECONDS",
+                DEFAULT_MAX_FRAME_AGE_SECONDS,
+            )?,
+            stopped_folder_ttl: off_or_seconds(
+                get("STOPPED_FOLDER_TTL_SECONDS"),
+                "STOPPED_FOLDER_TTL_SECONDS",
+                DEFAULT_STOPPED_FOLDER_TTL_SECONDS,
+            )?,
+            min_free_disk: match get("MIN_FREE_DISK") {
+                None => DEFAULT_MIN_FREE_DISK,
+                Some(v) => parse_min_free(v).ok_or_else(|| {
+                    invalid(
+                        "MIN_FREE_DISK",
+                        v,
+                        "a size such as 1GiB, 500MB or 1073741824, or a share of the disk such as 5% (0: off)",
+                    )
+                })?,
+            },
             clear_on_start: match get("CLEAR_ON_START") {
                 None => DEFAULT_CLEAR_ON_START,
                 Some(v) => {
@@ -437,6 +497,62 @@ fn fractional_seconds(
         None => Ok(Duration::from_secs_f64(default)),
         Some(v) => seconds(Some(v), name, 0),
     }
+}
+
+/// A retention time: seconds up to ten years, 0 for off.
+fn off_or_seconds(
+    value: Option<&str>,
+    name: &'static str,
+    default: f64,
+) -> Result<Option<Duration>, ConfigError> {
+    let seconds = match value {
+        None => default,
+        Some(v) => v
+            .parse::<f64>()
+            .ok()
+            .filter(|s| (0.0..=MAX_AGE_LIMIT_SECONDS).contains(s))
+            .ok_or_else(|| invalid(name, v, "a number of seconds 0..315360000 (0: off)"))?,
+    };
+    Ok((seconds > 0.0).then(|| Duration::from_secs_f64(seconds)))
+}
+
+/// `5%` of the filesystem (below 100), or a size.
+fn parse_min_free(value: &str) -> Option<MinFree> {
+    match value.strip_suffix('%') {
+        Some(percent) => percent
+            .trim()
+            .parse::<f64>()
+            .ok()
+            .filter(|p| (0.0..100.0).contains(p))
+            .map(MinFree::Percent),
+        None => parse_size(value).map(MinFree::Bytes),
+    }
+}
+
+/// A size in bytes: plain (`1048576`), decimal (`500MB`: 500 x 1000²) or binary
+/// (`2GiB`: 2 x 1024³) units, case-insensitive, fractions allowed (`1.5GB`).
+pub fn parse_size(value: &str) -> Option<u64> {
+    let value = value.trim();
+    let split = value
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(value.len());
+    let (number, unit) = value.split_at(split);
+    let number: f64 = number.parse().ok()?;
+    let unit = unit.trim().to_ascii_lowercase();
+    let scale: f64 = match unit.as_str() {
+        "" | "b" => 1.0,
+        "kb" => 1e3,
+        "mb" => 1e6,
+        "gb" => 1e9,
+        "tb" => 1e12,
+        "kib" => 1024.0,
+        "mib" => 1024.0 * 1024.0,
+        "gib" => 1024.0 * 1024.0 * 1024.0,
+        "tib" => 1024.0 * 1024.0 * 1024.0 * 1024.0,
+        _ => return None,
+    };
+    let bytes = (number * scale).round();
+    (bytes.is_finite() && bytes < u64::MAX as f64).then_some(bytes as u64)
 }
 
 /// Accepts the common spellings of a boolean.
@@ -553,6 +669,17 @@ mod tests {
             ("CUDA_DEVICE", "gpu0"),
             ("CUDA_DEVICE", "64"),
             ("HW_RETRY_SECONDS", "0"),
+            ("MAX_FRAMES_PER_CAMERA", "-1"),
+            ("MAX_FRAMES_PER_CAMERA", "1.5"),
+            ("MAX_FRAMES_PER_CAMERA", "100000001"),
+            ("MAX_FRAME_AGE_SECONDS", "-5"),
+            ("MAX_FRAME_AGE_SECONDS", "forever"),
+            ("STOPPED_FOLDER_TTL_SECONDS", "NaN"),
+            ("STOPPED_FOLDER_TTL_SECONDS", "1e12"),
+            ("MIN_FREE_DISK", "lots"),
+            ("MIN_FREE_DISK", "5 parsecs"),
+            ("MIN_FREE_DISK", "100%"),
+            ("MIN_FREE_DISK", "-1GB"),
         ] {
             let err = Config::parse(&raw(&[(name, value)])).unwrap_err();
             assert!(err.to_string().contains(name), "{err}");
@@ -574,6 +701,47 @@ mod tests {
         assert_eq!(set.vaapi_device, "/dev/dri/renderD129");
         assert_eq!(set.cuda_device, "1");
         assert_eq!(set.hw_retry, Duration::from_millis(2500));
+    }
+
+    #[test]
+    fn retention_and_disk_defaults_and_overrides() {
+        let defaults = Config::parse(&RawValues::new()).unwrap();
+        assert_eq!(defaults.max_frames_per_camera, None);
+        assert_eq!(defaults.max_frame_age, None);
+        assert_eq!(defaults.stopped_folder_ttl, None);
+        assert_eq!(defaults.min_free_disk, MinFree::Bytes(1024 * 1024 * 1024));
+        let set = Config::parse(&raw(&[
+            ("MAX_FRAMES_PER_CAMERA", "0"),
+            ("MAX_FRAME_AGE_SECONDS", "3600"),
+            ("STOPPED_FOLDER_TTL_SECONDS", "0.5"),
+            ("MIN_FREE_DISK", "5%"),
+        ]))
+        .unwrap();
+        assert_eq!(set.max_frames_per_camera, Some(0));
+        assert_eq!(set.max_frame_age, Some(Duration::from_secs(3600)));
+        assert_eq!(set.stopped_folder_ttl, Some(Duration::from_millis(500)));
+        assert_eq!(set.min_free_disk, MinFree::Percent(5.0));
+        let off = Config::parse(&raw(&[
+            ("MAX_FRAME_AGE_SECONDS", "0"),
+            ("MIN_FREE_DISK", "0"),
+        ]))
+        .unwrap();
+        assert_eq!(off.max_frame_age, None);
+        assert_eq!(off.min_free_disk, MinFree::Bytes(0));
+    }
+
+    #[test]
+    fn sizes_in_plain_decimal_and_binary_units() {
+        assert_eq!(parse_size("1048576"), Some(1 << 20));
+        assert_eq!(parse_size("500MB"), Some(500_000_000));
+        assert_eq!(parse_size("500 mb"), Some(500_000_000));
+        assert_eq!(parse_size("2GiB"), Some(2 << 30));
+        assert_eq!(parse_size("1.5KiB"), Some(1536));
+        assert_eq!(parse_size("7b"), Some(7));
+        assert_eq!(parse_size("3TB"), Some(3_000_000_000_000));
+        for bad in ["", "GiB", "1.2.3MB", "-1", "5 XB", "1e3", "99999999999TiB"] {
+            assert_eq!(parse_size(bad), None, "{bad}");
+        }
     }
 
     #[test]

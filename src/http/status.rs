@@ -75,6 +75,16 @@ pub struct StatusReport {
     pub progress: Option<f64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub output_folder: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_frames: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_age_seconds: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub frames_deleted: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub writing_paused: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub finished_at: Option<String>,
 }
 
 /// Frames decoded but not written, by reason.
@@ -83,6 +93,7 @@ pub struct DropReasons {
     pub corrupt: u64,
     pub write_failed: u64,
     pub queue_full: u64,
+    pub disk_full: u64,
 }
 
 impl StatusReport {
@@ -114,6 +125,7 @@ impl StatusReport {
                 corrupt: state.drops.corrupt,
                 write_failed: state.drops.write_failed,
                 queue_full: state.drops.queue_full,
+                disk_full: state.drops.disk_full,
             }),
             last_error_kind,
             rtsp_transport: settings
@@ -129,6 +141,11 @@ impl StatusReport {
             started_at: Some(rfc3339(state.started_at)),
             progress: state.progress,
             output_folder: Some(settings.output_folder.display().to_string()),
+            max_frames: Some(settings.max_frames),
+            max_age_seconds: settings.max_age.map(|age| age.as_secs_f64()),
+            frames_deleted: Some(state.frames_deleted),
+            writing_paused: Some(state.writing_paused),
+            finished_at: state.finished_at.map(rfc3339),
         }
     }
 
@@ -158,6 +175,11 @@ impl StatusReport {
             started_at: None,
             progress: None,
             output_folder: None,
+            max_frames: None,
+            max_age_seconds: None,
+            frames_deleted: None,
+            writing_paused: None,
+            finished_at: None,
         }
     }
 }
@@ -239,7 +261,8 @@ mod tests {
     }
 
     /// The answers, byte for byte, that the service gave for these states before
-    /// camera state became snapshots: old callers parse them as they are.
+    /// camera state became snapshots (old callers parse them as they are), extended
+    /// only by keys added since: `disk_full` and the retention keys at the end.
     #[test]
     fn reports_are_byte_for_byte_what_callers_always_got() {
         let mut rtsp = CameraSettings::new(
@@ -249,6 +272,7 @@ mod tests {
         );
         rtsp.hwaccel_requested = crate::media::hw::HwChoice::parse("cuda").unwrap();
         rtsp.sampling = crate::sampling::Sampling::Keyframes;
+        rtsp.max_frames = 1000;
         let door = camera("door", rtsp);
         let reconnecting = CameraSnapshot {
             status: Status::Running,
@@ -258,6 +282,7 @@ mod tests {
                 corrupt: 3,
                 write_failed: 2,
                 queue_full: 1,
+                disk_full: 4,
             },
             last_error: Some(LastError {
                 kind: ErrorKind::Source(FailureKind::Refused),
@@ -276,11 +301,14 @@ mod tests {
             progress: None,
             measured_fps: Some(2.4),
             pacing_lag_events: 0,
+            frames_deleted: 9,
+            writing_paused: true,
+            finished_at: None,
         };
         let json = serde_json::to_string(&StatusReport::from_snapshot(&door, reconnecting));
         assert_eq!(
             json.unwrap(),
-            r#"{"camera_id":"door","status":"running","frame_count":42,"last_error":"rtsp://u:***@h:8554/s: could not open (refused): Connection refused","restart_count":7,"phase":"reconnecting","source":"rtsp://u:***@h:8554/s","fps":2.5,"measured_fps":2.4,"hwaccel":"none","hwaccel_requested":"cuda","hwaccel_reason":"cuda: device context could not be created: x; decoding in software","frames_dropped":6,"frames_dropped_reasons":{"corrupt":3,"write_failed":2,"queue_full":1},"last_error_kind":"refused","rtsp_transport":"tcp","sampling":"keyframes","realtime":false,"loop":false,"last_frame_at":"2023-11-14T22:15:00.456Z","started_at":"2023-11-14T22:13:20.123Z","output_folder":"/data/frames/door"}"#
+            r#"{"camera_id":"door","status":"running","frame_count":42,"last_error":"rtsp://u:***@h:8554/s: could not open (refused): Connection refused","restart_count":7,"phase":"reconnecting","source":"rtsp://u:***@h:8554/s","fps":2.5,"measured_fps":2.4,"hwaccel":"none","hwaccel_requested":"cuda","hwaccel_reason":"cuda: device context could not be created: x; decoding in software","frames_dropped":10,"frames_dropped_reasons":{"corrupt":3,"write_failed":2,"queue_full":1,"disk_full":4},"last_error_kind":"refused","rtsp_transport":"tcp","sampling":"keyframes","realtime":false,"loop":false,"last_frame_at":"2023-11-14T22:15:00.456Z","started_at":"2023-11-14T22:13:20.123Z","output_folder":"/data/frames/door","max_frames":1000,"frames_deleted":9,"writing_paused":true}"#
         );
 
         let mut file = CameraSettings::new(
@@ -290,6 +318,7 @@ mod tests {
         );
         file.realtime = true;
         file.looped = true;
+        file.max_age = Some(std::time::Duration::from_secs(3600));
         let clip = camera("clip", file);
         let completed = CameraSnapshot {
             status: Status::Completed,
@@ -304,11 +333,14 @@ mod tests {
             progress: Some(1.0),
             measured_fps: Some(0.2),
             pacing_lag_events: 5,
+            frames_deleted: 0,
+            writing_paused: false,
+            finished_at: Some(at(1_700_000_061_500)),
         };
         let json = serde_json::to_string(&StatusReport::from_snapshot(&clip, completed));
         assert_eq!(
             json.unwrap(),
-            r#"{"camera_id":"clip","status":"completed","frame_count":12,"last_error":null,"restart_count":0,"phase":"finished","source":"/videos/clip.mp4","fps":0.2,"measured_fps":0.2,"hwaccel":"none","hwaccel_requested":"auto","frames_dropped":0,"frames_dropped_reasons":{"corrupt":0,"write_failed":0,"queue_full":0},"sampling":"exact","realtime":true,"pacing_lag_events":5,"loop":true,"last_frame_at":"2023-11-14T22:14:20.999Z","started_at":"2023-11-14T22:13:20.000Z","progress":1.0,"output_folder":"/data/frames/clip"}"#
+            r#"{"camera_id":"clip","status":"completed","frame_count":12,"last_error":null,"restart_count":0,"phase":"finished","source":"/videos/clip.mp4","fps":0.2,"measured_fps":0.2,"hwaccel":"none","hwaccel_requested":"auto","frames_dropped":0,"frames_dropped_reasons":{"corrupt":0,"write_failed":0,"queue_full":0,"disk_full":0},"sampling":"exact","realtime":true,"pacing_lag_events":5,"loop":true,"last_frame_at":"2023-11-14T22:14:20.999Z","started_at":"2023-11-14T22:13:20.000Z","progress":1.0,"output_folder":"/data/frames/clip","max_frames":0,"max_age_seconds":3600.0,"frames_deleted":0,"writing_paused":false,"finished_at":"2023-11-14T22:14:21.500Z"}"#
         );
 
         let never = StatusReport::not_started(&CameraId::parse("nobody").unwrap());

@@ -1,17 +1,25 @@
 //! A camera's frame folder: `frame_%04d.jpg` files written under a temporary name and
 //! renamed into place, and `latest.jpg` replaced atomically, so no reader ever opens a
-//! partial `.jpg`.
+//! partial `.jpg`. A store that keeps a ledger records every frame it wrote, oldest
+//! first, so that retention deletes old frames without listing the folder again.
 
+use std::collections::VecDeque;
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Mutex;
+use std::sync::{Mutex, MutexGuard};
+use std::time::SystemTime;
+
+use super::retention::StoredFrame;
 
 const FILE_MODE: u32 = 0o644;
 const DIR_MODE: u32 = 0o755;
 const LATEST: &str = "latest.jpg";
 const TEMP_SUFFIX: &str = ".part";
+/// Files deleted per hold of the ledger, so that encoder threads recording new frames
+/// never wait long.
+const DELETE_BATCH: usize = 128;
 
 /// Shared between a camera's thread, which numbers the frames in sampling order, and
 /// the encoder threads, which write them.
@@ -20,15 +28,38 @@ pub struct FrameStore {
     next_number: AtomicU64,
     /// The highest frame number `latest.jpg` has pointed at.
     latest: Mutex<u64>,
+    /// The frames in the folder, oldest first; `None` when nobody deletes them.
+    ledger: Option<Mutex<VecDeque<StoredFrame>>>,
+    /// Held while frames are deleted; `true` once retired: a new session owns the
+    /// folder, and this store deletes nothing more.
+    retired: Mutex<bool>,
+}
+
+/// Frames a deletion removed.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Deleted {
+    pub frames: u64,
+    pub bytes: u64,
 }
 
 impl FrameStore {
     /// Opens (creating) `dir`. With `clear`, old frames go and numbering starts at 1;
     /// without, numbering continues after the highest frame present.
     pub fn open(dir: &Path, clear: bool) -> io::Result<FrameStore> {
+        FrameStore::open_with(dir, clear, false)
+    }
+
+    /// As [`FrameStore::open`], keeping a ledger of the frames, those already in the
+    /// folder first (listed this once).
+    pub fn open_with_ledger(dir: &Path, clear: bool) -> io::Result<FrameStore> {
+        FrameStore::open_with(dir, clear, true)
+    }
+
+    fn open_with(dir: &Path, clear: bool, ledger: bool) -> io::Result<FrameStore> {
         fs::create_dir_all(dir)?;
         set_mode(dir, DIR_MODE)?;
         let mut highest = 0;
+        let mut found = Vec::new();
         for entry in fs::read_dir(dir)? {
             let entry = entry?;
             let name = entry.file_name();
@@ -37,14 +68,25 @@ impl FrameStore {
             let is_leftover = name.starts_with('.') && name.ends_with(TEMP_SUFFIX);
             if is_leftover || (clear && is_frame) {
                 remove_if_present(&entry.path())?;
-            } else if let Some(n) = frame_number(&name) {
-                highest = highest.max(n);
+            } else if let Some(number) = frame_number(&name) {
+                highest = highest.max(number);
+                if ledger {
+                    let metadata = entry.metadata()?;
+                    found.push(StoredFrame {
+                        number,
+                        written: metadata.modified().unwrap_or(SystemTime::UNIX_EPOCH),
+                        bytes: metadata.len(),
+                    });
+                }
             }
         }
+        found.sort_by_key(|frame| frame.number);
         Ok(FrameStore {
             dir: dir.to_owned(),
             next_number: AtomicU64::new(highest + 1),
-            latest: Mutex::new(0),
+            latest: Mutex::new(highest),
+            ledger: ledger.then(|| Mutex::new(found.into())),
+            retired: Mutex::new(false),
         })
     }
 
@@ -95,12 +137,78 @@ impl FrameStore {
             let _ = fs::remove_file(&temp);
             return Err(e);
         }
-        let mut latest = self.latest.lock().unwrap_or_else(|e| e.into_inner());
+        let mut latest = lock(&self.latest);
         if number > *latest {
-            self.point_latest_at(&target)?;
+            if let Err(e) = self.point_latest_at(&target) {
+                // No frame newer than `latest.jpg`, which stays as it was.
+                let _ = fs::remove_file(&target);
+                return Err(e);
+            }
             *latest = number;
         }
+        drop(latest);
+        if let Some(ledger) = &self.ledger {
+            lock(ledger).push_back(StoredFrame {
+                number,
+                written: SystemTime::now(),
+                bytes: jpeg.len() as u64,
+            });
+        }
         Ok(())
+    }
+
+    /// The highest frame number written (or found when the folder was opened).
+    pub fn newest(&self) -> u64 {
+        *lock(&self.latest)
+    }
+
+    /// Reads the ledger, oldest first, with the newest frame number; `None` without one.
+    pub fn with_ledger<R>(&self, read: impl FnOnce(&VecDeque<StoredFrame>, u64) -> R) -> Option<R> {
+        let newest = self.newest();
+        Some(read(&lock(self.ledger.as_ref()?), newest))
+    }
+
+    /// Deletes the `count` oldest frames of the ledger (unless retired). A frame
+    /// already gone (a reader cleaned up) counts as deleted.
+    pub fn delete_oldest(&self, count: usize) -> Deleted {
+        let mut deleted = Deleted::default();
+        let Some(ledger) = &self.ledger else {
+            return deleted;
+        };
+        let mut left = count;
+        while left > 0 {
+            let retired = lock(&self.retired);
+            if *retired {
+                break;
+            }
+            let batch: Vec<StoredFrame> = {
+                let mut ledger = lock(ledger);
+                let take = left.min(DELETE_BATCH).min(ledger.len());
+                ledger.drain(..take).collect()
+            };
+            if batch.is_empty() {
+                break;
+            }
+            left -= batch.len();
+            for frame in batch {
+                let path = self.dir.join(frame_name(frame.number));
+                match remove_if_present(&path) {
+                    Ok(()) => {
+                        deleted.frames += 1;
+                        deleted.bytes += frame.bytes;
+                    }
+                    Err(e) => log::warn!("cannot delete {}: {e}", path.display()),
+                }
+            }
+            drop(retired);
+        }
+        deleted
+    }
+
+    /// Stops all deleting, waiting for a deletion under way: the folder now belongs
+    /// to another session.
+    pub fn retire(&self) {
+        *lock(&self.retired) = true;
     }
 
     fn point_latest_at(&self, frame: &Path) -> io::Result<()> {
@@ -178,6 +286,10 @@ fn set_mode(path: &Path, mode: u32) -> io::Result<()> {
 #[cfg(not(unix))]
 fn set_mode(_path: &Path, _mode: u32) -> io::Result<()> {
     Ok(())
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 fn remove_if_present(path: &Path) -> io::Result<()> {
@@ -274,6 +386,50 @@ mod tests {
         store.write_numbered(first, b"one").unwrap();
         assert_eq!(fs::read(cam.join("latest.jpg")).unwrap(), b"two");
         assert_eq!(fs::read(cam.join("frame_0001.jpg")).unwrap(), b"one");
+    }
+
+    #[test]
+    fn a_ledger_records_what_was_written_and_deletes_the_oldest() {
+        let dir = tempfile::tempdir().unwrap();
+        let cam = dir.path().join("cam");
+        let store = FrameStore::open_with_ledger(&cam, true).unwrap();
+        for _ in 0..4 {
+            store.write(b"four").unwrap();
+        }
+        let numbers = |store: &FrameStore| {
+            store
+                .with_ledger(|frames, _| frames.iter().map(|f| f.number).collect::<Vec<_>>())
+                .unwrap()
+        };
+        assert_eq!(numbers(&store), [1, 2, 3, 4]);
+        assert_eq!(store.with_ledger(|_, newest| newest), Some(4));
+        // A reader deleted frame 2 itself: it counts as gone all the same.
+        fs::remove_file(cam.join("frame_0002.jpg")).unwrap();
+        let deleted = store.delete_oldest(2);
+        assert_eq!(
+            deleted,
+            Deleted {
+                frames: 2,
+                bytes: 8
+            }
+        );
+        assert_eq!(numbers(&store), [3, 4]);
+        assert!(!cam.join("frame_0001.jpg").exists());
+        assert!(cam.join("frame_0003.jpg").exists());
+        assert!(cam.join("latest.jpg").exists());
+
+        // A new session continuing the numbering finds the frames left, once.
+        let next = FrameStore::open_with_ledger(&cam, false).unwrap();
+        assert_eq!(numbers(&next), [3, 4]);
+        assert_eq!(next.newest(), 4);
+        // The old store, retired, deletes nothing more.
+        store.retire();
+        assert_eq!(store.delete_oldest(2), Deleted::default());
+        assert!(cam.join("frame_0003.jpg").exists());
+        // A store without a ledger has nothing to delete.
+        let plain = FrameStore::open(&cam, false).unwrap();
+        assert_eq!(plain.with_ledger(|frames, _| frames.len()), None);
+        assert_eq!(plain.delete_oldest(5), Deleted::default());
     }
 
     #[test]

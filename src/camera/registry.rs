@@ -45,11 +45,12 @@ impl Camera {
         hwaccel: HwStatus,
         events: Events,
     ) -> Camera {
+        let state = CameraState::new(hwaccel, SystemTime::now(), settings.live);
         let camera = Camera {
             id,
             settings,
             stop: StopToken::new(),
-            state: Mutex::new(CameraState::new(hwaccel, SystemTime::now())),
+            state: Mutex::new(state),
             latest: Mutex::new(None),
             events,
         };
@@ -81,6 +82,12 @@ impl Camera {
         self.status() == Status::Running
     }
 
+    /// Whether the session goes on until stopped: a looped file, or a source treated
+    /// as live (known once it has opened, unless the caller said so).
+    pub fn is_endless(&self) -> bool {
+        self.settings.looped || self.snapshot().live == Some(true)
+    }
+
     pub fn latest(&self) -> Option<Arc<LatestFrame>> {
         self.latest
             .lock()
@@ -107,8 +114,8 @@ impl Camera {
         }
     }
 
-    pub(super) fn connected(&self) {
-        self.transition(CameraState::connected);
+    pub(super) fn connected(&self, live: bool) {
+        self.transition(|state| state.connected(live));
     }
 
     /// Counts a written frame and makes it the newest, unless a later one (encoded
@@ -247,7 +254,7 @@ mod tests {
         else {
             panic!("not started");
         };
-        camera.connected();
+        camera.connected(true);
         camera.frames_dropped(DropReason::QueueFull, 1);
         camera.request_stop();
         camera.request_stop();
@@ -262,7 +269,7 @@ mod tests {
             changes,
             [
                 Change::Started,
-                Change::Connected,
+                Change::Connected { live: true },
                 Change::FramesDropped {
                     reason: DropReason::QueueFull,
                     count: 1

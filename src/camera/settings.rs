@@ -19,6 +19,10 @@ pub struct CameraSettings {
     pub realtime: bool,
     /// Start a file again at its end (with `realtime`, a simulated live camera).
     pub looped: bool,
+    /// Treat the source as live (`Some(true)`: it reconnects at its end) or finite
+    /// (`Some(false)`: its end completes the camera), whatever it reports; `None`: as
+    /// each connection reports it.
+    pub live: Option<bool>,
     pub sampling: Sampling,
 }
 
@@ -34,12 +38,14 @@ impl CameraSettings {
             rtsp_transport: RtspTransport::default(),
             realtime: false,
             looped: false,
+            live: None,
             sampling: Sampling::default(),
         }
     }
 
-    /// Sources that never end by themselves: live ones and looped files.
-    pub fn endless(&self) -> bool {
-        self.looped || self.source.is_live()
+    /// Whether a connection whose source `reported` being live (or not) is treated as
+    /// live: the caller's word, when given, wins.
+    pub fn live_given(&self, reported: bool) -> bool {
+        self.live.unwrap_or(reported)
     }
 }

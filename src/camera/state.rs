@@ -156,6 +156,9 @@ pub struct CameraSnapshot {
     pub measured_fps: Option<f64>,
     /// Times a realtime file fell more than a second behind its own clock.
     pub pacing_lag_events: u64,
+    /// Whether the source is treated as live: from its last connection, or before the
+    /// first one the caller's word; `None` until known.
+    pub live: Option<bool>,
 }
 
 #[derive(Debug)]
@@ -172,12 +175,13 @@ pub struct CameraState {
     progress: Option<f64>,
     measured_fps: Option<f64>,
     pacing_lag_events: u64,
+    live: Option<bool>,
 }
 
 impl CameraState {
     /// A session just admitted: running, connecting, with what the hardware probe
-    /// foresees about decoding.
-    pub fn new(hwaccel: HwStatus, started_at: SystemTime) -> CameraState {
+    /// foresees about decoding, and whether the caller said the source is live.
+    pub fn new(hwaccel: HwStatus, started_at: SystemTime, live: Option<bool>) -> CameraState {
         CameraState {
             status: Status::Running,
             phase: Phase::Connecting,
@@ -191,6 +195,7 @@ impl CameraState {
             progress: None,
             measured_fps: None,
             pacing_lag_events: 0,
+            live,
         }
     }
 
@@ -208,6 +213,7 @@ impl CameraState {
             progress: self.progress,
             measured_fps: self.measured_fps,
             pacing_lag_events: self.pacing_lag_events,
+            live: self.live,
         }
     }
 
@@ -215,9 +221,11 @@ impl CameraState {
         self.status
     }
 
-    pub fn connected(&mut self) -> Option<Change> {
+    /// The source opened; `live`: how this connection is treated.
+    pub fn connected(&mut self, live: bool) -> Option<Change> {
         self.phase = Phase::Streaming;
-        Some(Change::Connected)
+        self.live = Some(live);
+        Some(Change::Connected { live })
     }
 
     /// Frame `seq` was written at `at`. Encoder threads may finish frames out of
@@ -353,7 +361,7 @@ mod tests {
     use super::*;
 
     fn state() -> CameraState {
-        CameraState::new(HwStatus::default(), SystemTime::now())
+        CameraState::new(HwStatus::default(), SystemTime::now(), None)
     }
 
     #[test]
@@ -404,6 +412,22 @@ mod tests {
         assert_eq!(snapshot.progress, Some(0.5));
         assert_eq!(snapshot.frame_count, 2);
         assert_eq!(snapshot.drops.total(), 1);
+    }
+
+    #[test]
+    fn liveness_is_the_callers_word_until_a_connection_tells() {
+        assert_eq!(state().snapshot().live, None);
+        let mut said_live = CameraState::new(HwStatus::default(), SystemTime::now(), Some(true));
+        assert_eq!(said_live.snapshot().live, Some(true));
+        assert_eq!(
+            said_live.connected(false),
+            Some(Change::Connected { live: false })
+        );
+        let snapshot = said_live.snapshot();
+        assert_eq!(
+            (snapshot.live, snapshot.phase),
+            (Some(false), Phase::Streaming)
+        );
     }
 
     #[test]

@@ -136,9 +136,12 @@ async fn start_camera(
     };
     let realtime = parse_flag(form.get("realtime"), "realtime")?;
     let looped = parse_flag(form.get("loop"), "loop")?;
-    if (realtime || looped) && source.is_live() {
+    let live = parse_optional_flag(form.get("live"), "live")?;
+    // A file or an HTTP(S) URL may turn out to be live once open: the camera then
+    // fails with a clear error.
+    if (realtime || looped) && (source.is_always_live() || live == Some(true)) {
         return Err(ApiError::BadRequest(
-            "realtime and loop apply to file sources only; live sources already run at their own pace".into(),
+            "realtime and loop apply to sources that end (files, HTTP videos); live sources already run at their own pace".into(),
         ));
     }
 
@@ -149,6 +152,7 @@ async fn start_camera(
         rtsp_transport,
         realtime,
         looped,
+        live,
         sampling,
         ..CameraSettings::new(source, fps, output_folder.clone())
     };
@@ -236,7 +240,7 @@ pub async fn latest_frame(
         .duration_since(frame.captured_at)
         .unwrap_or(Duration::ZERO);
     let stale_after = state.supervisor.config().stale_frame;
-    if camera.settings().endless() && age > stale_after {
+    if camera.is_endless() && age > stale_after {
         return Err(ApiError::NotFound(format!(
             "Stream appears to be disconnected. The newest frame is {} s old (STALE_FRAME_SECONDS={}).",
             age.as_secs(),
@@ -376,11 +380,18 @@ fn camera_id(value: Option<&str>) -> Result<CameraId, ApiError> {
 
 /// A yes/no field; absent means no. Any other word is the wrong type (422).
 fn parse_flag(value: Option<&str>, name: &str) -> Result<bool, ApiError> {
-    value.map_or(Ok(false), |v| {
-        crate::config::parse_bool(v).ok_or_else(|| {
-            ApiError::Unprocessable(format!("{name} must be true or false, not {v:?}"))
+    parse_optional_flag(value, name).map(Option::unwrap_or_default)
+}
+
+/// A yes/no field that may be left out (`None`). Any other word is the wrong type (422).
+fn parse_optional_flag(value: Option<&str>, name: &str) -> Result<Option<bool>, ApiError> {
+    value
+        .map(|v| {
+            crate::config::parse_bool(v).ok_or_else(|| {
+                ApiError::Unprocessable(format!("{name} must be true or false, not {v:?}"))
+            })
         })
-    })
+        .transpose()
 }
 
 /// Not a number: 422; a number out of range: 400.

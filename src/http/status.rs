@@ -67,6 +67,9 @@ pub struct StatusReport {
     pub pacing_lag_events: Option<u64>,
     #[serde(skip_serializing_if = "Option::is_none", rename = "loop")]
     pub looped: Option<bool>,
+    /// Shown for every camera: `null` until known.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub live: Option<Option<bool>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub last_frame_at: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -125,6 +128,7 @@ impl StatusReport {
             realtime: Some(settings.realtime),
             pacing_lag_events: settings.realtime.then_some(state.pacing_lag_events),
             looped: Some(settings.looped),
+            live: Some(state.live),
             last_frame_at: state.last_frame_at.map(rfc3339),
             started_at: Some(rfc3339(state.started_at)),
             progress: state.progress,
@@ -154,6 +158,7 @@ impl StatusReport {
             realtime: None,
             pacing_lag_events: None,
             looped: None,
+            live: None,
             last_frame_at: None,
             started_at: None,
             progress: None,
@@ -221,6 +226,8 @@ mod tests {
         assert_eq!(json["phase"], "connecting");
         assert_eq!(json["hwaccel"], "none");
         assert_eq!(json["last_error"], serde_json::Value::Null);
+        // Not known before the source has opened.
+        assert_eq!(json["live"], serde_json::Value::Null);
         let never = serde_json::to_value(StatusReport::not_started(camera.id())).unwrap();
         assert_eq!(never["status"], "not_started");
     }
@@ -276,11 +283,12 @@ mod tests {
             progress: None,
             measured_fps: Some(2.4),
             pacing_lag_events: 0,
+            live: Some(true),
         };
         let json = serde_json::to_string(&StatusReport::from_snapshot(&door, reconnecting));
         assert_eq!(
             json.unwrap(),
-            r#"{"camera_id":"door","status":"running","frame_count":42,"last_error":"rtsp://u:***@h:8554/s: could not open (refused): Connection refused","restart_count":7,"phase":"reconnecting","source":"rtsp://u:***@h:8554/s","fps":2.5,"measured_fps":2.4,"hwaccel":"none","hwaccel_requested":"cuda","hwaccel_reason":"cuda: device context could not be created: x; decoding in software","frames_dropped":6,"frames_dropped_reasons":{"corrupt":3,"write_failed":2,"queue_full":1},"last_error_kind":"refused","rtsp_transport":"tcp","sampling":"keyframes","realtime":false,"loop":false,"last_frame_at":"2023-11-14T22:15:00.456Z","started_at":"2023-11-14T22:13:20.123Z","output_folder":"/data/frames/door"}"#
+            r#"{"camera_id":"door","status":"running","frame_count":42,"last_error":"rtsp://u:***@h:8554/s: could not open (refused): Connection refused","restart_count":7,"phase":"reconnecting","source":"rtsp://u:***@h:8554/s","fps":2.5,"measured_fps":2.4,"hwaccel":"none","hwaccel_requested":"cuda","hwaccel_reason":"cuda: device context could not be created: x; decoding in software","frames_dropped":6,"frames_dropped_reasons":{"corrupt":3,"write_failed":2,"queue_full":1},"last_error_kind":"refused","rtsp_transport":"tcp","sampling":"keyframes","realtime":false,"loop":false,"live":true,"last_frame_at":"2023-11-14T22:15:00.456Z","started_at":"2023-11-14T22:13:20.123Z","output_folder":"/data/frames/door"}"#
         );
 
         let mut file = CameraSettings::new(
@@ -304,11 +312,12 @@ mod tests {
             progress: Some(1.0),
             measured_fps: Some(0.2),
             pacing_lag_events: 5,
+            live: Some(false),
         };
         let json = serde_json::to_string(&StatusReport::from_snapshot(&clip, completed));
         assert_eq!(
             json.unwrap(),
-            r#"{"camera_id":"clip","status":"completed","frame_count":12,"last_error":null,"restart_count":0,"phase":"finished","source":"/videos/clip.mp4","fps":0.2,"measured_fps":0.2,"hwaccel":"none","hwaccel_requested":"auto","frames_dropped":0,"frames_dropped_reasons":{"corrupt":0,"write_failed":0,"queue_full":0},"sampling":"exact","realtime":true,"pacing_lag_events":5,"loop":true,"last_frame_at":"2023-11-14T22:14:20.999Z","started_at":"2023-11-14T22:13:20.000Z","progress":1.0,"output_folder":"/data/frames/clip"}"#
+            r#"{"camera_id":"clip","status":"completed","frame_count":12,"last_error":null,"restart_count":0,"phase":"finished","source":"/videos/clip.mp4","fps":0.2,"measured_fps":0.2,"hwaccel":"none","hwaccel_requested":"auto","frames_dropped":0,"frames_dropped_reasons":{"corrupt":0,"write_failed":0,"queue_full":0},"sampling":"exact","realtime":true,"pacing_lag_events":5,"loop":true,"live":false,"last_frame_at":"2023-11-14T22:14:20.999Z","started_at":"2023-11-14T22:13:20.000Z","progress":1.0,"output_folder":"/data/frames/clip"}"#
         );
 
         let never = StatusReport::not_started(&CameraId::parse("nobody").unwrap());

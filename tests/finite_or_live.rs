@@ -106,9 +106,7 @@ fn an_hls_vod_and_an_extensionless_mp4_url_complete_with_the_clips_frames() {
     // Staleness follows the decision: once the newest frames are older than
     // STALE_FRAME_SECONDS, a finite source still answers, a live one does not.
     thread::sleep(Duration::from_millis(1100));
-    daemon
-        .get("/latest-frame/?camera_id=mp4")
-        .assert_ok();
+    daemon.get("/latest-frame/?camera_id=mp4").assert_ok();
     let stale = daemon.get("/latest-frame/?camera_id=vod_live");
     assert_eq!(stale.status, 404);
     assert!(
@@ -168,9 +166,7 @@ fn a_live_hls_playlist_keeps_running_and_live_false_completes_it_at_its_end() {
     assert_eq!(running["status"], "running", "{running}");
     assert_eq!(running["phase"], "streaming", "{running}");
     assert_eq!(restart_count(&running), 0, "{running}");
-    daemon
-        .get("/latest-frame/?camera_id=live")
-        .assert_ok();
+    daemon.get("/latest-frame/?camera_id=live").assert_ok();
     stop_camera(&daemon, "live");
 
     // The playlist ends: the source said finite completes where it ends, with two

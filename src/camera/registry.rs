@@ -85,7 +85,7 @@ impl Camera {
     /// Whether the session goes on until stopped: a looped file, or a source treated
     /// as live (known once it has opened, unless the caller said so).
     pub fn is_endless(&self) -> bool {
-        self.settings.looped || self.snapshot().live == Some(true)
+        self.settings.looped || self.state().live() == Some(true)
     }
 
     pub fn latest(&self) -> Option<Arc<LatestFrame>> {

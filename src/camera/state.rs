@@ -221,6 +221,10 @@ impl CameraState {
         self.status
     }
 
+    pub fn live(&self) -> Option<bool> {
+        self.live
+    }
+
     /// The source opened; `live`: how this connection is treated.
     pub fn connected(&mut self, live: bool) -> Option<Change> {
         self.phase = Phase::Streaming;

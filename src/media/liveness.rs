@@ -8,9 +8,9 @@
 //!   timestamps;
 //! - HLS with `#EXT-X-ENDLIST` (VOD): the sum of its segments' durations; without it (a
 //!   live playlist, or an event still being written): none, whatever the segments hold;
-//! - an endless HTTP stream (no Content-Length), RTSP, UDP, SRT: none;
+//! - an endless HTTP stream (no Content-Length), RTSP, an `.sdp` session: none;
 //! - a raw elementary stream (`.h264`, MJPEG), even from a file of known size: none;
-//! - FLV from a live server: 0, from the metadata it sends first.
+//! - FLV from a live server (HTTP-FLV, RTMP): 0, from the metadata it sends first.
 //!
 //! Hence the rule: a stream protocol is live whatever it announces (an RTSP or RTMP
 //! server may announce the length of a recording it loops); otherwise a positive

@@ -155,11 +155,13 @@ impl Source {
         }
     }
 
-    /// True for sources that keep producing frames until stopped.
-    pub fn is_live(&self) -> bool {
+    /// True for protocols that carry only live streams (RTSP, RTMP, SRT, UDP, RTP,
+    /// TCP). A file or an HTTP(S) URL may be either: that is known only once libav has
+    /// opened it (`media::liveness`).
+    pub fn is_always_live(&self) -> bool {
         match self {
             Source::File(_) => false,
-            Source::Url(url) => !looks_like_finite_http(url),
+            Source::Url(url) => !matches!(scheme_of(url).as_deref(), Some("http" | "https")),
         }
     }
 
@@ -201,20 +203,6 @@ impl Source {
             Source::Url(url) => redact_url(url),
         }
     }
-}
-
-/// Progressive HTTP downloads of ordinary video files end like files do.
-fn looks_like_finite_http(url: &str) -> bool {
-    let lower = url.to_ascii_lowercase();
-    if !(lower.starts_with("http://") || lower.starts_with("https://")) {
-        return false;
-    }
-    let path = lower.split(['?', '#']).next().unwrap_or_default();
-    [
-        ".mp4", ".mkv", ".mov", ".avi", ".webm", ".ts", ".m4v", ".flv",
-    ]
-    .iter()
-    .any(|ext| path.ends_with(ext))
 }
 
 fn allowed_schemes() -> String {
@@ -425,10 +413,22 @@ mod tests {
     }
 
     #[test]
-    fn liveness() {
-        assert!(Source::Url("rtsp://h/s".into()).is_live());
-        assert!(Source::Url("http://h/live.m3u8".into()).is_live());
-        assert!(!Source::Url("http://h/clip.mp4?x=1".into()).is_live());
-        assert!(!Source::File("/a.mp4".into()).is_live());
+    fn only_stream_protocols_are_live_before_opening() {
+        for live in [
+            "rtsp://h/s",
+            "RTMP://h/app/s",
+            "srt://h:9000",
+            "udp://0.0.0.0:5000",
+        ] {
+            assert!(Source::Url(live.into()).is_always_live(), "{live}");
+        }
+        for either in [
+            "http://h/live.m3u8",
+            "HTTPS://h/video?id=3",
+            "http://h/clip.mp4",
+        ] {
+            assert!(!Source::Url(either.into()).is_always_live(), "{either}");
+        }
+        assert!(!Source::File("/a.mp4".into()).is_always_live());
     }
 }

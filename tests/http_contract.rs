@@ -318,6 +318,52 @@ fn fps_of_the_wrong_type_is_422_and_out_of_range_is_400() {
 }
 
 #[test]
+fn live_is_a_flag_and_realtime_or_loop_are_refused_only_for_sources_certainly_live() {
+    let daemon = Daemon::start();
+    let rtsp = dead_rtsp();
+    let file = place(&daemon, clip());
+    let file = file.to_str().unwrap();
+    for encoding in ENCODINGS {
+        let fields = [
+            ("camera_id", "flag"),
+            ("url", rtsp.as_str()),
+            ("live", "maybe"),
+        ];
+        let detail = assert_error(&encoding.post(&daemon, "/decode/", &fields), 422, "live");
+        assert_eq!(detail, "live must be true or false, not \"maybe\"");
+        for fields in [
+            [("url", rtsp.as_str()), ("realtime", "true")],
+            [("url", file), ("live", "true")],
+        ] {
+            let mut fields = fields.to_vec();
+            fields.extend([("camera_id", "flag"), ("loop", "yes")]);
+            let reply = encoding.post(&daemon, "/decode/", &fields);
+            let detail = assert_error(&reply, 400, &format!("{fields:?}, {encoding:?}"));
+            assert!(
+                detail.starts_with("realtime and loop apply to sources that end"),
+                "{detail}"
+            );
+        }
+    }
+    assert_eq!(daemon.status("flag")["status"], "not_started");
+
+    // An HTTP URL may serve a file: allowed, decided once it opens (this one never does).
+    let http = format!("http://127.0.0.1:{}/video", free_port());
+    let reply = daemon.post_json(
+        "/decode/",
+        json!({"camera_id": "http", "url": http, "realtime": true, "live": null}),
+    );
+    assert_ok(&reply, "realtime on an HTTP URL");
+    assert_eq!(daemon.status("http")["live"], Value::Null);
+    let reply = daemon.post_json(
+        "/decode/",
+        json!({"camera_id": "said", "url": rtsp, "live": false}),
+    );
+    assert_ok(&reply, "live=false on RTSP");
+    assert_eq!(daemon.status("said")["live"], false);
+}
+
+#[test]
 fn decode_without_a_source_is_400_with_the_original_message() {
     let daemon = Daemon::start();
     for encoding in ENCODINGS {

@@ -28,8 +28,9 @@ pub struct CameraEvent {
 pub enum Change {
     /// A new session was admitted; its thread is about to start.
     Started,
-    /// The source is open and frames are being decoded.
-    Connected,
+    /// The source is open and frames are being decoded; `live`: whether this
+    /// connection is treated as live (it reconnects at its end) or finite.
+    Connected { live: bool },
     /// A frame was written to the folder and is the newest.
     FrameWritten {
         seq: u64,

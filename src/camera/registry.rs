@@ -64,11 +64,12 @@ impl Camera {
         hwaccel: HwStatus,
         events: Events,
     ) -> Camera {
+        let state = CameraState::new(hwaccel, SystemTime::now(), settings.live);
         let camera = Camera {
             id,
             settings,
             stop: StopToken::new(),
-            state: Mutex::new(CameraState::new(hwaccel, SystemTime::now())),
+            state: Mutex::new(state),
             latest: Mutex::new(None),
             frames: Mutex::new(FrameFolder::default()),
             events,
@@ -99,6 +100,17 @@ impl Camera {
 
     pub fn is_running(&self) -> bool {
         self.status() == Status::Running
+    }
+
+    /// Whether the session goes on until stopped: a looped file, or a source treated
+    /// as live (known once it has opened, unless the caller said so).
+    pub fn is_endless(&self) -> bool {
+        self.settings.looped || self.state().live() == Some(true)
+    }
+
+    /// What retention keeps of this camera's folder now.
+    pub fn limits(&self) -> crate::output::retention::Limits {
+        self.settings.limits(self.is_endless())
     }
 
     pub fn latest(&self) -> Option<Arc<LatestFrame>> {
@@ -159,8 +171,8 @@ impl Camera {
         }
     }
 
-    pub(super) fn connected(&self) {
-        self.transition(CameraState::connected);
+    pub(super) fn connected(&self, live: bool) {
+        self.transition(|state| state.connected(live));
     }
 
     /// Counts a written frame and makes it the newest, unless a later one (encoded
@@ -340,7 +352,7 @@ mod tests {
         else {
             panic!("not started");
         };
-        camera.connected();
+        camera.connected(true);
         camera.frames_dropped(DropReason::QueueFull, 1);
         camera.request_stop();
         camera.request_stop();
@@ -356,7 +368,7 @@ mod tests {
             changes,
             [
                 Change::Started,
-                Change::Connected,
+                Change::Connected { live: true },
                 Change::FramesDropped {
                     reason: DropReason::QueueFull,
                     count: 1

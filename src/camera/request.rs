@@ -10,7 +10,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
-use super::settings::CameraSettings;
+use super::settings::{CameraSettings, FrameLimit};
 use crate::config::{parse_bool, Config};
 use crate::media::hw::HwChoice;
 use crate::output::retention::{MAX_AGE_LIMIT_SECONDS, MAX_FRAMES_LIMIT};
@@ -18,7 +18,7 @@ use crate::sampling::{Fps, FpsError, Sampling};
 use crate::source::{CameraId, RtspTransport, Source, SourceError};
 
 /// Every field a start request may carry, in the order they are checked.
-pub const FIELDS: [&str; 11] = [
+pub const FIELDS: [&str; 12] = [
     "camera_id",
     "fps",
     "force_format",
@@ -28,6 +28,7 @@ pub const FIELDS: [&str; 11] = [
     "sampling",
     "realtime",
     "loop",
+    "live",
     "max_frames",
     "max_age_seconds",
 ];
@@ -151,21 +152,21 @@ impl StartRequest {
         };
         let realtime = self.flag("realtime")?;
         let looped = self.flag("loop")?;
-        if (realtime || looped) && source.is_live() {
+        let live = self.optional_flag("live")?;
+        // A file or an HTTP(S) URL may still turn out to be live once open: the camera
+        // then fails with a clear error.
+        if (realtime || looped) && (source.is_always_live() || live == Some(true)) {
             return Err(RequestError::invalid(
                 if realtime { "realtime" } else { "loop" },
-                "realtime and loop apply to file sources only; live sources already run at their own pace",
+                "realtime and loop apply to sources that end (files, HTTP videos); live sources already run at their own pace",
             ));
         }
-        let max_frames = match self.max_frames()? {
-            Some(max) => max,
-            None => config.max_frames_per_camera.unwrap_or({
-                if looped || source.is_live() {
-                    crate::config::DEFAULT_MAX_FRAMES_PER_CAMERA
-                } else {
-                    0
-                }
-            }),
+        let max_frames = match self.max_frames()?.or(config.max_frames_per_camera) {
+            Some(frames) => FrameLimit::fixed(frames),
+            None => FrameLimit {
+                if_endless: crate::config::DEFAULT_MAX_FRAMES_PER_CAMERA,
+                if_it_ends: 0,
+            },
         };
         let max_age = match self.max_age()? {
             Some(seconds) => (seconds > 0.0).then(|| Duration::from_secs_f64(seconds)),
@@ -178,6 +179,7 @@ impl StartRequest {
             rtsp_transport,
             realtime,
             looped,
+            live,
             sampling,
             max_frames,
             max_age,
@@ -256,12 +258,19 @@ impl StartRequest {
 
     /// A yes/no field; absent means no. Any other word is the wrong type.
     fn flag(&self, name: &'static str) -> Result<bool, RequestError> {
-        self.get(name).map_or(Ok(false), |value| {
-            parse_bool(value).ok_or_else(|| RequestError::WrongType {
-                field: name,
-                message: format!("{name} must be true or false, not {value:?}"),
+        self.optional_flag(name).map(Option::unwrap_or_default)
+    }
+
+    /// A yes/no field that may be left out (`None`).
+    fn optional_flag(&self, name: &'static str) -> Result<Option<bool>, RequestError> {
+        self.get(name)
+            .map(|value| {
+                parse_bool(value).ok_or_else(|| RequestError::WrongType {
+                    field: name,
+                    message: format!("{name} must be true or false, not {value:?}"),
+                })
             })
-        })
+            .transpose()
     }
 }
 

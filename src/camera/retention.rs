@@ -172,7 +172,7 @@ impl Retention {
 
 /// Deletes what the camera's own limits no longer keep.
 fn apply_limits(camera: &Camera, now: SystemTime) {
-    let limits = camera.settings().limits();
+    let limits = camera.limits();
     if limits.keeps_everything() {
         return;
     }
@@ -194,7 +194,7 @@ fn apply_limits(camera: &Camera, now: SystemTime) {
 fn relieve(cameras: &[Arc<Camera>], wanted: u64, now: SystemTime) -> u64 {
     let candidates: Vec<(&Arc<Camera>, Arc<FrameStore>)> = cameras
         .iter()
-        .filter(|c| c.settings().endless())
+        .filter(|c| c.is_endless())
         .filter_map(|c| Some((c, c.frame_store()?)))
         .collect();
     let deletable: Vec<Vec<StoredFrame>> = candidates
@@ -294,7 +294,7 @@ mod tests {
             let id = CameraId::parse(id).unwrap();
             let folder = self.dir.path().join(id.as_str());
             let settings = CameraSettings {
-                max_frames,
+                max_frames: crate::camera::settings::FrameLimit::fixed(max_frames),
                 ..CameraSettings::new(Source::Url("rtsp://h/s".into()), Fps::DEFAULT, folder)
             };
             let Admission::Started(camera) =

@@ -26,6 +26,10 @@ pub trait FrameSource {
     /// looped file's next pass starts.
     fn pass_length(&self) -> f64;
 
+    /// Whether the source, as it reported itself when it opened, goes on until
+    /// stopped (a camera, a live playlist) rather than ending (a file, a recording).
+    fn is_live(&self) -> bool;
+
     /// Damaged frames dropped on this connection so far.
     fn damaged_frames(&self) -> u64;
 
@@ -45,7 +49,7 @@ pub trait Opener: Send {
 #[derive(Debug, Clone)]
 pub struct LibavOpener {
     pub options: OpenOptions,
-    /// A live source that gives no video frame for this long has stalled.
+    /// A source read as live that gives no video frame for this long has stalled.
     pub stall_timeout: Duration,
 }
 
@@ -55,7 +59,8 @@ impl Opener for LibavOpener {
     fn open(&self, settings: &CameraSettings, stop: &StopToken) -> Result<VideoSource, MediaError> {
         let options = OpenOptions {
             sampling: settings.sampling,
-            stall_timeout: settings.source.is_live().then_some(self.stall_timeout),
+            live: settings.live,
+            stall_timeout: Some(self.stall_timeout),
             rtsp_transport: settings.rtsp_transport,
             ..self.options.clone()
         };
@@ -78,6 +83,10 @@ impl FrameSource for VideoSource {
 
     fn pass_length(&self) -> f64 {
         VideoSource::pass_length(self)
+    }
+
+    fn is_live(&self) -> bool {
+        VideoSource::is_live(self)
     }
 
     fn damaged_frames(&self) -> u64 {

@@ -171,6 +171,9 @@ pub struct CameraSnapshot {
     pub writing_paused: bool,
     /// When the session ended (its thread done with the folder).
     pub finished_at: Option<SystemTime>,
+    /// Whether the source is treated as live: from its last connection, or before the
+    /// first one the caller's word; `None` until known.
+    pub live: Option<bool>,
 }
 
 #[derive(Debug)]
@@ -190,12 +193,13 @@ pub struct CameraState {
     frames_deleted: u64,
     writing_paused: bool,
     finished_at: Option<SystemTime>,
+    live: Option<bool>,
 }
 
 impl CameraState {
     /// A session just admitted: running, connecting, with what the hardware probe
-    /// foresees about decoding.
-    pub fn new(hwaccel: HwStatus, started_at: SystemTime) -> CameraState {
+    /// foresees about decoding, and whether the caller said the source is live.
+    pub fn new(hwaccel: HwStatus, started_at: SystemTime, live: Option<bool>) -> CameraState {
         CameraState {
             status: Status::Running,
             phase: Phase::Connecting,
@@ -212,6 +216,7 @@ impl CameraState {
             frames_deleted: 0,
             writing_paused: false,
             finished_at: None,
+            live,
         }
     }
 
@@ -232,6 +237,7 @@ impl CameraState {
             frames_deleted: self.frames_deleted,
             writing_paused: self.writing_paused,
             finished_at: self.finished_at,
+            live: self.live,
         }
     }
 
@@ -239,9 +245,15 @@ impl CameraState {
         self.status
     }
 
-    pub fn connected(&mut self) -> Option<Change> {
+    pub fn live(&self) -> Option<bool> {
+        self.live
+    }
+
+    /// The source opened; `live`: how this connection is treated.
+    pub fn connected(&mut self, live: bool) -> Option<Change> {
         self.phase = Phase::Streaming;
-        Some(Change::Connected)
+        self.live = Some(live);
+        Some(Change::Connected { live })
     }
 
     /// Frame `seq` was written at `at`. Encoder threads may finish frames out of
@@ -420,7 +432,7 @@ mod tests {
     use super::*;
 
     fn state() -> CameraState {
-        CameraState::new(HwStatus::default(), SystemTime::now())
+        CameraState::new(HwStatus::default(), SystemTime::now(), None)
     }
 
     #[test]
@@ -471,6 +483,22 @@ mod tests {
         assert_eq!(snapshot.progress, Some(0.5));
         assert_eq!(snapshot.frame_count, 2);
         assert_eq!(snapshot.drops.total(), 1);
+    }
+
+    #[test]
+    fn liveness_is_the_callers_word_until_a_connection_tells() {
+        assert_eq!(state().snapshot().live, None);
+        let mut said_live = CameraState::new(HwStatus::default(), SystemTime::now(), Some(true));
+        assert_eq!(said_live.snapshot().live, Some(true));
+        assert_eq!(
+            said_live.connected(false),
+            Some(Change::Connected { live: false })
+        );
+        let snapshot = said_live.snapshot();
+        assert_eq!(
+            (snapshot.live, snapshot.phase),
+            (Some(false), Phase::Streaming)
+        );
     }
 
     #[test]

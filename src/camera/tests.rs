@@ -38,9 +38,10 @@ const CAP: Duration = Duration::from_secs(8);
 enum Connection {
     /// The open fails.
     Refused(FailureKind),
-    /// Gives `frames` frames `interval` seconds apart, each taking that long on the
-    /// clock, then ends as `then` says.
+    /// Reports itself live or not, gives `frames` frames `interval` seconds apart,
+    /// each taking that long on the clock, then ends as `then` says.
     Streams {
+        live: bool,
         frames: usize,
         interval: f64,
         then: End,
@@ -99,10 +100,12 @@ impl Opener for ScriptedOpener {
                 kind,
             }),
             Some(Connection::Streams {
+                live,
                 frames,
                 interval,
                 then,
             }) => Ok(FakeSource {
+                live,
                 frames,
                 interval,
                 then,
@@ -117,6 +120,7 @@ impl Opener for ScriptedOpener {
 }
 
 struct FakeSource {
+    live: bool,
     frames: usize,
     interval: f64,
     then: End,
@@ -164,6 +168,10 @@ impl FrameSource for FakeSource {
 
     fn pass_length(&self) -> f64 {
         self.frames as f64 * self.interval
+    }
+
+    fn is_live(&self) -> bool {
+        self.live
     }
 
     fn damaged_frames(&self) -> u64 {
@@ -237,8 +245,20 @@ fn refused(count: usize) -> Vec<Connection> {
     vec![Connection::Refused(FailureKind::Refused); count]
 }
 
+/// A connection that reports a live source.
 fn streams(frames: usize, then: End) -> Connection {
     Connection::Streams {
+        live: true,
+        frames,
+        interval: 1.0,
+        then,
+    }
+}
+
+/// A connection that reports a source that ends.
+fn finite(frames: usize, then: End) -> Connection {
+    Connection::Streams {
+        live: false,
         frames,
         interval: 1.0,
         then,
@@ -395,7 +415,10 @@ fn frame_numbers_continue_across_reconnects() {
         retry_kinds,
         [FailureKind::Network, FailureKind::EndOfStream]
     );
-    let connects = changes.iter().filter(|c| **c == Change::Connected).count();
+    let connects = changes
+        .iter()
+        .filter(|c| **c == Change::Connected { live: true })
+        .count();
     assert_eq!(connects, 2);
     assert_eq!(
         changes.last(),
@@ -404,6 +427,144 @@ fn frame_numbers_continue_across_reconnects() {
             error: None
         })
     );
+}
+
+/// An HTTP source: live or finite only once a connection says.
+fn http(configure: impl FnOnce(&mut CameraSettings)) -> Harness {
+    Harness::new(
+        Source::Url("http://media.test/video?id=3".into()),
+        configure,
+    )
+}
+
+fn connects(changes: &[Change]) -> Vec<bool> {
+    changes
+        .iter()
+        .filter_map(|change| match change {
+            Change::Connected { live } => Some(*live),
+            _ => None,
+        })
+        .collect()
+}
+
+/// Runs `harness` on `script`: the opens it made, its state at the end, its events.
+fn run_script(
+    harness: &mut Harness,
+    script: Vec<Connection>,
+) -> (usize, super::CameraSnapshot, Vec<Change>) {
+    let clock = FakeClock::new();
+    let opener = ScriptedOpener::new(script, &clock);
+    let opens = Arc::clone(&opener.opens);
+    harness.run(opener, clock, 0);
+    let opens = *opens.lock().unwrap();
+    (opens, harness.camera.snapshot(), harness.changes())
+}
+
+#[test]
+fn a_source_reported_live_reconnects_at_its_end() {
+    let mut harness = http(|_| {});
+    let script = vec![streams(2, End::Eos), streams(2, End::Eos)];
+    let (opens, state, changes) = run_script(&mut harness, script);
+    // Both connections ended and were reconnected; the third open finds no script.
+    assert_eq!(opens, 3);
+    assert_eq!(state.restart_count, 2);
+    assert_eq!(state.frame_count, 4);
+    assert_eq!(state.live, Some(true));
+    let retried = changes
+        .iter()
+        .filter(|change| {
+            matches!(
+                change,
+                Change::Retrying {
+                    kind: FailureKind::EndOfStream,
+                    ..
+                }
+            )
+        })
+        .count();
+    assert_eq!(retried, 2);
+    assert_eq!(connects(&changes), [true, true]);
+}
+
+#[test]
+fn a_source_reported_finite_completes_at_its_end() {
+    let mut harness = http(|_| {});
+    let script = vec![finite(3, End::Eos), finite(3, End::Eos)];
+    let (opens, state, changes) = run_script(&mut harness, script);
+    assert_eq!(opens, 1);
+    assert_eq!(
+        (state.status, state.progress),
+        (Status::Completed, Some(1.0))
+    );
+    assert_eq!((state.frame_count, state.restart_count), (3, 0));
+    assert_eq!(state.live, Some(false));
+    assert_eq!(connects(&changes), [false]);
+}
+
+#[test]
+fn a_source_reported_finite_that_fails_ends_in_error() {
+    let mut harness = http(|_| {});
+    let script = vec![
+        finite(2, End::Fails(FailureKind::Network)),
+        finite(3, End::Eos),
+    ];
+    let (opens, state, _) = run_script(&mut harness, script);
+    assert_eq!(opens, 1);
+    assert_eq!(state.status, Status::Error);
+    assert_eq!(state.last_error.unwrap().kind.as_str(), "network");
+}
+
+#[test]
+fn the_callers_word_on_liveness_wins_both_ways() {
+    // Said finite, reported live: its end completes the camera.
+    let mut said_finite = http(|settings| settings.live = Some(false));
+    assert_eq!(said_finite.camera.snapshot().live, Some(false));
+    let script = vec![streams(2, End::Eos), streams(2, End::Eos)];
+    let (opens, state, changes) = run_script(&mut said_finite, script);
+    assert_eq!((opens, state.status), (1, Status::Completed));
+    assert_eq!(state.live, Some(false));
+    assert_eq!(connects(&changes), [false]);
+
+    // Said live, reported finite: its end is reconnected, its frames numbered on.
+    let mut said_live = http(|settings| settings.live = Some(true));
+    assert_eq!(said_live.camera.snapshot().live, Some(true));
+    let script = vec![finite(2, End::Eos), finite(2, End::Eos)];
+    let (opens, state, changes) = run_script(&mut said_live, script);
+    assert_eq!((opens, state.status), (3, Status::Stopped));
+    assert_eq!((state.restart_count, state.frame_count), (2, 4));
+    assert_eq!(state.live, Some(true));
+    assert_eq!(connects(&changes), [true, true]);
+}
+
+#[test]
+fn before_any_connection_a_url_is_retried_and_a_file_is_not() {
+    let mut url = http(|_| {});
+    let (opens, state, _) = run_script(&mut url, refused(2));
+    assert_eq!((opens, state.restart_count), (3, 2));
+    assert_eq!(state.live, None);
+
+    let mut file = Harness::new(Source::File("/clips/a.mp4".into()), |_| {});
+    let (opens, state, _) = run_script(&mut file, refused(2));
+    assert_eq!((opens, state.status), (1, Status::Error));
+}
+
+#[test]
+fn a_paced_or_looped_source_that_turns_out_live_fails_the_camera() {
+    for (realtime, looped) in [(true, false), (false, true)] {
+        let mut harness = http(|settings| {
+            settings.realtime = realtime;
+            settings.looped = looped;
+        });
+        let (opens, state, _) = run_script(&mut harness, vec![streams(2, End::Eos)]);
+        assert_eq!(opens, 1);
+        assert_eq!((state.status, state.frame_count), (Status::Error, 0));
+        assert_eq!(state.live, Some(true));
+        let message = state.last_error.unwrap().message;
+        assert!(
+            message.contains("is live (it reports no end): realtime and loop apply only"),
+            "{message}"
+        );
+    }
 }
 
 #[test]
@@ -416,6 +577,7 @@ fn a_looped_file_runs_on_one_timeline() {
     });
     // Ten frames 0.1 s apart, played three times.
     let script = [Connection::Streams {
+        live: false,
         frames: 10,
         interval: 0.1,
         then: End::Rewinds(2),

@@ -1,5 +1,6 @@
 //! One long-lived worker per camera, on its own thread: an infallible `run` that loops
-//! over a fallible `run_once`, sleeping with backoff between attempts on live sources.
+//! over a fallible `run_once`, sleeping with backoff between attempts on sources that
+//! each connection reports live.
 //! Generic over how sources open and over the clock, so the retry loop is tested
 //! against scripted sources in fake time.
 
@@ -22,6 +23,7 @@ use crate::output::encode_pool::EncodePool;
 use crate::output::store::FrameStore;
 use crate::sampling::pacer::Pacer;
 use crate::sampling::sampler::Sampler;
+use crate::source::Source;
 
 /// How a worker runs, fixed when the camera starts.
 #[derive(Debug, Clone)]
@@ -97,8 +99,12 @@ fn run_session<O: Opener, C: Clock>(
 ) -> Result<(), Failure> {
     let settings = camera.settings();
     let folder = &settings.output_folder;
-    // Frames someone may delete later (retention, the disk guard) are recorded.
-    let opened = if settings.endless() || !settings.limits().keeps_everything() {
+    // Frames someone may delete later (retention, the disk guard) are recorded: all
+    // but those of a local file that keeps everything if it ends, as files do.
+    let surely_ends = matches!(settings.source, Source::File(_))
+        && !settings.looped
+        && settings.live != Some(true);
+    let opened = if !surely_ends || !settings.limits(false).keeps_everything() {
         FrameStore::open_with_ledger(folder, options.clear_on_start)
     } else {
         FrameStore::open(folder, options.clear_on_start)
@@ -132,7 +138,8 @@ fn wait_until_written(all_written: &Receiver<()>) {
 }
 
 /// Connects, streams and reconnects with backoff until the source ends, fails for
-/// good or is stopped.
+/// good or is stopped. Each connection tells whether the source is live (reconnected
+/// at its end) or finite (its end completes the camera).
 fn reconnect_loop<O: Opener, C: Clock>(
     camera: &Camera,
     opener: &O,
@@ -143,22 +150,23 @@ fn reconnect_loop<O: Opener, C: Clock>(
     let id = camera.id();
     let settings = camera.settings();
     let stop = camera.stop_token();
-    let endless = settings.endless();
+    // Until a connection tells, a URL that cannot be opened is retried (it may be a
+    // camera that is down), a file is not.
+    let mut live = settings.live_given(matches!(settings.source, Source::Url(_)));
     let mut backoff = options.backoff.clone();
     let mut consecutive_failures = 0;
 
     loop {
         let attempt_started = clock.now();
-        let Attempt {
-            end: outcome,
-            queued,
-        } = run_once(camera, opener, clock, delivery);
+        let attempt = run_once(camera, opener, clock, delivery)?;
         // The connection's decoder, frame pools and buffers were just freed.
         memory::release_free_memory();
         if stop.is_stopped() {
             return Ok(());
         }
-        let failure = match outcome {
+        live = attempt.live.unwrap_or(live);
+        let endless = live || settings.looped;
+        let failure = match attempt.end {
             Ok(PumpEnd::Stopped) => return Ok(()),
             Ok(PumpEnd::EndOfStream) if !endless => return Ok(()),
             Ok(PumpEnd::EndOfStream) => Failure {
@@ -168,7 +176,7 @@ fn reconnect_loop<O: Opener, C: Clock>(
             Err(e) if !endless => return Err(e.into()),
             Err(e) => e.into(),
         };
-        if queued > 0 {
+        if attempt.queued > 0 {
             consecutive_failures = 0;
         }
         consecutive_failures += 1;
@@ -206,28 +214,51 @@ struct Attempt {
     /// here, not when written, so that a connection's frames count for it even while
     /// they are still being encoded, and a full disk is not a failing source).
     queued: u64,
+    /// Whether the connection was treated as live; `None`: the source did not open.
+    live: Option<bool>,
 }
 
 /// One connection: open, then decode until the end, a stop or an error. A looped file
-/// starts again at its end on the same connection, on the same timeline.
+/// starts again at its end on the same connection, on the same timeline. `Err`: the
+/// camera cannot go on (a source asked to be paced or looped turned out to be live).
 fn run_once<O: Opener, C: Clock>(
     camera: &Camera,
     opener: &O,
     clock: &C,
     delivery: &Delivery,
-) -> Attempt {
+) -> Result<Attempt, Failure> {
     let settings = camera.settings();
     let stop = camera.stop_token();
     let mut video = match opener.open(settings, stop) {
         Ok(video) => video,
         Err(e) => {
-            return Attempt {
+            return Ok(Attempt {
                 end: Err(e.into()),
                 queued: 0,
-            }
+                live: None,
+            })
         }
     };
-    camera.connected();
+    let live = settings.live_given(video.is_live());
+    camera.connected(live);
+    log::info!(
+        "[{}] connected: {}",
+        camera.id(),
+        if live {
+            "live, reconnected at its end"
+        } else {
+            "finite, completed at its end"
+        }
+    );
+    if live && (settings.realtime || settings.looped) {
+        return Err(Failure {
+            message: format!(
+                "{} is live (it reports no end): realtime and loop apply only to sources that end; start it without them",
+                settings.source.redacted()
+            ),
+            kind: FailureKind::Other,
+        });
+    }
     let mut sampler = Sampler::new(settings.fps);
     let mut timeline = Timeline::default();
     let mut pacer = Pacer::new();
@@ -272,8 +303,9 @@ fn run_once<O: Opener, C: Clock>(
     };
     // Also when the connection failed: damage is often why.
     count_damage(video.damaged_frames());
-    Attempt {
+    Ok(Attempt {
         end: result,
         queued,
-    }
+        live: Some(live),
+    })
 }

@@ -176,7 +176,7 @@ pub async fn latest_frame(
         .duration_since(frame.captured_at)
         .unwrap_or(Duration::ZERO);
     let stale_after = state.supervisor.config().stale_frame;
-    if camera.settings().endless() && age > stale_after {
+    if camera.is_endless() && age > stale_after {
         return Err(ApiError::NotFound(format!(
             "Stream appears to be disconnected. The newest frame is {} s old (STALE_FRAME_SECONDS={}).",
             age.as_secs(),

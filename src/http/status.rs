@@ -67,6 +67,9 @@ pub struct StatusReport {
     pub pacing_lag_events: Option<u64>,
     #[serde(skip_serializing_if = "Option::is_none", rename = "loop")]
     pub looped: Option<bool>,
+    /// Shown for every camera: `null` until known.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub live: Option<Option<bool>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub last_frame_at: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -137,11 +140,12 @@ impl StatusReport {
             realtime: Some(settings.realtime),
             pacing_lag_events: settings.realtime.then_some(state.pacing_lag_events),
             looped: Some(settings.looped),
+            live: Some(state.live),
             last_frame_at: state.last_frame_at.map(rfc3339),
             started_at: Some(rfc3339(state.started_at)),
             progress: state.progress,
             output_folder: Some(settings.output_folder.display().to_string()),
-            max_frames: Some(settings.max_frames),
+            max_frames: Some(camera.limits().max_frames),
             max_age_seconds: settings.max_age.map(|age| age.as_secs_f64()),
             frames_deleted: Some(state.frames_deleted),
             writing_paused: Some(state.writing_paused),
@@ -171,6 +175,7 @@ impl StatusReport {
             realtime: None,
             pacing_lag_events: None,
             looped: None,
+            live: None,
             last_frame_at: None,
             started_at: None,
             progress: None,
@@ -243,6 +248,8 @@ mod tests {
         assert_eq!(json["phase"], "connecting");
         assert_eq!(json["hwaccel"], "none");
         assert_eq!(json["last_error"], serde_json::Value::Null);
+        // Not known before the source has opened.
+        assert_eq!(json["live"], serde_json::Value::Null);
         let never = serde_json::to_value(StatusReport::not_started(camera.id())).unwrap();
         assert_eq!(never["status"], "not_started");
     }
@@ -272,7 +279,7 @@ mod tests {
         );
         rtsp.hwaccel_requested = crate::media::hw::HwChoice::parse("cuda").unwrap();
         rtsp.sampling = crate::sampling::Sampling::Keyframes;
-        rtsp.max_frames = 1000;
+        rtsp.max_frames = crate::camera::settings::FrameLimit::fixed(1000);
         let door = camera("door", rtsp);
         let reconnecting = CameraSnapshot {
             status: Status::Running,
@@ -304,11 +311,12 @@ mod tests {
             frames_deleted: 9,
             writing_paused: true,
             finished_at: None,
+            live: Some(true),
         };
         let json = serde_json::to_string(&StatusReport::from_snapshot(&door, reconnecting));
         assert_eq!(
             json.unwrap(),
-            r#"{"camera_id":"door","status":"running","frame_count":42,"last_error":"rtsp://u:***@h:8554/s: could not open (refused): Connection refused","restart_count":7,"phase":"reconnecting","source":"rtsp://u:***@h:8554/s","fps":2.5,"measured_fps":2.4,"hwaccel":"none","hwaccel_requested":"cuda","hwaccel_reason":"cuda: device context could not be created: x; decoding in software","frames_dropped":10,"frames_dropped_reasons":{"corrupt":3,"write_failed":2,"queue_full":1,"disk_full":4},"last_error_kind":"refused","rtsp_transport":"tcp","sampling":"keyframes","realtime":false,"loop":false,"last_frame_at":"2023-11-14T22:15:00.456Z","started_at":"2023-11-14T22:13:20.123Z","output_folder":"/data/frames/door","max_frames":1000,"frames_deleted":9,"writing_paused":true}"#
+            r#"{"camera_id":"door","status":"running","frame_count":42,"last_error":"rtsp://u:***@h:8554/s: could not open (refused): Connection refused","restart_count":7,"phase":"reconnecting","source":"rtsp://u:***@h:8554/s","fps":2.5,"measured_fps":2.4,"hwaccel":"none","hwaccel_requested":"cuda","hwaccel_reason":"cuda: device context could not be created: x; decoding in software","frames_dropped":10,"frames_dropped_reasons":{"corrupt":3,"write_failed":2,"queue_full":1,"disk_full":4},"last_error_kind":"refused","rtsp_transport":"tcp","sampling":"keyframes","realtime":false,"loop":false,"live":true,"last_frame_at":"2023-11-14T22:15:00.456Z","started_at":"2023-11-14T22:13:20.123Z","output_folder":"/data/frames/door","max_frames":1000,"frames_deleted":9,"writing_paused":true}"#
         );
 
         let mut file = CameraSettings::new(
@@ -336,11 +344,12 @@ mod tests {
             frames_deleted: 0,
             writing_paused: false,
             finished_at: Some(at(1_700_000_061_500)),
+            live: Some(false),
         };
         let json = serde_json::to_string(&StatusReport::from_snapshot(&clip, completed));
         assert_eq!(
             json.unwrap(),
-            r#"{"camera_id":"clip","status":"completed","frame_count":12,"last_error":null,"restart_count":0,"phase":"finished","source":"/videos/clip.mp4","fps":0.2,"measured_fps":0.2,"hwaccel":"none","hwaccel_requested":"auto","frames_dropped":0,"frames_dropped_reasons":{"corrupt":0,"write_failed":0,"queue_full":0,"disk_full":0},"sampling":"exact","realtime":true,"pacing_lag_events":5,"loop":true,"last_frame_at":"2023-11-14T22:14:20.999Z","started_at":"2023-11-14T22:13:20.000Z","progress":1.0,"output_folder":"/data/frames/clip","max_frames":0,"max_age_seconds":3600.0,"frames_deleted":0,"writing_paused":false,"finished_at":"2023-11-14T22:14:21.500Z"}"#
+            r#"{"camera_id":"clip","status":"completed","frame_count":12,"last_error":null,"restart_count":0,"phase":"finished","source":"/videos/clip.mp4","fps":0.2,"measured_fps":0.2,"hwaccel":"none","hwaccel_requested":"auto","frames_dropped":0,"frames_dropped_reasons":{"corrupt":0,"write_failed":0,"queue_full":0,"disk_full":0},"sampling":"exact","realtime":true,"pacing_lag_events":5,"loop":true,"live":false,"last_frame_at":"2023-11-14T22:14:20.999Z","started_at":"2023-11-14T22:13:20.000Z","progress":1.0,"output_folder":"/data/frames/clip","max_frames":0,"max_age_seconds":3600.0,"frames_deleted":0,"writing_paused":false,"finished_at":"2023-11-14T22:14:21.500Z"}"#
         );
 
         let never = StatusReport::not_started(&CameraId::parse("nobody").unwrap());

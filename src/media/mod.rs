@@ -5,6 +5,7 @@ mod convert;
 mod decode;
 pub mod hw;
 mod input;
+mod liveness;
 mod nal;
 mod planner;
 mod probe;

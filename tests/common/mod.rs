@@ -1,9 +1,10 @@
 //! Shared test harness: the real `video-pipeline` binary on a free port, an HTTP
 //! client, and test media generated at run time with the `ffmpeg` CLI; the RTSP server
-//! and camera helpers in `rtsp`, hand-written faulty servers in `servers`, and the
-//! MPEG-TS they send in `mpegts`.
+//! and camera helpers in `rtsp`, hand-written faulty servers in `servers`, the MPEG-TS
+//! they send in `mpegts`, and a file server with live HLS playlists in `http_files`.
 #![allow(dead_code)]
 
+pub mod http_files;
 pub mod mpegts;
 pub mod rtsp;
 pub mod servers;
@@ -447,6 +448,36 @@ pub fn h264_small(seconds: u32) -> PathBuf {
             "yuv420p",
         ],
     )
+}
+
+/// Makes (once) an HLS rendition of `source` with the `ffmpeg` CLI, its packets
+/// copied as they are: a folder with `index.m3u8` and segments `index<N>.ts` of
+/// `segment_seconds` each (cut at keyframes). `args` go before the playlist, e.g.
+/// `["-hls_playlist_type", "vod"]`.
+pub fn generated_hls(name: &str, source: &Path, segment_seconds: u32, args: &[&str]) -> PathBuf {
+    let dir = media_cache().join(name);
+    if dir.join("index.m3u8").exists() {
+        return dir;
+    }
+    static COUNTER: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let unique = COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let temp = media_cache().join(format!(".{name}.{}-{unique}.tmp", std::process::id()));
+    std::fs::create_dir_all(&temp).unwrap();
+    let status = Command::new("ffmpeg")
+        .args(["-hide_banner", "-loglevel", "error", "-y", "-i"])
+        .arg(source)
+        .args(["-c", "copy", "-f", "hls", "-hls_list_size", "0"])
+        .args(["-hls_time", &segment_seconds.to_string()])
+        .args(args)
+        .arg(temp.join("index.m3u8"))
+        .status()
+        .expect("ffmpeg must be installed for the tests");
+    assert!(status.success(), "ffmpeg failed to make {name}");
+    // Another test may have made it meanwhile: theirs is as good.
+    if std::fs::rename(&temp, &dir).is_err() {
+        let _ = std::fs::remove_dir_all(&temp);
+    }
+    dir
 }
 
 /// Copies a file into the daemon's allowed media folder.

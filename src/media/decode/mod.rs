@@ -18,6 +18,7 @@ mod timestamps;
 use super::convert::Converter;
 use super::hw::{HwRequest, HwStatus};
 use super::input;
+use super::liveness;
 use super::planner::Step;
 use super::MediaError;
 use crate::picture::Yuv420;
@@ -47,7 +48,10 @@ pub struct OpenOptions {
     /// Sampled frames leave the decoder as soon as they can, at the cost of a few
     /// more frames decoded; always so for live sources.
     pub low_latency: bool,
-    /// A live source that gives no video frame for this long has stalled.
+    /// Read the source as live (`Some(true)`) or finite (`Some(false)`), whatever it
+    /// reports; `None`: as it reports (`VideoSource::is_live`).
+    pub live: Option<bool>,
+    /// A source read as live that gives no video frame for this long has stalled.
     pub stall_timeout: Option<Duration>,
     pub rtsp_transport: RtspTransport,
     /// Hardware to decode with, tried before software.
@@ -62,6 +66,7 @@ impl Default for OpenOptions {
             threads: 0,
             sampling: Sampling::default(),
             low_latency: false,
+            live: None,
             stall_timeout: None,
             rtsp_transport: RtspTransport::default(),
             hwaccel: HwRequest::default(),
@@ -91,6 +96,8 @@ pub struct VideoSource {
     /// Frames not used because of damage: flagged by the decoder, lost to a decode
     /// error, or following damage until the next keyframe.
     damaged: u64,
+    /// What libav reported when the input opened: it goes on until stopped.
+    live: bool,
 }
 
 impl VideoSource {
@@ -120,17 +127,28 @@ impl VideoSource {
                 })?;
         let stream_index = stream.index();
         let parameters = stream.parameters().clone();
+        let live = liveness::reports_live(source, &input);
+        let read_live = options.live.unwrap_or(live);
         let queue = PacketQueue::new(
             options.sampling,
-            source.is_live() || options.low_latency,
+            read_live || options.low_latency,
             parameters.id() == codec::Id::H264,
         );
+        let stall_timeout = options.stall_timeout.filter(|_| read_live);
         let timestamps = Timestamps::of(&input, &stream);
         let slot = DecoderSlot::open(name.clone(), parameters, options.threads, &options.hwaccel)?;
 
         Ok(VideoSource {
             stop: stop.clone(),
-            reader: Reader::new(name.clone(), input, deadline, stream_index, stop, options),
+            reader: Reader::new(
+                name.clone(),
+                input,
+                deadline,
+                stream_index,
+                stop,
+                options.read_timeout,
+                stall_timeout,
+            ),
             queue,
             slot,
             damage: DamageFilter::new(name.clone()),
@@ -139,6 +157,7 @@ impl VideoSource {
             frame: frame::Video::empty(),
             converter: Converter::default(),
             damaged: 0,
+            live,
         })
     }
 
@@ -254,6 +273,12 @@ impl VideoSource {
         self.timestamps.pass_length()
     }
 
+    /// Whether libav reports an input that goes on until stopped (see `liveness`); the
+    /// caller's `OpenOptions::live` does not change this answer, only how it is read.
+    pub fn is_live(&self) -> bool {
+        self.live
+    }
+
     /// Frames not used because of damage, so far.
     pub fn damaged_frames(&self) -> u64 {
         self.damaged
@@ -299,6 +324,7 @@ mod tests {
             ..OpenOptions::default()
         };
         let mut video = VideoSource::open(&source, &options, &StopToken::new()).unwrap();
+        assert!(!video.is_live());
         let first = timestamps(&mut video);
         assert_eq!(first.len(), 30);
         assert!((video.pass_length() - 1.2).abs() < 1e-9);

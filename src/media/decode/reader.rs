@@ -5,7 +5,6 @@ use std::time::{Duration, Instant};
 
 use ffmpeg_next::{format, Packet};
 
-use super::OpenOptions;
 use crate::media::input::Deadline;
 use crate::media::{classify, FailureKind, MediaError};
 use crate::stop::StopToken;
@@ -33,15 +32,17 @@ pub struct Reader {
 }
 
 impl Reader {
-    /// Reads `stream_index` of `input`, whose interrupt callback watches `deadline`,
-    /// with the read and stall timeouts of `options`.
+    /// Reads `stream_index` of `input`, whose interrupt callback watches `deadline`;
+    /// each read may take `read_timeout`, and a source read as live that gives no frame
+    /// for `stall_timeout` has stalled.
     pub fn new(
         name: String,
         input: format::context::Input,
         deadline: Deadline,
         stream_index: usize,
         stop: &StopToken,
-        options: &OpenOptions,
+        read_timeout: Duration,
+        stall_timeout: Option<Duration>,
     ) -> Reader {
         Reader {
             name,
@@ -49,8 +50,8 @@ impl Reader {
             deadline,
             stream_index,
             stop: stop.clone(),
-            read_timeout: options.read_timeout,
-            stall_timeout: options.stall_timeout,
+            read_timeout,
+            stall_timeout,
             last_frame_at: Instant::now(),
         }
     }

@@ -2,7 +2,7 @@
 //! to the frame folder and published as the newest frame.
 
 use std::sync::Arc;
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 
 use bytes::Bytes;
 use crossbeam_channel::Sender;
@@ -40,7 +40,7 @@ impl Delivery<'_> {
         };
         let job = EncodeJob {
             picture: sample.picture.to_owned_picture(),
-            deliver: Box::new(move |jpeg| written.deliver(jpeg)),
+            deliver: Box::new(move |jpeg, took| written.deliver(jpeg, took)),
         };
         if self.pool.try_submit(job).is_err() {
             self.store.release(number);
@@ -64,10 +64,14 @@ pub struct Written {
 }
 
 impl Written {
-    /// Writes the frame and publishes it. A failed write (a full disk) is counted and
-    /// reported, and the camera goes on: the next frame may well succeed.
-    pub fn deliver(self, jpeg: Result<Vec<u8>, JpegError>) {
+    /// Writes the frame, encoded in `took`, and publishes it. A failed write (a full
+    /// disk) is counted and reported, and the camera goes on: the next frame may well
+    /// succeed.
+    pub fn deliver(self, jpeg: Result<Vec<u8>, JpegError>, took: Duration) {
         let camera = &self.camera;
+        if jpeg.is_ok() {
+            camera.timings().encode.observe(took);
+        }
         let written = jpeg.map_err(|e| e.to_string()).and_then(|jpeg| {
             self.store
                 .write_numbered(self.number, &jpeg)

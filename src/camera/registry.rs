@@ -11,6 +11,7 @@ use bytes::Bytes;
 use super::events::{Change, Events};
 use super::settings::CameraSettings;
 use super::state::{CameraSnapshot, CameraState, DropReason, Outcome, Status};
+use super::timings::CameraTimings;
 use super::HwStatus;
 use crate::media::FailureKind;
 use crate::source::CameraId;
@@ -34,6 +35,7 @@ pub struct Camera {
     stop: StopToken,
     state: Mutex<CameraState>,
     latest: Mutex<Option<Arc<LatestFrame>>>,
+    timings: CameraTimings,
     events: Events,
 }
 
@@ -51,6 +53,7 @@ impl Camera {
             stop: StopToken::new(),
             state: Mutex::new(CameraState::new(hwaccel, SystemTime::now())),
             latest: Mutex::new(None),
+            timings: CameraTimings::default(),
             events,
         };
         camera.events.publish(&camera.id, Change::Started);
@@ -79,6 +82,11 @@ impl Camera {
 
     pub fn is_running(&self) -> bool {
         self.status() == Status::Running
+    }
+
+    /// How long this session's frames took to decode and encode.
+    pub fn timings(&self) -> &CameraTimings {
+        &self.timings
     }
 
     pub fn latest(&self) -> Option<Arc<LatestFrame>> {
@@ -199,6 +207,15 @@ impl Registry {
         self.cameras().get(id).cloned()
     }
 
+    /// Forgets `id` unless its session is running: its metrics and status go with it.
+    pub fn remove(&self, id: &CameraId) -> Option<Arc<Camera>> {
+        let mut cameras = self.cameras();
+        if cameras.get(id)?.is_running() {
+            return None;
+        }
+        cameras.remove(id)
+    }
+
     pub fn all(&self) -> Vec<Arc<Camera>> {
         self.cameras().values().cloned().collect()
     }
@@ -236,6 +253,19 @@ mod tests {
         assert!(matches!(admit(), Admission::AlreadyRunning(_)));
         registry.get(&id).unwrap().request_stop();
         assert!(matches!(admit(), Admission::Started(_)));
+    }
+
+    #[test]
+    fn only_a_camera_that_is_not_running_is_removed() {
+        let registry = Registry::new();
+        let id = CameraId::parse("cam").unwrap();
+        assert!(registry.remove(&id).is_none());
+        registry.admit(&id, settings(), HwStatus::default());
+        assert!(registry.remove(&id).is_none());
+        assert!(registry.get(&id).is_some());
+        registry.get(&id).unwrap().request_stop();
+        assert_eq!(registry.remove(&id).unwrap().id(), &id);
+        assert!(registry.get(&id).is_none());
     }
 
     #[test]

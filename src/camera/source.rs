@@ -26,6 +26,10 @@ pub trait FrameSource {
     /// looped file's next pass starts.
     fn pass_length(&self) -> f64;
 
+    /// Time the decoder spent on the frame `next_frame` returned last (not reading
+    /// the input).
+    fn decode_time(&self) -> Duration;
+
     /// Damaged frames dropped on this connection so far.
     fn damaged_frames(&self) -> u64;
 
@@ -78,6 +82,10 @@ impl FrameSource for VideoSource {
 
     fn pass_length(&self) -> f64 {
         VideoSource::pass_length(self)
+    }
+
+    fn decode_time(&self) -> Duration {
+        VideoSource::decode_time(self)
     }
 
     fn damaged_frames(&self) -> u64 {

@@ -50,6 +50,13 @@ pub enum Phase {
 }
 
 impl Phase {
+    pub const ALL: [Phase; 4] = [
+        Phase::Connecting,
+        Phase::Streaming,
+        Phase::Reconnecting,
+        Phase::Finished,
+    ];
+
     pub fn as_str(self) -> &'static str {
         match self {
             Phase::Connecting => "connecting",
@@ -72,6 +79,13 @@ pub enum DropReason {
 }
 
 impl DropReason {
+    /// Every reason, so that readers that list them (metrics) pick up a new one.
+    pub const ALL: [DropReason; 3] = [
+        DropReason::Corrupt,
+        DropReason::WriteFailed,
+        DropReason::QueueFull,
+    ];
+
     pub fn as_str(self) -> &'static str {
         match self {
             DropReason::Corrupt => "corrupt",
@@ -92,6 +106,15 @@ pub struct DropCounts {
 impl DropCounts {
     pub fn total(&self) -> u64 {
         self.corrupt + self.write_failed + self.queue_full
+    }
+
+    /// Frames dropped for `reason`.
+    pub fn of(&self, reason: DropReason) -> u64 {
+        match reason {
+            DropReason::Corrupt => self.corrupt,
+            DropReason::WriteFailed => self.write_failed,
+            DropReason::QueueFull => self.queue_full,
+        }
     }
 
     fn add(&mut self, reason: DropReason, count: u64) {

@@ -5,9 +5,9 @@
 //! `slot` (the decoder, what it is doing, hardware failover), `damage` (which frames
 //! are clean enough to use) and `timestamps` (when each frame is shown).
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use ffmpeg_next::{codec, frame, media};
+use ffmpeg_next::{codec, frame, media, Packet};
 
 mod damage;
 mod queue;
@@ -91,6 +91,10 @@ pub struct VideoSource {
     /// Frames not used because of damage: flagged by the decoder, lost to a decode
     /// error, or following damage until the next keyframe.
     damaged: u64,
+    /// Time spent in the decoder since the last frame was returned.
+    decoding: Duration,
+    /// What `decoding` was when the last frame was returned.
+    last_decode_time: Duration,
 }
 
 impl VideoSource {
@@ -139,6 +143,8 @@ impl VideoSource {
             frame: frame::Video::empty(),
             converter: Converter::default(),
             damaged: 0,
+            decoding: Duration::ZERO,
+            last_decode_time: Duration::ZERO,
         })
     }
 
@@ -152,13 +158,17 @@ impl VideoSource {
             if self.stop.is_stopped() {
                 return Err(MediaError::Stopped);
             }
-            match self.slot.receive(&mut self.frame)? {
+            let started = Instant::now();
+            let received = self.slot.receive(&mut self.frame);
+            self.decoding += started.elapsed();
+            match received? {
                 Received::Frame => {
                     if !self.damage.admit(&self.frame) {
                         self.damaged += 1;
                         continue;
                     }
                     self.reader.mark_alive();
+                    self.last_decode_time = std::mem::take(&mut self.decoding);
                     return Ok(Some(self.timestamps.frame(self.frame.timestamp())));
                 }
                 Received::Hungry => self.feed_decoder(demand)?,
@@ -176,7 +186,7 @@ impl VideoSource {
     fn feed_decoder(&mut self, demand: &dyn FrameDemand) -> Result<(), MediaError> {
         loop {
             match self.queue.next() {
-                Some(Step::Send(timed)) => match self.slot.send(&timed.packet)? {
+                Some(Step::Send(timed)) => match self.send(&timed.packet)? {
                     Fed::Sent => return Ok(()),
                     Fed::Skipped => {}
                     Fed::Refused => self.damage.seen(),
@@ -197,6 +207,15 @@ impl VideoSource {
                 None => self.demux(demand)?,
             }
         }
+    }
+
+    /// Sends a packet to the decoder, counting the time it takes: with frame threads
+    /// and hardware decoders, much of the decoding happens here.
+    fn send(&mut self, packet: &Packet) -> Result<Fed, MediaError> {
+        let started = Instant::now();
+        let fed = self.slot.send(packet);
+        self.decoding += started.elapsed();
+        fed
     }
 
     /// Reads packets until the planner has decided something (or the input ends).
@@ -252,6 +271,13 @@ impl VideoSource {
     /// looped file, where its next pass starts on the camera's timeline.
     pub fn pass_length(&self) -> f64 {
         self.timestamps.pass_length()
+    }
+
+    /// Time spent in libav's decoder (sending packets, receiving frames) for the frame
+    /// `next_frame` returned last, counted from the frame before it; the time spent
+    /// reading the input (waiting for the network) is not in it.
+    pub fn decode_time(&self) -> Duration {
+        self.last_decode_time
     }
 
     /// Frames not used because of damage, so far.

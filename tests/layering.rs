@@ -91,6 +91,16 @@ fn actix_is_used_only_by_the_http_layer_and_main() {
 }
 
 #[test]
+fn prometheus_is_used_only_by_the_metrics() {
+    let found = offenders("prometheus_client", |path| path.starts_with("src/metrics/"));
+    assert!(
+        found.is_empty(),
+        "prometheus_client outside src/metrics/:\n{}",
+        found.join("\n")
+    );
+}
+
+#[test]
 fn unsafe_is_only_where_devices_and_the_allocator_are_handled_and_always_explained() {
     let found = offenders("unsafe", |path| UNSAFE_FILES.contains(&path));
     assert!(

@@ -1,6 +1,7 @@
 //! The layout rules of docs/architecture.md, checked on the source: libav only under
-//! `media/`, actix only in the HTTP layer and `main.rs`, `unsafe` only where hardware
-//! devices and the allocator are handled, each block with a `// SAFETY:` comment.
+//! `media/`, actix only in the HTTP layer and `main.rs`, the Prometheus client only in
+//! `metrics/`, `unsafe` only where hardware devices and the allocator are handled, each
+//! block with a `// SAFETY:` comment.
 
 use std::fs;
 use std::path::{Path, PathBuf};

@@ -28,7 +28,8 @@ type Labels<'a> = [(&'static str, &'a str)];
 
 /// Per-camera counters read from the snapshot: name (`_total` is added), help, value.
 /// A new counter of the snapshot is one more line here.
-const CAMERA_COUNTERS: [(&str, &str, fn(&CameraSnapshot) -> u64); 2] = [
+type Counter = fn(&CameraSnapshot) -> u64;
+const CAMERA_COUNTERS: &[(&str, &str, Counter)] = &[
     (
         "frames_written",
         "Frames written to the camera's folder.",
@@ -44,7 +45,7 @@ const CAMERA_COUNTERS: [(&str, &str, fn(&CameraSnapshot) -> u64); 2] = [
 /// Per-camera gauges read from the snapshot at `now`; a camera without a value (no
 /// frame yet) has no series.
 type Gauge = fn(&CameraSnapshot, SystemTime) -> Option<f64>;
-const CAMERA_GAUGES: [(&str, &str, Option<Unit>, Gauge); 2] = [
+const CAMERA_GAUGES: &[(&str, &str, Option<Unit>, Gauge)] = &[
     (
         "last_frame_age",
         "Seconds since the camera last wrote a frame; absent before its first frame.",
@@ -63,7 +64,8 @@ const CAMERA_GAUGES: [(&str, &str, Option<Unit>, Gauge); 2] = [
 ];
 
 /// Per-camera timing histograms: name (`_seconds` is added), help, which one.
-const CAMERA_HISTOGRAMS: [(&str, &str, fn(&CameraTimings) -> &DurationHistogram); 2] = [
+type Timing = fn(&CameraTimings) -> &DurationHistogram;
+const CAMERA_HISTOGRAMS: &[(&str, &str, Timing)] = &[
     (
         "decode_duration",
         "Time in libav's decoder per decoded frame, without reading the input.",
@@ -155,7 +157,7 @@ impl Collector for Cameras {
             }
         }
 
-        for (name, help, unit, value) in &CAMERA_GAUGES {
+        for (name, help, unit, value) in CAMERA_GAUGES {
             let mut family =
                 encoder.encode_descriptor(name, help, unit.as_ref(), MetricType::Gauge)?;
             for (id, _, snapshot) in &cameras {

@@ -52,7 +52,9 @@ pub async fn health(state: web::Data<AppState>) -> HttpResponse {
 /// `/proc` and the output filesystem may block.
 pub async fn metrics(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
     let metrics = Arc::clone(&state.metrics);
-    let text = web::block(move || metrics.render()).await?;
+    let text = web::block(move || metrics.render())
+        .await?
+        .map_err(|e| ApiError::Internal(format!("metrics could not be encoded: {e}")))?;
     Ok(HttpResponse::Ok()
         .content_type(crate::metrics::CONTENT_TYPE)
         .body(text))

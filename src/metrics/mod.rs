@@ -100,14 +100,12 @@ impl Metrics {
         Metrics { families }
     }
 
-    /// The OpenMetrics text of every metric now.
-    pub fn render(&self) -> String {
+    /// The OpenMetrics text of every metric now. Writing to a string cannot fail; an
+    /// error would be a value the encoder refuses.
+    pub fn render(&self) -> Result<String, std::fmt::Error> {
         let mut text = String::new();
-        // Writing to a String cannot fail, and no encoder here returns an error itself.
-        if let Err(e) = prometheus_client::encoding::text::encode(&mut text, &self.families) {
-            log::error!("metrics could not be encoded: {e}");
-        }
-        text
+        prometheus_client::encoding::text::encode(&mut text, &self.families)?;
+        Ok(text)
     }
 }
 
@@ -359,7 +357,7 @@ mod tests {
     fn every_camera_family_has_a_series_per_camera() {
         let cameras = Arc::new(Registry::new());
         admit(&cameras, "front");
-        let text = metrics(&cameras).render();
+        let text = metrics(&cameras).render().unwrap();
         let front = series_with(&text, "camera=\"front\"");
         for expected in [
             "video_pipeline_frames_written_total{camera=\"front\"} 0",
@@ -393,10 +391,10 @@ mod tests {
         let gone = admit(&cameras, "gone");
         admit(&cameras, "kept");
         let metrics = metrics(&cameras);
-        assert!(!series_with(&metrics.render(), "camera=\"gone\"").is_empty());
+        assert!(!series_with(&metrics.render().unwrap(), "camera=\"gone\"").is_empty());
         cameras.get(&gone).unwrap().request_stop();
         assert!(cameras.remove(&gone).is_some());
-        let text = metrics.render();
+        let text = metrics.render().unwrap();
         assert_eq!(series_with(&text, "camera=\"gone\""), Vec::<&str>::new());
         // Every per-camera series of the other camera is still there.
         assert!(series_with(&text, "camera=\"kept\"").len() > 20, "{text}");

@@ -28,6 +28,20 @@ hadolint_dockerfile() {
   "$venv/bin/hadolint" Dockerfile
 }
 
+# The Python clients the tests use (tests/clients/requirements.txt), in a virtual
+# environment under the target folder, made again when the requirements change. The
+# tests find it through VIDEO_PIPELINE_TEST_PYTHON.
+test_clients() {
+  local venv=$target_dir/tools/test-clients
+  local requirements=tests/clients/requirements.txt
+  if ! cmp -s "$requirements" "$venv/requirements.txt"; then
+    rm -rf "$venv"
+    python3 -m venv "$venv"
+    "$venv/bin/pip" install --quiet --disable-pip-version-check -r "$requirements"
+    cp "$requirements" "$venv/requirements.txt"
+  fi
+}
+
 step "system packages" bash scripts/deps.sh build tools test lint
 step "cargo fmt --check" cargo fmt --all -- --check
 # In the tests' release profile, clippy shares their build: each dependency's build
@@ -36,4 +50,8 @@ step "cargo fmt --check" cargo fmt --all -- --check
 # for clippy and compiled for the tests separately.
 step "cargo clippy --release" cargo clippy --release --all-targets --locked -- -D warnings
 step "hadolint Dockerfile" hadolint_dockerfile
+step "test clients" test_clients
+# The folder made absolute, not the interpreter: the venv's python is a symlink.
+VIDEO_PIPELINE_TEST_PYTHON=$(realpath "$target_dir/tools/test-clients")/bin/python
+export VIDEO_PIPELINE_TEST_PYTHON
 step "cargo test --release" cargo test --release --locked --no-fail-fast

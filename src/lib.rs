@@ -7,6 +7,7 @@ pub mod config;
 pub mod http;
 pub mod media;
 pub mod memory;
+pub mod metrics;
 pub mod output;
 pub mod picture;
 pub mod sampling;

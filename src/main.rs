@@ -13,6 +13,7 @@ use clap::{Args, Parser, Subcommand};
 use video_pipeline::camera::{extract, Registry, Supervisor, ValidStart};
 use video_pipeline::config::{self, Config, ConfigFile, RawValues};
 use video_pipeline::media::hw::HwChoice;
+use video_pipeline::metrics::Metrics;
 use video_pipeline::sampling::{Fps, Sampling};
 use video_pipeline::source::Source;
 use video_pipeline::stop::StopToken;
@@ -260,9 +261,15 @@ fn serve(args: ServeArgs) -> ExitCode {
         log::info!("hardware decoders usable here: {names:?}");
     });
 
+    let metrics = Metrics::new(
+        Arc::clone(supervisor.registry()),
+        Arc::clone(supervisor.encoders()),
+        config.output_folder.clone(),
+    );
     let state = web::Data::new(http::AppState {
         supervisor: Arc::clone(&supervisor),
         started: Instant::now(),
+        metrics: Arc::new(metrics),
     });
     let address = (config.host, config.port);
     log::info!(

@@ -1,6 +1,7 @@
 //! The layout rules of docs/architecture.md, checked on the source: libav only under
-//! `media/`, actix only in the HTTP layer and `main.rs`, `unsafe` only where hardware
-//! devices and the allocator are handled, each block with a `// SAFETY:` comment.
+//! `media/`, actix only in the HTTP layer and `main.rs`, the Prometheus client only in
+//! `metrics/`, `unsafe` only where hardware devices and the allocator are handled, each
+//! block with a `// SAFETY:` comment.
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -88,6 +89,16 @@ fn actix_is_used_only_by_the_http_layer_and_main() {
             found.join("\n")
         );
     }
+}
+
+#[test]
+fn prometheus_is_used_only_by_the_metrics() {
+    let found = offenders("prometheus_client", |path| path.starts_with("src/metrics/"));
+    assert!(
+        found.is_empty(),
+        "prometheus_client outside src/metrics/:\n{}",
+        found.join("\n")
+    );
 }
 
 #[test]

@@ -4,7 +4,7 @@
 
 use std::io;
 use std::sync::Arc;
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 
 use bytes::Bytes;
 use crossbeam_channel::Sender;
@@ -51,7 +51,7 @@ impl Delivery<'_> {
         };
         let job = EncodeJob {
             picture: sample.picture.to_owned_picture(),
-            deliver: Box::new(move |jpeg| written.deliver(jpeg)),
+            deliver: Box::new(move |jpeg, took| written.deliver(jpeg, took)),
         };
         if self.pool.try_submit(job).is_err() {
             self.store.release(number);
@@ -76,11 +76,15 @@ pub struct Written {
 }
 
 impl Written {
-    /// Writes the frame and publishes it. A failed write is counted and reported, and
-    /// the camera goes on: the next frame may well succeed. A write refused for lack
-    /// of space pauses writing at once, for every camera, until the guard sees room.
-    pub fn deliver(self, jpeg: Result<Vec<u8>, JpegError>) {
+    /// Writes the frame, encoded in `took`, and publishes it. A failed write is counted
+    /// and reported, and the camera goes on: the next frame may well succeed. A write
+    /// refused for lack of space pauses writing at once, for every camera, until the
+    /// guard sees room.
+    pub fn deliver(self, jpeg: Result<Vec<u8>, JpegError>, took: Duration) {
         let camera = &self.camera;
+        if jpeg.is_ok() {
+            camera.timings().encode.observe(took);
+        }
         if self.gate.is_paused() {
             camera.frames_dropped(DropReason::DiskFull, 1);
             return;

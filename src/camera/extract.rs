@@ -67,6 +67,7 @@ pub fn extract(
         &Timeline::default(),
         stop,
         no_pacing,
+        None,
         |sample| {
             let jpeg = encoder.encode(&sample.picture)?;
             store.write(&jpeg).map_err(|e| {

@@ -17,6 +17,7 @@ pub mod settings;
 pub mod source;
 pub mod state;
 pub mod supervisor;
+pub mod timings;
 pub mod worker;
 
 #[cfg(test)]

@@ -8,6 +8,7 @@ use thiserror::Error;
 
 use super::clock::Clock;
 use super::source::FrameSource;
+use super::timings::DurationHistogram;
 use super::HwStatus;
 use crate::media::MediaError;
 use crate::output::jpeg::JpegError;
@@ -76,7 +77,8 @@ impl Timeline {
     }
 }
 
-/// Decodes `video` to its end (or a stop), handing every sampled frame to `on_sample`.
+/// Decodes `video` to its end (or a stop), handing every sampled frame to `on_sample`
+/// and the decoder's time for every decoded frame to `decode_times`.
 /// The sampler works on the source's own timestamps; `timeline` places them.
 pub fn pump<S: FrameSource + ?Sized, C: Clock + ?Sized>(
     video: &mut S,
@@ -84,6 +86,7 @@ pub fn pump<S: FrameSource + ?Sized, C: Clock + ?Sized>(
     timeline: &Timeline,
     stop: &StopToken,
     mut pacing: Option<Pacing<'_, C>>,
+    decode_times: Option<&DurationHistogram>,
     mut on_sample: impl FnMut(Sample<'_>) -> Result<(), PipelineError>,
 ) -> Result<PumpEnd, PipelineError> {
     loop {
@@ -93,6 +96,9 @@ pub fn pump<S: FrameSource + ?Sized, C: Clock + ?Sized>(
             Err(MediaError::Stopped) => return Ok(PumpEnd::Stopped),
             Err(e) => return Err(e.into()),
         };
+        if let Some(histogram) = decode_times {
+            histogram.observe(video.decode_time());
+        }
         let pts = timeline.place(frame.timestamp);
         if let Some(pacing) = pacing.as_mut() {
             let elapsed = pacing.clock.now().saturating_duration_since(pacing.started);

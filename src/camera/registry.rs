@@ -11,6 +11,7 @@ use bytes::Bytes;
 use super::events::{Change, Events};
 use super::settings::CameraSettings;
 use super::state::{CameraSnapshot, CameraState, DropReason, Outcome, Status};
+use super::timings::CameraTimings;
 use super::HwStatus;
 use crate::media::FailureKind;
 use crate::output::store::FrameStore;
@@ -36,6 +37,7 @@ pub struct Camera {
     state: Mutex<CameraState>,
     latest: Mutex<Option<Arc<LatestFrame>>>,
     frames: Mutex<FrameFolder>,
+    timings: CameraTimings,
     events: Events,
 }
 
@@ -72,6 +74,7 @@ impl Camera {
             state: Mutex::new(state),
             latest: Mutex::new(None),
             frames: Mutex::new(FrameFolder::default()),
+            timings: CameraTimings::default(),
             events,
         };
         camera.events.publish(&camera.id, Change::Started);
@@ -111,6 +114,11 @@ impl Camera {
     /// What retention keeps of this camera's folder now.
     pub fn limits(&self) -> crate::output::retention::Limits {
         self.settings.limits(self.is_endless())
+    }
+
+    /// How long this session's frames took to decode and encode.
+    pub fn timings(&self) -> &CameraTimings {
+        &self.timings
     }
 
     pub fn latest(&self) -> Option<Arc<LatestFrame>> {
@@ -277,7 +285,8 @@ impl Registry {
         Admission::Started(camera)
     }
 
-    /// Forgets `id` unless its session is running; returns what was removed.
+    /// Forgets `id` unless its session is running (its status and metrics go with it);
+    /// returns what was removed.
     pub fn remove(&self, id: &CameraId) -> Option<Arc<Camera>> {
         self.remove_if(id, |_| true)
     }

@@ -29,6 +29,9 @@ pub trait FrameSource {
     /// Whether the source, as it reported itself when it opened, goes on until
     /// stopped (a camera, a live playlist) rather than ending (a file, a recording).
     fn is_live(&self) -> bool;
+    /// Time the decoder spent on the frame `next_frame` returned last (not reading
+    /// the input).
+    fn decode_time(&self) -> Duration;
 
     /// Damaged frames dropped on this connection so far.
     fn damaged_frames(&self) -> u64;
@@ -87,6 +90,10 @@ impl FrameSource for VideoSource {
 
     fn is_live(&self) -> bool {
         VideoSource::is_live(self)
+    }
+
+    fn decode_time(&self) -> Duration {
+        VideoSource::decode_time(self)
     }
 
     fn damaged_frames(&self) -> u64 {

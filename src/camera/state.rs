@@ -50,6 +50,13 @@ pub enum Phase {
 }
 
 impl Phase {
+    pub const ALL: [Phase; 4] = [
+        Phase::Connecting,
+        Phase::Streaming,
+        Phase::Reconnecting,
+        Phase::Finished,
+    ];
+
     pub fn as_str(self) -> &'static str {
         match self {
             Phase::Connecting => "connecting",
@@ -75,6 +82,14 @@ pub enum DropReason {
 }
 
 impl DropReason {
+    /// Every reason, so that readers that list them (metrics) pick up a new one.
+    pub const ALL: [DropReason; 4] = [
+        DropReason::Corrupt,
+        DropReason::WriteFailed,
+        DropReason::QueueFull,
+        DropReason::DiskFull,
+    ];
+
     pub fn as_str(self) -> &'static str {
         match self {
             DropReason::Corrupt => "corrupt",
@@ -97,6 +112,16 @@ pub struct DropCounts {
 impl DropCounts {
     pub fn total(&self) -> u64 {
         self.corrupt + self.write_failed + self.queue_full + self.disk_full
+    }
+
+    /// Frames dropped for `reason`.
+    pub fn of(&self, reason: DropReason) -> u64 {
+        match reason {
+            DropReason::Corrupt => self.corrupt,
+            DropReason::WriteFailed => self.write_failed,
+            DropReason::QueueFull => self.queue_full,
+            DropReason::DiskFull => self.disk_full,
+        }
     }
 
     fn add(&mut self, reason: DropReason, count: u64) {

@@ -132,8 +132,13 @@ impl Supervisor {
         &self.config
     }
 
-    pub fn registry(&self) -> &Registry {
+    pub fn registry(&self) -> &Arc<Registry> {
         &self.registry
+    }
+
+    /// The JPEG threads shared by all cameras.
+    pub fn encoders(&self) -> &Arc<EncodePool> {
+        &self.encoders
     }
 
     /// Starts `id` unless it is running; at most one worker per camera, ever.

@@ -119,6 +119,9 @@ impl Opener for ScriptedOpener {
     }
 }
 
+/// What each fake frame took to decode.
+const FAKE_DECODE_TIME: Duration = Duration::from_millis(3);
+
 struct FakeSource {
     live: bool,
     frames: usize,
@@ -172,6 +175,10 @@ impl FrameSource for FakeSource {
 
     fn is_live(&self) -> bool {
         self.live
+    }
+
+    fn decode_time(&self) -> Duration {
+        FAKE_DECODE_TIME
     }
 
     fn damaged_frames(&self) -> u64 {
@@ -599,6 +606,11 @@ fn a_looped_file_runs_on_one_timeline() {
     }
     // One connection for all passes, and no retry.
     assert_eq!(harness.camera.snapshot().restart_count, 0);
+    // Every decoded frame is timed, and every written one.
+    let decode = harness.camera.timings().decode.snapshot();
+    assert_eq!(decode.count, 30);
+    assert!((decode.sum - 30.0 * FAKE_DECODE_TIME.as_secs_f64()).abs() < 1e-9);
+    assert_eq!(harness.camera.timings().encode.snapshot().count, 6);
 }
 
 #[test]
@@ -638,7 +650,8 @@ fn encoder_threads_finishing_together_or_out_of_order_leave_a_consistent_camera(
                         progress: Some(number as f64 / FRAMES as f64),
                         _in_flight: in_flight.clone(),
                     };
-                    written.deliver(Ok(format!("frame-{number}").into_bytes()));
+                    let jpeg = format!("frame-{number}").into_bytes();
+                    written.deliver(Ok(jpeg), Duration::from_millis(1));
                 }
             })
         })

@@ -282,6 +282,7 @@ fn run_once<O: Opener, C: Clock>(
             &timeline,
             stop,
             pacing,
+            Some(&camera.timings().decode),
             |sample| {
                 count_damage(sample.damaged);
                 queued += u64::from(delivery.submit(sample));

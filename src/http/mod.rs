@@ -14,6 +14,7 @@ use actix_web::{web, Route};
 pub use error::ApiError;
 
 use crate::camera::Supervisor;
+use crate::metrics::Metrics;
 
 pub const BASE_PATH: &str = "/api/v1/video-pipeline";
 
@@ -21,6 +22,7 @@ pub const BASE_PATH: &str = "/api/v1/video-pipeline";
 pub struct AppState {
     pub supervisor: Arc<Supervisor>,
     pub started: Instant,
+    pub metrics: Arc<Metrics>,
 }
 
 /// Registers every route, each with and without its trailing slash, and JSON
@@ -32,6 +34,7 @@ pub fn configure(state: web::Data<AppState>) -> impl FnOnce(&mut web::ServiceCon
                 ApiError::Unprocessable(format!("Invalid query string: {e}")).into()
             }))
             .service(resource("/").route(web::get().to(routes::root)))
+            .configure(both("/metrics", || web::get().to(routes::metrics)))
             .service(
                 web::scope(BASE_PATH)
                     .configure(both("", || web::get().to(routes::root)))
@@ -40,6 +43,7 @@ pub fn configure(state: web::Data<AppState>) -> impl FnOnce(&mut web::ServiceCon
                     .configure(both("/decode/status", || web::get().to(routes::status)))
                     .configure(both("/decode/stop", || web::post().to(routes::stop)))
                     .configure(both("/cameras", || web::get().to(routes::cameras)))
+                    .configure(both("/metrics", || web::get().to(routes::metrics)))
                     .configure(both("/latest-frame", || {
                         web::get().to(routes::latest_frame)
                     }))

@@ -46,6 +46,18 @@ pub async fn health(state: web::Data<AppState>) -> HttpResponse {
     }))
 }
 
+/// Prometheus metrics as OpenMetrics text; built off the async threads, since reading
+/// `/proc` and the output filesystem may block.
+pub async fn metrics(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+    let metrics = Arc::clone(&state.metrics);
+    let text = web::block(move || metrics.render())
+        .await?
+        .map_err(|e| ApiError::Internal(format!("metrics could not be encoded: {e}")))?;
+    Ok(HttpResponse::Ok()
+        .content_type(crate::metrics::CONTENT_TYPE)
+        .body(text))
+}
+
 pub async fn decode(
     state: web::Data<AppState>,
     request: HttpRequest,

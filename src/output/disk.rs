@@ -1,19 +1,36 @@
-//! How much room the filesystem holding a path has.
+//! Free space on the filesystem that holds a folder.
 
 use std::path::Path;
 
-/// Bytes on one filesystem: free for unprivileged writers, and in all.
+/// Bytes on a filesystem.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct DiskSpace {
+    /// What an unprivileged process may still write.
     pub available: u64,
     pub total: u64,
 }
 
 /// The space of the filesystem that holds `path`.
 pub fn space(path: &Path) -> std::io::Result<DiskSpace> {
-    let stats = rustix::fs::statvfs(path)?;
+    let stat = rustix::fs::statvfs(path)?;
     Ok(DiskSpace {
-        available: stats.f_bavail.saturating_mul(stats.f_frsize),
-        total: stats.f_blocks.saturating_mul(stats.f_frsize),
+        available: stat.f_bavail.saturating_mul(stat.f_frsize),
+        total: stat.f_blocks.saturating_mul(stat.f_frsize),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_folder_has_space_and_a_missing_one_is_an_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let space = space(dir.path()).unwrap();
+        assert!(
+            space.total > 0 && space.available <= space.total,
+            "{space:?}"
+        );
+        assert!(super::space(&dir.path().join("missing")).is_err());
+    }
 }

@@ -3,20 +3,23 @@
 //! frames: when the queue is full the frame is refused, and the camera counts a drop.
 
 use std::thread::{self, JoinHandle};
+use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, Sender, TrySendError};
 
 use crate::output::jpeg::{JpegEncoder, JpegError};
 use crate::picture::OwnedYuv420;
 
-/// Called on an encoder thread with the encoded frame (or why there is none).
-pub type Delivery = Box<dyn FnOnce(Result<Vec<u8>, JpegError>) + Send>;
+/// Called on an encoder thread with the encoded frame (or why there is none) and the
+/// time spent encoding it.
+pub type Delivery = Box<dyn FnOnce(Result<Vec<u8>, JpegError>, Duration) + Send>;
 
 pub struct EncodeJob {
     pub picture: OwnedYuv420,
     pub deliver: Delivery,
 }
 
+#[derive(Debug)]
 pub struct EncodePool {
     /// `None` once shut down; dropping the sender lets the threads finish the queue.
     sender: Option<Sender<EncodeJob>>,
@@ -51,6 +54,16 @@ impl EncodePool {
         })
     }
 
+    /// Frames waiting for an encoder thread.
+    pub fn queued(&self) -> usize {
+        self.sender.as_ref().map_or(0, Sender::len)
+    }
+
+    /// How many frames may wait before new ones are refused.
+    pub fn capacity(&self) -> usize {
+        self.sender.as_ref().and_then(Sender::capacity).unwrap_or(0)
+    }
+
     /// Encodes what is queued, then ends the threads.
     pub fn shutdown(&mut self) {
         self.sender = None;
@@ -72,14 +85,15 @@ fn encode_until_closed(jobs: &Receiver<EncodeJob>, quality: u8) {
         Err(e) => {
             log::error!("JPEG encoder thread cannot start: {e}");
             for job in jobs {
-                (job.deliver)(Err(JpegError::Unavailable(e.to_string())));
+                (job.deliver)(Err(JpegError::Unavailable(e.to_string())), Duration::ZERO);
             }
             return;
         }
     };
     for job in jobs {
+        let started = Instant::now();
         let result = encoder.encode(&job.picture.view());
-        (job.deliver)(result);
+        (job.deliver)(result, started.elapsed());
     }
 }
 
@@ -100,13 +114,16 @@ mod tests {
             let done = done.clone();
             let job = EncodeJob {
                 picture: picture(),
-                deliver: Box::new(move |jpeg| done.send((n, jpeg.unwrap())).unwrap()),
+                deliver: Box::new(move |jpeg, took| done.send((n, jpeg.unwrap(), took)).unwrap()),
             };
             assert!(pool.try_submit(job).is_ok());
         }
         let mut got: Vec<_> = (0..3).map(|_| results.recv().unwrap()).collect();
-        got.sort_by_key(|(n, _)| *n);
-        assert!(got.iter().all(|(_, jpeg)| jpeg.starts_with(&[0xFF, 0xD8])));
+        got.sort_by_key(|(n, ..)| *n);
+        assert!(got
+            .iter()
+            .all(|(_, jpeg, _)| jpeg.starts_with(&[0xFF, 0xD8])));
+        assert!(got.iter().all(|(.., took)| !took.is_zero()));
     }
 
     #[test]
@@ -116,7 +133,7 @@ mod tests {
         let (release, wait) = mpsc::channel::<()>();
         let blocker = EncodeJob {
             picture: picture(),
-            deliver: Box::new(move |_| {
+            deliver: Box::new(move |_, _| {
                 let _ = wait.recv();
             }),
         };
@@ -125,13 +142,16 @@ mod tests {
         for _ in 0..5 {
             let job = EncodeJob {
                 picture: picture(),
-                deliver: Box::new(|_| {}),
+                deliver: Box::new(|_, _| {}),
             };
             if pool.try_submit(job).is_err() {
                 refused += 1;
             }
         }
         assert!(refused >= 3, "only {refused} refused");
+        // The blocker is taken or waiting; one more may wait behind it.
+        assert!(pool.queued() <= pool.capacity());
+        assert_eq!(pool.capacity(), 1);
         release.send(()).unwrap();
     }
 }

@@ -5,9 +5,9 @@
 //! `slot` (the decoder, what it is doing, hardware failover), `damage` (which frames
 //! are clean enough to use) and `timestamps` (when each frame is shown).
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use ffmpeg_next::{codec, frame, media};
+use ffmpeg_next::{codec, frame, media, Packet};
 
 mod damage;
 mod queue;
@@ -98,6 +98,10 @@ pub struct VideoSource {
     damaged: u64,
     /// What libav reported when the input opened: it goes on until stopped.
     live: bool,
+    /// Time spent in the decoder since the last frame was returned.
+    decoding: Duration,
+    /// What `decoding` was when the last frame was returned.
+    last_decode_time: Duration,
 }
 
 impl VideoSource {
@@ -158,6 +162,8 @@ impl VideoSource {
             converter: Converter::default(),
             damaged: 0,
             live,
+            decoding: Duration::ZERO,
+            last_decode_time: Duration::ZERO,
         })
     }
 
@@ -171,13 +177,17 @@ impl VideoSource {
             if self.stop.is_stopped() {
                 return Err(MediaError::Stopped);
             }
-            match self.slot.receive(&mut self.frame)? {
+            let started = Instant::now();
+            let received = self.slot.receive(&mut self.frame);
+            self.decoding += started.elapsed();
+            match received? {
                 Received::Frame => {
                     if !self.damage.admit(&self.frame) {
                         self.damaged += 1;
                         continue;
                     }
                     self.reader.mark_alive();
+                    self.last_decode_time = std::mem::take(&mut self.decoding);
                     return Ok(Some(self.timestamps.frame(self.frame.timestamp())));
                 }
                 Received::Hungry => self.feed_decoder(demand)?,
@@ -195,7 +205,7 @@ impl VideoSource {
     fn feed_decoder(&mut self, demand: &dyn FrameDemand) -> Result<(), MediaError> {
         loop {
             match self.queue.next() {
-                Some(Step::Send(timed)) => match self.slot.send(&timed.packet)? {
+                Some(Step::Send(timed)) => match self.send(&timed.packet)? {
                     Fed::Sent => return Ok(()),
                     Fed::Skipped => {}
                     Fed::Refused => self.damage.seen(),
@@ -216,6 +226,15 @@ impl VideoSource {
                 None => self.demux(demand)?,
             }
         }
+    }
+
+    /// Sends a packet to the decoder, counting the time it takes: with frame threads
+    /// and hardware decoders, much of the decoding happens here.
+    fn send(&mut self, packet: &Packet) -> Result<Fed, MediaError> {
+        let started = Instant::now();
+        let fed = self.slot.send(packet);
+        self.decoding += started.elapsed();
+        fed
     }
 
     /// Reads packets until the planner has decided something (or the input ends).
@@ -277,6 +296,13 @@ impl VideoSource {
     /// caller's `OpenOptions::live` does not change this answer, only how it is read.
     pub fn is_live(&self) -> bool {
         self.live
+    }
+
+    /// Time spent in libav's decoder (sending packets, receiving frames) for the frame
+    /// `next_frame` returned last, counted from the frame before it; the time spent
+    /// reading the input (waiting for the network) is not in it.
+    pub fn decode_time(&self) -> Duration {
+        self.last_decode_time
     }
 
     /// Frames not used because of damage, so far.

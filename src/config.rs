@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use thiserror::Error;
 
+use crate::logging::LogFormat;
 use crate::media::hw::{
     HwChoice, DEFAULT_CUDA_DEVICE, DEFAULT_HW_ACCEL_OPTIONS, DEFAULT_HW_RETRY, DEFAULT_VAAPI_DEVICE,
 };
@@ -30,6 +31,7 @@ pub const DEFAULT_MAX_RESTARTS: u32 = 0;
 pub const DEFAULT_MAX_UPLOAD_MB: u64 = 4096;
 pub const DEFAULT_ENCODE_QUEUE_FRAMES: usize = 64;
 pub const DEFAULT_CLEAR_ON_START: bool = true;
+pub const DEFAULT_LOG_FORMAT: LogFormat = LogFormat::Text;
 
 /// A configuration value that cannot be used. The message names the variable and what
 /// it accepts, so one line is enough to fix it.
@@ -80,13 +82,15 @@ pub struct Config {
     pub cuda_device: String,
     /// After a fall back to software, hardware is tried again this much later.
     pub hw_retry: Duration,
+    /// How log lines are written (the logger is set up from it before the rest).
+    pub log_format: LogFormat,
 }
 
 /// Where raw values come from: the process environment, overridden by flags.
 pub type RawValues = HashMap<&'static str, String>;
 
 /// Every variable the daemon reads.
-pub const VARIABLES: [&str; 25] = [
+pub const VARIABLES: [&str; 26] = [
     "HOST",
     "PORT",
     "OUTPUT_FOLDER",
@@ -112,6 +116,7 @@ pub const VARIABLES: [&str; 25] = [
     "FFMPEG_PATH",
     "FFPROBE_PATH",
     "RUST_LOG",
+    "LOG_FORMAT",
 ];
 
 /// Reads every known variable from the process environment. Empty values count as unset.
@@ -261,6 +266,7 @@ impl Config {
                 "HW_RETRY_SECONDS",
                 DEFAULT_HW_RETRY.as_secs(),
             )?,
+            log_format: parse_log_format(get("LOG_FORMAT"))?,
             clear_on_start: match get("CLEAR_ON_START") {
                 None => DEFAULT_CLEAR_ON_START,
                 Some(v) => {
@@ -329,6 +335,14 @@ fn fractional_seconds(
     }
 }
 
+/// `LOG_FORMAT`, read on its own too: the logger starts before the rest is validated.
+pub fn parse_log_format(value: Option<&str>) -> Result<LogFormat, ConfigError> {
+    match value.map(str::trim) {
+        None => Ok(DEFAULT_LOG_FORMAT),
+        Some(v) => LogFormat::parse(v).ok_or_else(|| invalid("LOG_FORMAT", v, "text or json")),
+    }
+}
+
 /// Accepts the common spellings of a boolean.
 pub fn parse_bool(value: &str) -> Option<bool> {
     match value.trim().to_ascii_lowercase().as_str() {
@@ -381,6 +395,9 @@ mod tests {
         assert_eq!(config.jpeg_quality, 90);
         assert_eq!(config.hw_accel_options.len(), 4);
         assert!(config.clear_on_start);
+        assert_eq!(config.log_format, LogFormat::Text);
+        let json = Config::parse(&raw(&[("LOG_FORMAT", "JSON")])).unwrap();
+        assert_eq!(json.log_format, LogFormat::Json);
     }
 
     #[test]
@@ -404,6 +421,7 @@ mod tests {
             ("CUDA_DEVICE", "gpu0"),
             ("CUDA_DEVICE", "64"),
             ("HW_RETRY_SECONDS", "0"),
+            ("LOG_FORMAT", "xml"),
         ] {
             let err = Config::parse(&raw(&[(name, value)])).unwrap_err();
             assert!(err.to_string().contains(name), "{err}");

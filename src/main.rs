@@ -16,7 +16,7 @@ use video_pipeline::media::hw::HwChoice;
 use video_pipeline::sampling::{Fps, Sampling};
 use video_pipeline::source::Source;
 use video_pipeline::stop::StopToken;
-use video_pipeline::{http, media, VERSION};
+use video_pipeline::{http, logging, media, VERSION};
 
 /// Exit code for a configuration value that cannot be used.
 const EXIT_CONFIG: u8 = 2;
@@ -113,7 +113,14 @@ impl ServeArgs {
 }
 
 fn main() -> ExitCode {
-    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
+    let log_format = config::raw_from_env().remove("LOG_FORMAT");
+    match config::parse_log_format(log_format.as_deref()) {
+        Ok(format) => logging::init(format),
+        Err(e) => {
+            eprintln!("video-pipeline: {e}");
+            return ExitCode::from(EXIT_CONFIG);
+        }
+    }
     let cli = Cli::parse();
     match cli.command {
         None => serve(cli.serve),

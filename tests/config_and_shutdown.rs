@@ -84,6 +84,7 @@ fn bad_values_stop_the_daemon_with_one_line_and_exit_code_2() {
         ("MAX_UPLOAD_MB", "0"),
         ("HW_ACCEL_OPTIONS", "[\"warp-drive\"]"),
         ("CLEAR_ON_START", "maybe"),
+        ("LOG_FORMAT", "xml"),
     ] {
         assert_refused(&[(variable, value)], &[], variable);
     }

@@ -10,6 +10,7 @@ use crossbeam_channel::Sender;
 use super::pump::Sample;
 use super::registry::{Camera, LatestFrame};
 use super::state::DropReason;
+use crate::logging::{CameraLabel, CameraScope};
 use crate::output::encode_pool::{EncodeJob, EncodePool};
 use crate::output::jpeg::JpegError;
 use crate::output::store::FrameStore;
@@ -20,6 +21,8 @@ pub struct Delivery<'a> {
     pub pool: &'a EncodePool,
     /// Each queued frame holds a clone; when all are gone, every frame is written.
     pub in_flight: Sender<()>,
+    /// The camera, for what is logged while its frames are written.
+    pub label: Arc<CameraLabel>,
 }
 
 impl Delivery<'_> {
@@ -37,6 +40,7 @@ impl Delivery<'_> {
             pts: sample.pts,
             progress: sample.progress,
             _in_flight: self.in_flight.clone(),
+            label: Arc::clone(&self.label),
         };
         let job = EncodeJob {
             picture: sample.picture.to_owned_picture(),
@@ -45,7 +49,7 @@ impl Delivery<'_> {
         if self.pool.try_submit(job).is_err() {
             self.store.release(number);
             camera.frames_dropped(DropReason::QueueFull, 1);
-            log::warn!("[{}] encoder queue full: frame dropped", camera.id());
+            log::warn!(camera:% = camera.id(); "encoder queue full: frame dropped");
             return false;
         }
         true
@@ -61,12 +65,14 @@ pub struct Written {
     pub progress: Option<f64>,
     /// Dropped when the frame is done: the session waits for all of these.
     pub _in_flight: Sender<()>,
+    pub label: Arc<CameraLabel>,
 }
 
 impl Written {
     /// Writes the frame and publishes it. A failed write (a full disk) is counted and
     /// reported, and the camera goes on: the next frame may well succeed.
     pub fn deliver(self, jpeg: Result<Vec<u8>, JpegError>) {
+        let _scope = CameraScope::enter(Arc::clone(&self.label));
         let camera = &self.camera;
         let written = jpeg.map_err(|e| e.to_string()).and_then(|jpeg| {
             self.store
@@ -86,8 +92,8 @@ impl Written {
             }
             Err(message) => {
                 log::warn!(
-                    "[{}] frame {} in {}: {message}",
-                    camera.id(),
+                    camera:% = camera.id();
+                    "frame {} in {}: {message}",
                     self.number,
                     self.store.dir().display()
                 );

@@ -142,7 +142,7 @@ impl Supervisor {
         match self.registry.get(id) {
             Some(camera) if camera.is_running() => {
                 camera.request_stop();
-                log::info!("[{id}] stop requested");
+                log::info!(camera:% = id; "stop requested");
                 true
             }
             _ => false,
@@ -168,7 +168,7 @@ impl Supervisor {
             if handle.is_finished() {
                 let _ = handle.join();
             } else {
-                log::warn!("[{id}] worker did not stop within {grace:?}");
+                log::warn!(camera:% = id; "worker did not stop within {grace:?}");
             }
         }
     }

@@ -15,6 +15,7 @@ use super::pump::{pump, Pacing, PipelineError, PumpEnd, Timeline};
 use super::registry::Camera;
 use super::source::{FrameSource, Opener};
 use super::state::{DropReason, Outcome};
+use crate::logging::{CameraLabel, CameraScope};
 use crate::media::FailureKind;
 use crate::memory;
 use crate::output::encode_pool::EncodePool;
@@ -45,8 +46,11 @@ pub fn run<O: Opener, C: Clock>(
         let _ = previous.join();
     }
     let id = camera.id().clone();
-    log::info!("[{id}] starting: {}", camera.settings().source.redacted());
-    let outcome = run_session(&camera, &opener, &clock, &options, &pool);
+    let source = &camera.settings().source;
+    let label = CameraLabel::new(id.as_str(), source.location());
+    let _scope = CameraScope::enter(Arc::clone(&label));
+    log::info!(camera:% = id; "starting: {}", source.redacted());
+    let outcome = run_session(&camera, &opener, &clock, &options, &pool, label);
     let outcome = match outcome {
         _ if camera.stop_token().is_stopped() => Outcome::Stopped,
         Ok(()) => Outcome::Completed,
@@ -57,9 +61,9 @@ pub fn run<O: Opener, C: Clock>(
     };
     let frames = camera.snapshot().frame_count;
     match &outcome {
-        Outcome::Stopped => log::info!("[{id}] stopped after {frames} frames"),
-        Outcome::Completed => log::info!("[{id}] completed: {frames} frames"),
-        Outcome::Failed { message, .. } => log::error!("[{id}] gave up: {message}"),
+        Outcome::Stopped => log::info!(camera:% = id; "stopped after {frames} frames"),
+        Outcome::Completed => log::info!(camera:% = id; "completed: {frames} frames"),
+        Outcome::Failed { message, .. } => log::error!(camera:% = id; "gave up: {message}"),
     }
     camera.finished(outcome);
 }
@@ -91,6 +95,7 @@ fn run_session<O: Opener, C: Clock>(
     clock: &C,
     options: &WorkerOptions,
     pool: &EncodePool,
+    label: Arc<CameraLabel>,
 ) -> Result<(), Failure> {
     let folder = &camera.settings().output_folder;
     let store = FrameStore::open(folder, options.clear_on_start).map_err(|e| Failure {
@@ -103,6 +108,7 @@ fn run_session<O: Opener, C: Clock>(
         store: Arc::new(store),
         pool,
         in_flight,
+        label,
     };
     let result = reconnect_loop(camera, opener, clock, options, &delivery);
     let Delivery {
@@ -176,7 +182,8 @@ fn reconnect_loop<O: Opener, C: Clock>(
             backoff.next_delay(rand::random())
         };
         log::warn!(
-            "[{id}] {}; reconnecting in {:.1} s",
+            camera:% = id;
+            "{}; reconnecting in {:.1} s",
             failure.message,
             delay.as_secs_f64()
         );

@@ -5,6 +5,8 @@ mod convert;
 mod decode;
 pub mod hw;
 mod input;
+mod libav_log;
+mod log_bridge;
 mod nal;
 mod planner;
 mod probe;
@@ -23,15 +25,16 @@ pub use decode::{
 
 pub use probe::{probe, StreamSummary, VideoInfo};
 
-/// Prepares libav once per process; quiet, because every libav failure reaches the
-/// caller as an error with its camera's context.
+/// Prepares libav once per process. libav's own messages go to our logger (after the
+/// logger is set up, at its level), rate-limited per camera; every libav failure also
+/// reaches the caller as an error with its camera's context.
 pub fn init() {
     static ONCE: std::sync::Once = std::sync::Once::new();
     ONCE.call_once(|| {
         if let Err(e) = ffmpeg_next::init() {
             log::error!("libav initialisation failed: {e}");
         }
-        ffmpeg_next::util::log::set_level(ffmpeg_next::util::log::Level::Fatal);
+        log_bridge::install();
         ffmpeg_next::format::network::init();
     });
 }

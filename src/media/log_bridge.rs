@@ -14,6 +14,13 @@ use ffmpeg_next::ffi;
 use super::libav_log::{self, ContextTag};
 use crate::logging::CameraLabel;
 
+/// libav's `va_list` as the bindings spell it in signatures: a pointer on x86-64 Unix
+/// (only this one is built and tested here), the `va_list` type itself on aarch64.
+#[cfg(all(target_arch = "x86_64", target_family = "unix"))]
+type VaList = *mut ffi::__va_list_tag;
+#[cfg(not(all(target_arch = "x86_64", target_family = "unix")))]
+type VaList = ffi::va_list;
+
 /// Longer messages are cut: libav's own limit for one line is 1024 bytes as well.
 const LINE_BYTES: usize = 1024;
 
@@ -50,7 +57,7 @@ unsafe extern "C" fn callback(
     context: *mut c_void,
     level: c_int,
     format: *const c_char,
-    arguments: *mut ffi::__va_list_tag,
+    arguments: VaList,
 ) {
     // The cheap refusal first: libav may log for every packet.
     let Some(level_wanted) = libav_log::wanted_level(level) else {

@@ -5,13 +5,14 @@ use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use actix_web::{web, App, HttpServer};
 use clap::{Args, Parser, Subcommand};
 
 use video_pipeline::camera::{extract, Registry, Supervisor};
 use video_pipeline::config::{self, Config, RawValues};
+use video_pipeline::logging::LogFormat;
 use video_pipeline::media::hw::HwChoice;
 use video_pipeline::sampling::{Fps, Sampling};
 use video_pipeline::source::Source;
@@ -114,17 +115,18 @@ impl ServeArgs {
 
 fn main() -> ExitCode {
     let log_format = config::raw_from_env().remove("LOG_FORMAT");
-    match config::parse_log_format(log_format.as_deref()) {
-        Ok(format) => logging::init(format),
+    let log_format = match config::parse_log_format(log_format.as_deref()) {
+        Ok(format) => format,
         Err(e) => {
             eprintln!("video-pipeline: {e}");
             return ExitCode::from(EXIT_CONFIG);
         }
-    }
+    };
+    logging::init(log_format);
     let cli = Cli::parse();
     match cli.command {
-        None => serve(cli.serve),
-        Some(Command::Serve(args)) => serve(args),
+        None => serve(cli.serve, log_format),
+        Some(Command::Serve(args)) => serve(args, log_format),
         Some(Command::Probe { input, timeout }) => probe(&input, timeout),
         Some(Command::Extract {
             input,
@@ -150,14 +152,14 @@ fn main() -> ExitCode {
     }
 }
 
-fn serve(args: ServeArgs) -> ExitCode {
+fn serve(args: ServeArgs, log_format: LogFormat) -> ExitCode {
     video_pipeline::memory::limit_arenas();
     let mut raw = config::raw_from_env();
     args.apply(&mut raw);
     let config = match Config::load(&raw) {
         Ok(config) => Arc::new(config),
         Err(e) => {
-            eprintln!("video-pipeline: {e}");
+            cannot_serve(log_format, &e.to_string());
             return ExitCode::from(EXIT_CONFIG);
         }
     };
@@ -171,7 +173,10 @@ fn serve(args: ServeArgs) -> ExitCode {
     let supervisor = match Supervisor::new(registry, Arc::clone(&config)) {
         Ok(supervisor) => Arc::new(supervisor),
         Err(e) => {
-            eprintln!("video-pipeline: cannot start the JPEG encoder threads: {e}");
+            cannot_serve(
+                config.log_format,
+                &format!("cannot start the JPEG encoder threads: {e}"),
+            );
             return ExitCode::FAILURE;
         }
     };
@@ -208,11 +213,24 @@ fn serve(args: ServeArgs) -> ExitCode {
     match served {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!(
-                "video-pipeline: cannot serve on {}:{}: {e}",
-                config.host, config.port
+            cannot_serve(
+                config.log_format,
+                &format!("cannot serve on {}:{}: {e}", config.host, config.port),
             );
             ExitCode::FAILURE
+        }
+    }
+}
+
+/// Why the daemon cannot run, as one line on stderr whatever `RUST_LOG` says: plain
+/// text, or in JSON one line like every other of a JSON log.
+fn cannot_serve(format: LogFormat, message: &str) {
+    match format {
+        LogFormat::Text => eprintln!("video-pipeline: {message}"),
+        LogFormat::Json => {
+            let now = humantime::format_rfc3339_millis(SystemTime::now()).to_string();
+            let line = logging::json_line(&now, log::Level::Error, "video_pipeline", None, message);
+            eprint!("{line}");
         }
     }
 }

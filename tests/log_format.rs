@@ -97,13 +97,20 @@ fn json_lines_parse_and_carry_the_camera_id_also_for_libav() {
         .filter(|l| l["target"].as_str().unwrap().starts_with("libav"))
         .count();
     assert!(libav >= 1, "no libav line:\n{log}");
+    // The flood went on past the burst: what was held back is counted at the end.
+    let suppressed = camera_lines
+        .iter()
+        .filter_map(|l| l["message"].as_str()?.strip_prefix("suppressed "))
+        .filter_map(|rest| rest.split(' ').next()?.parse::<u64>().ok())
+        .sum::<u64>();
+    assert!(suppressed > 0, "nothing suppressed in a flood:\n{log}");
     let allowed = BURST_LINES + ran.as_secs() as usize + 2;
     assert!(
         libav <= allowed,
         "{libav} libav lines in {ran:?}, the rate limit allows {allowed}:\n{log}"
     );
     eprintln!(
-        "{} lines, {libav} from libav in {ran:?}; {} TS packets sent",
+        "{} lines, {libav} from libav in {ran:?}, {suppressed} suppressed; {} TS packets sent",
         lines.len(),
         garbage.packets()
     );

@@ -16,7 +16,7 @@ use super::registry::Camera;
 use super::source::{FrameSource, Opener};
 use super::state::{DropReason, Outcome};
 use crate::logging::{CameraLabel, CameraScope};
-use crate::media::FailureKind;
+use crate::media::{self, FailureKind};
 use crate::memory;
 use crate::output::encode_pool::EncodePool;
 use crate::output::store::FrameStore;
@@ -59,6 +59,7 @@ pub fn run<O: Opener, C: Clock>(
             message: failure.message,
         },
     };
+    media::camera_finished(id.as_str());
     let frames = camera.snapshot().frame_count;
     match &outcome {
         Outcome::Stopped => log::info!(camera:% = id; "stopped after {frames} frames"),

@@ -158,6 +158,11 @@ impl RateLimiter {
         Admission { pass, summary }
     }
 
+    /// What is left to report when the source is done.
+    pub fn finish(self) -> Option<(u64, Level)> {
+        (self.suppressed > 0).then_some((self.suppressed, self.worst_suppressed))
+    }
+
     /// Nothing suppressed is waiting to be reported and the bucket is full again.
     fn is_idle(&self, now: Instant) -> bool {
         self.suppressed == 0 && now.saturating_duration_since(self.refilled_at) >= SUMMARY_INTERVAL
@@ -236,22 +241,33 @@ pub fn admit(
             .admit(level, now)
     };
     if let Some((count, worst)) = admission.summary {
-        write(
-            worst,
-            TARGET,
-            id,
-            &format!(
-                "suppressed {count} libav messages (more than {BURST_LINES} at once, then \
-                 one per {:?})",
-                REFILL_INTERVAL
-            ),
-        );
+        write_summary(count, worst, id);
     }
     admission.pass.then_some(Pending {
         level,
         target,
         camera,
     })
+}
+
+/// A camera's session is over, its decoders gone: what its rate limit held back is
+/// reported now, and the limit forgotten.
+pub fn camera_finished(id: &str) {
+    let limiter = LIMITERS
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .remove(id);
+    if let Some((count, worst)) = limiter.and_then(RateLimiter::finish) {
+        write_summary(count, worst, Some(id));
+    }
+}
+
+fn write_summary(count: u64, worst: Level, camera: Option<&str>) {
+    let message = format!(
+        "suppressed {count} libav messages (more than {BURST_LINES} at once, then one per \
+         {REFILL_INTERVAL:?})"
+    );
+    write(worst, TARGET, camera, &message);
 }
 
 impl Pending {
@@ -434,6 +450,9 @@ mod tests {
         assert!(admission.pass, "ten seconds refilled the bucket");
         let next = due + Duration::from_millis(1);
         assert_eq!(limiter.admit(Level::Warn, next).summary, None);
+        // Seven lines are left in the bucket; the rest waits for the session's end.
+        assert_eq!(passes(&mut limiter, next, 50), 7);
+        assert_eq!(limiter.finish(), Some((43, Level::Warn)));
     }
 
     #[test]

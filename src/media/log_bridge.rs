@@ -28,9 +28,9 @@ const LINE_BYTES: usize = 1024;
 /// with.
 pub fn install() {
     let level = libav_log::av_level_for(log::max_level());
-    // SAFETY: both only store a value (libav reads them atomically enough for its own
-    // default callback); `callback` has the signature libav calls and is safe to run
-    // on any thread at any time.
+    // SAFETY: both store one value; this runs once, in `media::init`, before this
+    // process uses libav in any other way, so no libav thread reads them meanwhile.
+    // `callback` has the signature libav calls and may run on any thread at any time.
     unsafe {
         ffi::av_log_set_level(level);
         ffi::av_log_set_callback(Some(callback));
@@ -59,7 +59,8 @@ unsafe extern "C" fn callback(
     format: *const c_char,
     arguments: VaList,
 ) {
-    // The cheap refusal first: libav may log for every packet.
+    // The cheap refusal first (a comparison, which cannot panic): libav may log for
+    // every packet.
     let Some(level_wanted) = libav_log::wanted_level(level) else {
         return;
     };

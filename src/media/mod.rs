@@ -39,6 +39,12 @@ pub fn init() {
     });
 }
 
+/// A camera's session is over (its decoders are gone): libav messages of it that the
+/// rate limit held back are counted in the log now.
+pub fn camera_finished(camera: &str) {
+    libav_log::camera_finished(camera);
+}
+
 /// What kind of failure a source had, for status, logs and the retry policy.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum FailureKind {

@@ -65,6 +65,7 @@ pub struct Written {
     pub progress: Option<f64>,
     /// Dropped when the frame is done: the session waits for all of these.
     pub _in_flight: Sender<()>,
+    /// The camera, for what the encoder thread logs while delivering.
     pub label: Arc<CameraLabel>,
 }
 

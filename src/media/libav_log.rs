@@ -274,19 +274,23 @@ impl Pending {
     /// Writes the message libav formatted (bytes in no promised encoding), without
     /// the camera's credentials.
     pub fn write(self, text: &[u8]) {
-        let text = String::from_utf8_lossy(text);
-        let text = text.trim_end();
-        if text.is_empty() {
-            return;
+        if let Some(message) = message_text(text, self.camera.as_deref()) {
+            write(
+                self.level,
+                &self.target,
+                self.camera.as_ref().map(|c| c.id.as_str()),
+                &message,
+            );
         }
-        let message = redact(text, self.camera.as_deref());
-        write(
-            self.level,
-            &self.target,
-            self.camera.as_ref().map(|c| c.id.as_str()),
-            &message,
-        );
     }
+}
+
+/// The message in libav's bytes: UTF-8 (anything else becomes U+FFFD), without its
+/// final newline and credentials; `None` when nothing is left.
+pub fn message_text(bytes: &[u8], camera: Option<&CameraLabel>) -> Option<String> {
+    let text = String::from_utf8_lossy(bytes);
+    let text = text.trim_end();
+    (!text.is_empty()).then(|| redact(text, camera))
 }
 
 /// Removes the camera's own credentials from a libav message, and any others that
@@ -453,6 +457,21 @@ mod tests {
         // Seven lines are left in the bucket; the rest waits for the session's end.
         assert_eq!(passes(&mut limiter, next, 50), 7);
         assert_eq!(limiter.finish(), Some((43, Level::Warn)));
+    }
+
+    #[test]
+    fn any_bytes_become_one_json_line() {
+        let bytes = b"bad \xff\xfe bytes, \"quoted\"\nand a second line\n";
+        let message = message_text(bytes, None).unwrap();
+        assert_eq!(
+            message,
+            "bad \u{fffd}\u{fffd} bytes, \"quoted\"\nand a second line"
+        );
+        let line = crate::logging::json_line("t", Level::Warn, "libav::h264", None, &message);
+        assert_eq!(line.matches('\n').count(), 1, "{line}");
+        let parsed: serde_json::Value = serde_json::from_str(&line).unwrap();
+        assert_eq!(parsed["message"], message);
+        assert_eq!(message_text(b"\n", None), None);
     }
 
     #[test]

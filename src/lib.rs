@@ -5,6 +5,7 @@
 pub mod camera;
 pub mod config;
 pub mod http;
+pub mod logging;
 pub mod media;
 pub mod memory;
 pub mod metrics;

@@ -5,19 +5,20 @@ use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use actix_web::{web, App, HttpServer};
 use clap::{Args, Parser, Subcommand};
 
 use video_pipeline::camera::{extract, Registry, Supervisor, ValidStart};
 use video_pipeline::config::{self, Config, ConfigFile, RawValues};
+use video_pipeline::logging::LogFormat;
 use video_pipeline::media::hw::HwChoice;
 use video_pipeline::metrics::Metrics;
 use video_pipeline::sampling::{Fps, Sampling};
 use video_pipeline::source::Source;
 use video_pipeline::stop::StopToken;
-use video_pipeline::{http, media, VERSION};
+use video_pipeline::{http, logging, media, VERSION};
 
 /// Exit code for a configuration value that cannot be used.
 const EXIT_CONFIG: u8 = 2;
@@ -167,11 +168,19 @@ fn environment_only_help() -> String {
 }
 
 fn main() -> ExitCode {
-    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
+    let log_format = config::raw_from_env().remove("LOG_FORMAT");
+    let log_format = match config::parse_log_format(log_format.as_deref()) {
+        Ok(format) => format,
+        Err(e) => {
+            eprintln!("video-pipeline: {e}");
+            return ExitCode::from(EXIT_CONFIG);
+        }
+    };
+    logging::init(log_format);
     let cli = Cli::parse();
     match cli.command {
-        None => serve(cli.serve),
-        Some(Command::Serve(args)) => serve(args),
+        None => serve(cli.serve, log_format),
+        Some(Command::Serve(args)) => serve(args, log_format),
         Some(Command::Probe { input, timeout }) => probe(&input, timeout),
         Some(Command::Extract {
             input,
@@ -197,7 +206,7 @@ fn main() -> ExitCode {
     }
 }
 
-fn serve(args: ServeArgs) -> ExitCode {
+fn serve(args: ServeArgs, log_format: LogFormat) -> ExitCode {
     video_pipeline::memory::limit_arenas();
     let env = config::raw_from_env();
     let file_path = args
@@ -207,7 +216,7 @@ fn serve(args: ServeArgs) -> ExitCode {
     let file = match file_path.as_deref().map(ConfigFile::read).transpose() {
         Ok(file) => file.unwrap_or_default(),
         Err(e) => {
-            eprintln!("video-pipeline: {e}");
+            cannot_serve(log_format, &e.to_string());
             return ExitCode::from(EXIT_CONFIG);
         }
     };
@@ -217,14 +226,14 @@ fn serve(args: ServeArgs) -> ExitCode {
     let config = match Config::load(&raw) {
         Ok(config) => Arc::new(config),
         Err(e) => {
-            eprintln!("video-pipeline: {}", located(&e, &file, &raw));
+            cannot_serve(log_format, &located(&e, &file, &raw));
             return ExitCode::from(EXIT_CONFIG);
         }
     };
     let boot_cameras = match validate_file_cameras(&file, &config) {
         Ok(cameras) => cameras,
         Err(message) => {
-            eprintln!("video-pipeline: {message}");
+            cannot_serve(log_format, &message);
             return ExitCode::from(EXIT_CONFIG);
         }
     };
@@ -238,13 +247,16 @@ fn serve(args: ServeArgs) -> ExitCode {
     let supervisor = match Supervisor::new(registry, Arc::clone(&config)) {
         Ok(supervisor) => Arc::new(supervisor),
         Err(e) => {
-            eprintln!("video-pipeline: cannot start the JPEG encoder threads: {e}");
+            cannot_serve(
+                config.log_format,
+                &format!("cannot start the JPEG encoder threads: {e}"),
+            );
             return ExitCode::FAILURE;
         }
     };
     let from_file: Vec<_> = boot_cameras.iter().map(|c| c.id.clone()).collect();
     for ValidStart { id, mut settings } in boot_cameras {
-        log::info!("[{id}] starting from the config file");
+        log::info!(camera:% = id; "starting from the config file");
         settings.from_config_file = true;
         // A boot is not a new session of the camera: its numbering goes on.
         settings.resume = true;
@@ -290,9 +302,9 @@ fn serve(args: ServeArgs) -> ExitCode {
     match served {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!(
-                "video-pipeline: cannot serve on {}:{}: {e}",
-                config.host, config.port
+            cannot_serve(
+                config.log_format,
+                &format!("cannot serve on {}:{}: {e}", config.host, config.port),
             );
             ExitCode::FAILURE
         }
@@ -331,6 +343,19 @@ fn validate_file_cameras(file: &ConfigFile, config: &Config) -> Result<Vec<Valid
             })
         })
         .collect()
+}
+
+/// Why the daemon cannot run, as one line on stderr whatever `RUST_LOG` says: plain
+/// text, or in JSON one line like every other of a JSON log.
+fn cannot_serve(format: LogFormat, message: &str) {
+    match format {
+        LogFormat::Text => eprintln!("video-pipeline: {message}"),
+        LogFormat::Json => {
+            let now = humantime::format_rfc3339_millis(SystemTime::now()).to_string();
+            let line = logging::json_line(&now, log::Level::Error, "video_pipeline", None, message);
+            eprint!("{line}");
+        }
+    }
 }
 
 fn parse_hwaccel(value: &str) -> Result<HwChoice, String> {

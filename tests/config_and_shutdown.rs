@@ -85,9 +85,21 @@ fn bad_values_stop_the_daemon_with_one_line_and_exit_code_2() {
         ("MAX_UPLOAD_MB", "0"),
         ("HW_ACCEL_OPTIONS", "[\"warp-drive\"]"),
         ("CLEAR_ON_START", "maybe"),
+        ("LOG_FORMAT", "xml"),
     ] {
         assert_refused(&[(variable, value)], &[], variable);
     }
+}
+
+#[test]
+fn with_json_logs_a_bad_value_is_one_json_line() {
+    let (code, stderr) = run_with(&[("LOG_FORMAT", "json"), ("PORT", "abc")], &[]);
+    assert_eq!(code, EXIT_CONFIG, "{stderr}");
+    let lines: Vec<&str> = stderr.lines().collect();
+    assert_eq!(lines.len(), 1, "{stderr:?}");
+    let line: serde_json::Value = serde_json::from_str(lines[0]).expect(lines[0]);
+    assert_eq!(line["level"], "ERROR", "{line}");
+    assert!(line["message"].as_str().unwrap().contains("PORT"), "{line}");
 }
 
 #[test]

@@ -12,6 +12,7 @@ use crossbeam_channel::Sender;
 use super::pump::Sample;
 use super::registry::{Camera, LatestFrame};
 use super::state::DropReason;
+use crate::logging::{CameraLabel, CameraScope};
 use crate::output::disk_guard::WriteGate;
 use crate::output::encode_pool::{EncodeJob, EncodePool};
 use crate::output::jpeg::JpegError;
@@ -25,6 +26,8 @@ pub struct Delivery<'a> {
     pub in_flight: Sender<()>,
     /// Closed while the disk is too full.
     pub gate: Arc<WriteGate>,
+    /// The camera, for what is logged while its frames are written.
+    pub label: Arc<CameraLabel>,
 }
 
 impl Delivery<'_> {
@@ -48,6 +51,7 @@ impl Delivery<'_> {
             pts: sample.pts,
             progress: sample.progress,
             _in_flight: self.in_flight.clone(),
+            label: Arc::clone(&self.label),
         };
         let job = EncodeJob {
             picture: sample.picture.to_owned_picture(),
@@ -56,7 +60,7 @@ impl Delivery<'_> {
         if self.pool.try_submit(job).is_err() {
             self.store.release(number);
             camera.frames_dropped(DropReason::QueueFull, 1);
-            log::warn!("[{}] encoder queue full: frame dropped", camera.id());
+            log::warn!(camera:% = camera.id(); "encoder queue full: frame dropped");
             return false;
         }
         true
@@ -73,6 +77,8 @@ pub struct Written {
     pub progress: Option<f64>,
     /// Dropped when the frame is done: the session waits for all of these.
     pub _in_flight: Sender<()>,
+    /// The camera, for what the encoder thread logs while delivering.
+    pub label: Arc<CameraLabel>,
 }
 
 impl Written {
@@ -81,6 +87,7 @@ impl Written {
     /// refused for lack of space pauses writing at once, for every camera, until the
     /// guard sees room.
     pub fn deliver(self, jpeg: Result<Vec<u8>, JpegError>, took: Duration) {
+        let _scope = CameraScope::enter(Arc::clone(&self.label));
         let camera = &self.camera;
         if jpeg.is_ok() {
             camera.timings().encode.observe(took);
@@ -105,8 +112,8 @@ impl Written {
                 Err(e) if out_of_space(&e) => {
                     self.gate.write_refused();
                     log::warn!(
-                        "[{}] frame {} in {}: {e}; writing paused",
-                        camera.id(),
+                        camera:% = camera.id();
+                        "frame {} in {}: {e}; writing paused",
                         self.number,
                         self.store.dir().display()
                     );
@@ -117,8 +124,8 @@ impl Written {
             },
         };
         log::warn!(
-            "[{}] frame {} in {}: {message}",
-            camera.id(),
+            camera:% = camera.id();
+            "frame {} in {}: {message}",
             self.number,
             self.store.dir().display()
         );

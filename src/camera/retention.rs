@@ -159,10 +159,11 @@ impl Retention {
         }
         match fs::remove_dir_all(&aside) {
             Err(e) if e.kind() != io::ErrorKind::NotFound => {
-                log::warn!("[{id}] cannot remove {}: {e}", aside.display())
+                log::warn!(camera:% = id; "cannot remove {}: {e}", aside.display())
             }
             _ => log::info!(
-                "[{id}] session ended {} s ago (STOPPED_FOLDER_TTL_SECONDS={}): folder removed, camera forgotten",
+                camera:% = id;
+                "session ended {} s ago (STOPPED_FOLDER_TTL_SECONDS={}): folder removed, camera forgotten",
                 now.duration_since(finished).unwrap_or_default().as_secs(),
                 ttl.as_secs_f64()
             ),

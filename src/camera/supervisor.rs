@@ -95,14 +95,14 @@ impl Supervisor {
             let id = request.fields.get("camera_id").map_or("?", String::as_str);
             match valid {
                 Ok(valid) if except.contains(&valid.id) => log::info!(
-                    "[{id}] saved in STATE_FILE but started from the config file instead"
+                    camera = id; "saved in STATE_FILE but started from the config file instead"
                 ),
                 Ok(mut valid) => {
                     valid.settings.resume = true;
-                    log::info!("[{id}] resuming after a restart");
+                    log::info!(camera = id; "resuming after a restart");
                     self.start(&valid.id, valid.settings);
                 }
-                Err(e) => log::error!("[{id}] cannot be resumed after a restart: {e}"),
+                Err(e) => log::error!(camera = id; "cannot be resumed after a restart: {e}"),
             }
         }
         self.save_running();
@@ -231,7 +231,7 @@ impl Supervisor {
         match self.registry.get(id) {
             Some(camera) if camera.is_running() => {
                 camera.request_stop();
-                log::info!("[{id}] stop requested");
+                log::info!(camera:% = id; "stop requested");
                 self.save_running();
                 true
             }
@@ -262,7 +262,7 @@ impl Supervisor {
             if handle.is_finished() {
                 let _ = handle.join();
             } else {
-                log::warn!("[{id}] worker did not stop within {grace:?}");
+                log::warn!(camera:% = id; "worker did not stop within {grace:?}");
             }
         }
         // A pass is short: it ends well within the grace.

@@ -649,6 +649,7 @@ fn encoder_threads_finishing_together_or_out_of_order_leave_a_consistent_camera(
                         pts: number as f64,
                         progress: Some(number as f64 / FRAMES as f64),
                         _in_flight: in_flight.clone(),
+                        label: crate::logging::CameraLabel::new("cam", "x"),
                     };
                     let jpeg = format!("frame-{number}").into_bytes();
                     written.deliver(Ok(jpeg), Duration::from_millis(1));

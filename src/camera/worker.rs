@@ -16,7 +16,8 @@ use super::pump::{pump, Pacing, PipelineError, PumpEnd, Timeline};
 use super::registry::Camera;
 use super::source::{FrameSource, Opener};
 use super::state::{DropReason, Outcome};
-use crate::media::FailureKind;
+use crate::logging::{CameraLabel, CameraScope};
+use crate::media::{self, FailureKind};
 use crate::memory;
 use crate::output::disk_guard::WriteGate;
 use crate::output::encode_pool::EncodePool;
@@ -50,8 +51,11 @@ pub fn run<O: Opener, C: Clock>(
         let _ = previous.join();
     }
     let id = camera.id().clone();
-    log::info!("[{id}] starting: {}", camera.settings().source.redacted());
-    let outcome = run_session(&camera, &opener, &clock, &options, &pool);
+    let source = &camera.settings().source;
+    let label = CameraLabel::new(id.as_str(), source.location());
+    let _scope = CameraScope::enter(Arc::clone(&label));
+    log::info!(camera:% = id; "starting: {}", source.redacted());
+    let outcome = run_session(&camera, &opener, &clock, &options, &pool, label);
     let outcome = match outcome {
         _ if camera.stop_token().is_stopped() => Outcome::Stopped,
         Ok(()) => Outcome::Completed,
@@ -60,11 +64,12 @@ pub fn run<O: Opener, C: Clock>(
             message: failure.message,
         },
     };
+    media::camera_finished(id.as_str());
     let frames = camera.snapshot().frame_count;
     match &outcome {
-        Outcome::Stopped => log::info!("[{id}] stopped after {frames} frames"),
-        Outcome::Completed => log::info!("[{id}] completed: {frames} frames"),
-        Outcome::Failed { message, .. } => log::error!("[{id}] gave up: {message}"),
+        Outcome::Stopped => log::info!(camera:% = id; "stopped after {frames} frames"),
+        Outcome::Completed => log::info!(camera:% = id; "completed: {frames} frames"),
+        Outcome::Failed { message, .. } => log::error!(camera:% = id; "gave up: {message}"),
     }
     camera.finished(outcome);
 }
@@ -96,6 +101,7 @@ fn run_session<O: Opener, C: Clock>(
     clock: &C,
     options: &WorkerOptions,
     pool: &EncodePool,
+    label: Arc<CameraLabel>,
 ) -> Result<(), Failure> {
     let settings = camera.settings();
     let folder = &settings.output_folder;
@@ -121,6 +127,7 @@ fn run_session<O: Opener, C: Clock>(
         pool,
         in_flight,
         gate: Arc::clone(&options.gate),
+        label,
     };
     let result = reconnect_loop(camera, opener, clock, options, &delivery);
     let Delivery {
@@ -196,7 +203,8 @@ fn reconnect_loop<O: Opener, C: Clock>(
             backoff.next_delay(rand::random())
         };
         log::warn!(
-            "[{id}] {}; reconnecting in {:.1} s",
+            camera:% = id;
+            "{}; reconnecting in {:.1} s",
             failure.message,
             delay.as_secs_f64()
         );
@@ -242,8 +250,7 @@ fn run_once<O: Opener, C: Clock>(
     let live = settings.live_given(video.is_live());
     camera.connected(live);
     log::info!(
-        "[{}] connected: {}",
-        camera.id(),
+        "connected: {}",
         if live {
             "live, reconnected at its end"
         } else {

@@ -13,6 +13,7 @@ mod file;
 
 pub use file::{ConfigFile, FileCamera, FileError};
 
+use crate::logging::LogFormat;
 use crate::media::hw::{
     HwChoice, DEFAULT_CUDA_DEVICE, DEFAULT_HW_ACCEL_OPTIONS, DEFAULT_HW_RETRY, DEFAULT_VAAPI_DEVICE,
 };
@@ -46,6 +47,7 @@ pub const DEFAULT_MAX_FRAME_AGE_SECONDS: f64 = 0.0;
 /// 0: off.
 pub const DEFAULT_STOPPED_FOLDER_TTL_SECONDS: f64 = 0.0;
 pub const DEFAULT_MIN_FREE_DISK: MinFree = MinFree::Bytes(1 << 30);
+pub const DEFAULT_LOG_FORMAT: LogFormat = LogFormat::Text;
 
 /// A configuration value that cannot be used. The message names the variable and what
 /// it accepts, so one line is enough to fix it.
@@ -106,6 +108,8 @@ pub struct Config {
     /// after it ended.
     pub stopped_folder_ttl: Option<Duration>,
     pub min_free_disk: MinFree,
+    /// How log lines are written (the logger is set up from it before the rest).
+    pub log_format: LogFormat,
 }
 
 /// Raw values by variable name: from the config file, the environment and flags,
@@ -140,7 +144,7 @@ const fn setting(
 }
 
 /// Every setting the daemon reads.
-pub const SETTINGS: [Setting; 31] = [
+pub const SETTINGS: [Setting; 32] = [
     setting("CONFIG_FILE", Some("config-file"), "",
         "a TOML file with settings (lowercase names) and [[camera]] tables started at boot; flags and the environment override it"),
     setting("HOST", Some("host"), DEFAULT_HOST, "the IP address to listen on"),
@@ -192,6 +196,8 @@ pub const SETTINGS: [Setting; 31] = [
         "a camera ended this long ago is forgotten and its folder removed; 0: never"),
     setting("MIN_FREE_DISK", Some("min-free-disk"), "1GiB",
         "free space kept on the output filesystem (bytes, 500MB, 2GiB or 5%): below it the oldest frames of live cameras go, then writing pauses"),
+    setting("LOG_FORMAT", None, "text",
+        "text: human-readable lines; json: one JSON object per line (time, level, target, camera, message)"),
     setting("RUST_LOG", None, "info", "the log filter, in env_logger's syntax"),
     setting("FFMPEG_PATH", None, "", "accepted for compatibility and ignored: decoding runs in-process"),
     setting("FFPROBE_PATH", None, "", "accepted for compatibility and ignored: decoding runs in-process"),
@@ -414,6 +420,7 @@ impl Config {
                     )
                 })?,
             },
+            log_format: parse_log_format(get("LOG_FORMAT"))?,
             clear_on_start: match get("CLEAR_ON_START") {
                 None => DEFAULT_CLEAR_ON_START,
                 Some(v) => {
@@ -555,6 +562,14 @@ pub fn parse_size(value: &str) -> Option<u64> {
     (bytes.is_finite() && bytes < u64::MAX as f64).then_some(bytes as u64)
 }
 
+/// `LOG_FORMAT`, read on its own too: the logger starts before the rest is validated.
+pub fn parse_log_format(value: Option<&str>) -> Result<LogFormat, ConfigError> {
+    match value.map(str::trim) {
+        None => Ok(DEFAULT_LOG_FORMAT),
+        Some(v) => LogFormat::parse(v).ok_or_else(|| invalid("LOG_FORMAT", v, "text or json")),
+    }
+}
+
 /// Accepts the common spellings of a boolean.
 pub fn parse_bool(value: &str) -> Option<bool> {
     match value.trim().to_ascii_lowercase().as_str() {
@@ -607,6 +622,9 @@ mod tests {
         assert_eq!(config.jpeg_quality, 90);
         assert_eq!(config.hw_accel_options.len(), 4);
         assert!(config.clear_on_start);
+        assert_eq!(config.log_format, LogFormat::Text);
+        let json = Config::parse(&raw(&[("LOG_FORMAT", "JSON")])).unwrap();
+        assert_eq!(json.log_format, LogFormat::Json);
     }
 
     #[test]
@@ -680,6 +698,7 @@ mod tests {
             ("MIN_FREE_DISK", "5 parsecs"),
             ("MIN_FREE_DISK", "100%"),
             ("MIN_FREE_DISK", "-1GB"),
+            ("LOG_FORMAT", "xml"),
         ] {
             let err = Config::parse(&raw(&[(name, value)])).unwrap_err();
             assert!(err.to_string().contains(name), "{err}");

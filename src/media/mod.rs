@@ -5,7 +5,9 @@ mod convert;
 mod decode;
 pub mod hw;
 mod input;
+mod libav_log;
 mod liveness;
+mod log_bridge;
 mod nal;
 mod planner;
 mod probe;
@@ -24,17 +26,24 @@ pub use decode::{
 
 pub use probe::{probe, StreamSummary, VideoInfo};
 
-/// Prepares libav once per process; quiet, because every libav failure reaches the
-/// caller as an error with its camera's context.
+/// Prepares libav once per process. libav's own messages go to our logger (after the
+/// logger is set up, at its level), rate-limited per camera; every libav failure also
+/// reaches the caller as an error with its camera's context.
 pub fn init() {
     static ONCE: std::sync::Once = std::sync::Once::new();
     ONCE.call_once(|| {
         if let Err(e) = ffmpeg_next::init() {
             log::error!("libav initialisation failed: {e}");
         }
-        ffmpeg_next::util::log::set_level(ffmpeg_next::util::log::Level::Fatal);
+        log_bridge::install();
         ffmpeg_next::format::network::init();
     });
+}
+
+/// A camera's session is over (its decoders are gone): libav messages of it that the
+/// rate limit held back are counted in the log now.
+pub fn camera_finished(camera: &str) {
+    libav_log::camera_finished(camera);
 }
 
 /// What kind of failure a source had, for status, logs and the retry policy.

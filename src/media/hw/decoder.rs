@@ -10,6 +10,8 @@ use ffmpeg_next::{frame, Packet};
 
 use super::device::{self, DeviceNames, HwDevice};
 use super::{HwBackend, HwChoice, HwRequest};
+use crate::media::libav_log::ContextTag;
+use crate::media::log_bridge;
 
 /// Hardware errors in a row after which a hardware decoder is given up.
 pub const MAX_HARDWARE_ERRORS: u32 = 3;
@@ -79,6 +81,9 @@ pub struct Decoder {
     /// libav could not set up the device for this stream and decodes in software
     /// behind the hardware decoder's back.
     software_inside: bool,
+    /// Names the camera in messages from libav's decoder threads; after `inner`, so
+    /// it outlives the context.
+    _log_tag: Option<ContextTag>,
 }
 
 impl Decoder {
@@ -93,7 +98,12 @@ impl Decoder {
             count: threads,
             ..Default::default()
         });
-        Ok(Decoder::new(context.decoder().video()?, Kind::Software))
+        let log_tag = log_bridge::tag(&mut context);
+        Ok(Decoder::new(
+            context.decoder().video()?,
+            Kind::Software,
+            log_tag,
+        ))
     }
 
     /// A decoder on `backend`: libav's own decoder with the backend's device when it
@@ -143,6 +153,7 @@ impl Decoder {
         if let Some(device) = &device {
             device::attach_device(&mut context, device).map_err(HwFailure::passing)?;
         }
+        let log_tag = log_bridge::tag(&mut context);
         let inner = context
             .decoder()
             .open_as(codec)
@@ -150,7 +161,11 @@ impl Decoder {
             .map_err(|e| {
                 HwFailure::passing(format!("{} could not be opened: {e}", codec.name()))
             })?;
-        Ok(Decoder::new(inner, Kind::Hardware { backend, device }))
+        Ok(Decoder::new(
+            inner,
+            Kind::Hardware { backend, device },
+            log_tag,
+        ))
     }
 
     #[cfg(test)]
@@ -164,7 +179,7 @@ impl Decoder {
         Ok(decoder)
     }
 
-    fn new(inner: codec::decoder::Video, kind: Kind) -> Decoder {
+    fn new(inner: codec::decoder::Video, kind: Kind, log_tag: Option<ContextTag>) -> Decoder {
         Decoder {
             inner,
             kind,
@@ -172,6 +187,7 @@ impl Decoder {
             errors_in_row: 0,
             last_error: None,
             software_inside: false,
+            _log_tag: log_tag,
         }
     }
 

@@ -10,6 +10,7 @@ use serde::Serialize;
 use super::decoder::Decoder;
 use super::device;
 use super::{DeviceNames, HwBackend};
+use crate::media::libav_log::DebugOnly;
 
 /// What `hw-accel-cap/` reports: the backends that decoded the probe clip, the device
 /// types this libav build knows, and why each backend that did not decode failed.
@@ -170,6 +171,7 @@ fn probe_backend(
 /// work and why the others do not.
 pub(super) fn probe_backends(backends: &[HwBackend], devices: &DeviceNames) -> Vec<DeviceProbe> {
     super::super::init();
+    let _expected = DebugOnly::enter();
     let compiled = device::compiled_device_types();
     let clip = std::cell::OnceCell::new();
     backends

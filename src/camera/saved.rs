@@ -12,8 +12,9 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use serde::{Deserialize, Serialize};
 
-use super::registry::Registry;
+use super::registry::{Camera, Registry};
 use super::request::StartRequest;
+use crate::source::Source;
 
 /// Bumped when the layout changes in a way an older daemon cannot read.
 const FORMAT_VERSION: u32 = 1;
@@ -104,10 +105,7 @@ impl StateFile {
             .all()
             .into_iter()
             .filter(|camera| camera.is_running() && !camera.settings().from_config_file)
-            .map(|camera| {
-                let id = camera.id().to_string();
-                (id, camera.settings().request.clone())
-            })
+            .map(|camera| (camera.id().to_string(), resolved_request(&camera)))
             .collect();
         running.sort_by(|a, b| a.0.cmp(&b.0));
         let cameras: Vec<StartRequest> = running.into_iter().map(|(_, r)| r).collect();
@@ -153,6 +151,21 @@ impl StateFile {
     }
 }
 
+/// The camera's request with a local source named by its resolved, absolute path: a
+/// relative path would depend on the directory the next run starts in.
+fn resolved_request(camera: &Camera) -> StartRequest {
+    let settings = camera.settings();
+    let mut request = settings.request.clone();
+    if let (Source::File(path), None) = (&settings.source, &request.upload) {
+        for field in ["url", "source"] {
+            if let Some(value) = request.fields.get_mut(field) {
+                *value = path.display().to_string();
+            }
+        }
+    }
+    request
+}
+
 #[cfg(unix)]
 fn create_private(path: &Path) -> io::Result<File> {
     use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
@@ -181,7 +194,7 @@ mod tests {
     use super::*;
     use crate::camera::{Admission, CameraSettings, HwStatus};
     use crate::sampling::Fps;
-    use crate::source::{CameraId, Source};
+    use crate::source::CameraId;
 
     fn start(registry: &Registry, id: &str) {
         let request =
@@ -233,6 +246,28 @@ mod tests {
             .request_stop();
         file.save_running(&registry);
         assert_eq!(file.load().len(), 2, "a frozen file keeps what it had");
+    }
+
+    #[test]
+    fn a_local_source_is_saved_by_its_absolute_path() {
+        let dir = tempfile::tempdir().unwrap();
+        let clip = dir.path().join("clip.mp4");
+        fs::write(&clip, b"x").unwrap();
+        let request =
+            StartRequest::from_fields([("camera_id", "f"), ("url", "./videos/clip.mp4")], None);
+        let settings = CameraSettings {
+            request,
+            ..CameraSettings::new(Source::File(clip.clone()), Fps::DEFAULT, dir.path().into())
+        };
+        let registry = Registry::new();
+        registry.admit(
+            &CameraId::parse("f").unwrap(),
+            settings,
+            HwStatus::default(),
+        );
+        let file = StateFile::new(dir.path().join("state.json"));
+        file.save_running(&registry);
+        assert_eq!(file.load()[0].fields["url"], clip.display().to_string());
     }
 
     #[test]

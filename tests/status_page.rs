@@ -1,0 +1,356 @@
+//! The operators' status page of the real daemon, in a real browser: headless Chromium
+//! (`chromium`, from scripts/deps.sh's test group; `VIDEO_PIPELINE_TEST_CHROMIUM` names
+//! another) renders it with two cameras writing frames. Its screenshot must show both
+//! thumbnails, its DOM both cameras and their states, and a click on a camera's Stop
+//! button, sent through the DevTools protocol, must stop that camera, on the page and in
+//! the daemon.
+
+mod common;
+
+use std::os::unix::process::CommandExt;
+use std::fs::File;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::{h264_small, place, Daemon, Reply};
+use serde_json::{json, Value};
+
+const WINDOW: &str = "1280,720";
+
+/// Counts the screenshot's colourful pixels (the page itself is grey, the test
+/// pattern is not) and prints, for each band of rows holding at least 40 of them,
+/// its height and the band's leftmost and rightmost colourful column.
+const COLOUR_BANDS: &str = r#"
+import json, sys
+from PIL import Image
+image = Image.open(sys.argv[1]).convert("RGB")
+width, height = image.size
+pixels = image.load()
+bands, current = [], None
+for y in range(height):
+    xs = [x for x in range(width) if max(pixels[x, y]) - min(pixels[x, y]) > 100]
+    if len(xs) >= 40:
+        if current is None:
+            current = {"top": y, "height": 0, "left": width, "right": 0}
+            bands.append(current)
+        current["height"] += 1
+        current["left"] = min(current["left"], xs[0])
+        current["right"] = max(current["right"], xs[-1])
+    else:
+        current = None
+print(json.dumps(bands))
+"#;
+
+/// Drives the page in the Chromium whose profile is argv[1] over the DevTools
+/// protocol: waits until the cameras argv[2] and argv[3] show as running with a
+/// thumbnail, clicks argv[2]'s Stop button, and waits until its row says stopped.
+/// Prints the rows before and after, and how long the page took.
+const STOP_FROM_PAGE: &str = r#"
+import json, sys, time, urllib.request
+import websocket
+
+profile, stop_id, keep_id = sys.argv[1:4]
+
+def until(what, seconds, probe):
+    deadline = time.monotonic() + seconds
+    while True:
+        value = probe()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            sys.exit(f"timed out waiting for {what}")
+        time.sleep(0.05)
+
+def port():
+    try:
+        return open(f"{profile}/DevToolsActivePort").read().split()[0]
+    except (OSError, IndexError):
+        return None
+
+def page_target(port):
+    try:
+        targets = json.load(urllib.request.urlopen(f"http://127.0.0.1:{port}/json/list"))
+    except OSError:
+        return None
+    return next((t for t in targets if t["type"] == "page"), None)
+
+debug_port = until("the DevTools port", 10, port)
+target = until("the page", 10, lambda: page_target(debug_port))
+ws = websocket.create_connection(target["webSocketDebuggerUrl"], timeout=10, suppress_origin=True)
+calls = 0
+
+def evaluate(expression):
+    global calls
+    calls += 1
+    ws.send(json.dumps({"id": calls, "method": "Runtime.evaluate",
+                        "params": {"expression": expression, "returnByValue": True}}))
+    while True:
+        message = json.loads(ws.recv())
+        if message.get("id") == calls:
+            result = message["result"]
+            if "exceptionDetails" in result:
+                sys.exit(f"{expression}: {result['exceptionDetails']}")
+            return result["result"].get("value")
+
+ROWS = """(() => {
+  const rows = {};
+  for (const tr of document.querySelectorAll("tr[data-camera]")) {
+    const img = tr.querySelector("td.thumb img");
+    rows[tr.dataset.camera] = {
+      status: tr.querySelector("td.state .status").textContent,
+      stop_shown: !tr.querySelector("button.stop").hidden,
+      thumb_width: img.complete ? img.naturalWidth : 0,
+      thumb_shown: !img.hidden,
+    };
+  }
+  return rows;
+})()"""
+
+def ready():
+    rows = evaluate(ROWS) or {}
+    shown = all(rows.get(c, {}).get("status") == "running" and rows[c]["thumb_width"] > 0
+                for c in (stop_id, keep_id))
+    return rows if shown else None
+
+before = until("both cameras running with a thumbnail", 10, ready)
+row = f"[...document.querySelectorAll('tr[data-camera]')].find(tr => tr.dataset.camera === {json.dumps(stop_id)})"
+evaluate(f"{row}.querySelector('button.stop').click()")
+clicked = time.monotonic()
+until("the page to show the camera stopped", 5,
+      lambda: evaluate(ROWS)[stop_id]["status"] == "stopped")
+took = time.monotonic() - clicked
+print(json.dumps({"before": before, "after": evaluate(ROWS), "seconds": took}))
+"#;
+
+/// The Python with `websocket-client` and Pillow: `VIDEO_PIPELINE_TEST_PYTHON` (set by
+/// scripts/test.sh), else `python3` when it can import both.
+fn python() -> String {
+    if let Ok(python) = std::env::var("VIDEO_PIPELINE_TEST_PYTHON") {
+        return python;
+    }
+    let importable = Command::new("python3")
+        .args(["-c", "import websocket, PIL"])
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    assert!(
+        importable,
+        "no Python with websocket-client and Pillow: run scripts/test.sh, or create the \
+         venv with `python3 -m venv VENV && VENV/bin/pip install -r \
+         tests/clients/requirements.txt` and set VIDEO_PIPELINE_TEST_PYTHON=VENV/bin/python"
+    );
+    "python3".into()
+}
+
+fn run_python(python: &str, script: &str, args: &[&str]) -> Value {
+    let out = Command::new(python)
+        .args(["-c", script])
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {python}: {e}"));
+    assert!(
+        out.status.success(),
+        "the Python script failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+/// A headless Chromium with its own throw-away profile, its output in files there,
+/// killed with all its processes on drop.
+struct Browser {
+    child: Child,
+    profile: tempfile::TempDir,
+}
+
+impl Browser {
+    fn start(args: &[&str], url: &str) -> Browser {
+        let chromium =
+            std::env::var("VIDEO_PIPELINE_TEST_CHROMIUM").unwrap_or_else(|_| "chromium".into());
+        let profile = tempfile::tempdir().unwrap();
+        let output = |name: &str| File::create(profile.path().join(name)).unwrap();
+        let child = Command::new(&chromium)
+            .args(["--headless", "--no-sandbox", "--disable-gpu"])
+            .arg(format!("--window-size={WINDOW}"))
+            .arg(format!("--user-data-dir={}", profile.path().display()))
+            .args(args)
+            .arg(url)
+            .stdin(Stdio::null())
+            .stdout(output("stdout"))
+            .stderr(output("stderr"))
+            .process_group(0)
+            .spawn()
+            .unwrap_or_else(|e| {
+                panic!("cannot run {chromium}: {e} (install it with scripts/deps.sh test)")
+            });
+        Browser { child, profile }
+    }
+
+    fn output(&self, name: &str) -> String {
+        std::fs::read_to_string(self.profile.path().join(name)).unwrap_or_default()
+    }
+
+    /// Runs Chromium to its end (a screenshot, a DOM dump) within 20 s; returns what
+    /// it printed.
+    fn run(args: &[&str], url: &str) -> String {
+        let mut browser = Browser::start(args, url);
+        let deadline = Instant::now() + Duration::from_secs(20);
+        let status = loop {
+            if let Some(status) = browser.child.try_wait().unwrap() {
+                break status;
+            }
+            assert!(Instant::now() < deadline, "chromium {args:?} did not finish");
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        assert!(
+            status.success(),
+            "chromium {args:?} failed: {}",
+            browser.output("stderr")
+        );
+        browser.output("stdout")
+    }
+}
+
+impl Drop for Browser {
+    fn drop(&mut self) {
+        // The renderer and helper processes share the browser's process group.
+        let _ = Command::new("kill")
+            .args(["-KILL", "--", &format!("-{}", self.child.id())])
+            .stderr(Stdio::null())
+            .status();
+        let _ = self.child.wait();
+    }
+}
+
+/// GET a path outside the API base, which `Daemon::get_with` adds.
+fn get(daemon: &Daemon, path: &str, headers: &[(&str, &str)]) -> Reply {
+    let mut request = ureq::get(&format!("http://127.0.0.1:{}{path}", daemon.port));
+    for (name, value) in headers {
+        request = request.set(name, value);
+    }
+    match request.call() {
+        Ok(r) | Err(ureq::Error::Status(_, r)) => Reply::from(r),
+        Err(e) => panic!("{path}: {e}"),
+    }
+}
+
+/// The HTML of the row of `camera` in a DOM dump.
+fn row_of<'a>(dom: &'a str, camera: &str) -> &'a str {
+    let start = dom
+        .find(&format!("<tr data-camera=\"{camera}\">"))
+        .unwrap_or_else(|| panic!("no row for {camera} in the page:\n{dom}"));
+    let end = dom[start..].find("</tr>").unwrap() + start;
+    &dom[start..end]
+}
+
+#[test]
+fn root_gives_browsers_the_page_and_api_clients_the_json() {
+    let daemon = Daemon::start();
+    let greeting = json!({"message": "FFMPEG Video Pipeline API is running!"});
+    for accept in [None, Some("*/*"), Some("application/json")] {
+        let headers: Vec<(&str, &str)> = accept.iter().map(|a| ("Accept", *a)).collect();
+        let reply = get(&daemon, "/", &headers);
+        assert_eq!(reply.status, 200, "{accept:?}");
+        assert_eq!(reply.header("content-type"), Some("application/json"));
+        assert_eq!(reply.header("vary"), Some("Accept"));
+        assert_eq!(reply.json(), greeting, "{accept:?}");
+    }
+
+    let chromium_accept = "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8";
+    let page = get(&daemon, "/", &[("Accept", chromium_accept)]);
+    assert_eq!(page.status, 200);
+    assert_eq!(
+        page.header("content-type"),
+        Some("text/html; charset=utf-8")
+    );
+    assert_eq!(page.header("vary"), Some("Accept"));
+    let html = String::from_utf8(page.body.clone()).unwrap();
+    assert!(html.contains("src=\"ui/page.js\"") && html.contains("href=\"ui/page.css\""));
+
+    for (path, content_type) in [
+        ("/ui/page.js", "text/javascript; charset=utf-8"),
+        ("/ui/page.css", "text/css; charset=utf-8"),
+    ] {
+        let asset = get(&daemon, path, &[]);
+        assert_eq!(asset.status, 200, "{path}");
+        assert_eq!(asset.header("content-type"), Some(content_type), "{path}");
+        assert_eq!(asset.header("cache-control"), Some("no-cache"), "{path}");
+        assert!(!asset.body.is_empty(), "{path}");
+        let etag = asset.header("etag").expect("an ETag").to_owned();
+        let again = get(&daemon, path, &[("If-None-Match", &etag)]);
+        assert_eq!(again.status, 304, "{path}");
+        assert!(again.body.is_empty(), "{path}");
+    }
+    assert_eq!(get(&daemon, "/ui/missing.js", &[]).status, 404);
+}
+
+#[test]
+fn the_status_page_shows_the_cameras_and_stops_one_from_its_button() {
+    let python = python();
+    let daemon = Daemon::start();
+    let clip = place(&daemon, &h264_small(2));
+    for camera in ["lobby", "yard"] {
+        let fields = [
+            ("camera_id", camera),
+            ("url", clip.to_str().unwrap()),
+            ("fps", "5"),
+            ("realtime", "true"),
+            ("loop", "true"),
+        ];
+        daemon.post_form("/decode/", &fields).assert_ok();
+    }
+    for camera in ["lobby", "yard"] {
+        daemon.wait_status(camera, Duration::from_secs(10), |s| {
+            s["status"] == "running" && s["frame_count"].as_u64().unwrap_or(0) >= 1
+        });
+    }
+    let url = daemon.url("/");
+    let shots = tempfile::tempdir().unwrap();
+    let screenshot = shots.path().join("page.png");
+
+    // The screenshot and the DOM dump are two browsers, run side by side; the virtual
+    // time budget lets the page's requests finish before either is taken.
+    let shot_arg = format!("--screenshot={}", screenshot.display());
+    let dom = std::thread::scope(|scope| {
+        let shot = scope.spawn(|| Browser::run(&[&shot_arg, "--virtual-time-budget=3000"], &url));
+        let dom = Browser::run(&["--dump-dom", "--virtual-time-budget=3000"], &url);
+        shot.join().unwrap();
+        dom
+    });
+    for camera in ["lobby", "yard"] {
+        let row = row_of(&dom, camera);
+        assert!(row.contains(">running</span>"), "{camera}: {row}");
+        assert!(row.contains(">streaming</td>"), "{camera}: {row}");
+        assert!(
+            row.contains(&format!(
+                "src=\"api/v1/video-pipeline/latest-frame/?camera_id={camera}&amp;t="
+            )),
+            "{camera}: {row}"
+        );
+        assert!(row.contains(">Stop</button>"), "{camera}: {row}");
+    }
+
+    // Two thumbnails, one above the other in the first column: two bands of colour
+    // nearly as tall as a thumbnail (120 px), left of the camera names.
+    let bands = run_python(&python, COLOUR_BANDS, &[screenshot.to_str().unwrap()]);
+    let bands = bands.as_array().unwrap();
+    let thumbnails: Vec<&Value> = bands
+        .iter()
+        .filter(|b| b["height"].as_u64().unwrap() >= 80)
+        .collect();
+    assert_eq!(thumbnails.len(), 2, "colour bands: {bands:?}");
+    for band in &thumbnails {
+        assert!(band["right"].as_u64().unwrap() < 220, "{band}");
+    }
+
+    let browser = Browser::start(&["--remote-debugging-port=0"], &url);
+    let profile = browser.profile.path().to_str().unwrap();
+    let seen = run_python(&python, STOP_FROM_PAGE, &[profile, "lobby", "yard"]);
+    drop(browser);
+    assert_eq!(seen["before"]["lobby"]["stop_shown"], true, "{seen}");
+    assert_eq!(seen["before"]["yard"]["thumb_width"], 320, "{seen}");
+    assert_eq!(seen["after"]["lobby"]["stop_shown"], false, "{seen}");
+    assert_eq!(seen["after"]["yard"]["status"], "running", "{seen}");
+    assert_eq!(daemon.status("lobby")["status"], "stopped");
+    assert_eq!(daemon.status("yard")["status"], "running");
+}

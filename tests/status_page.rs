@@ -7,8 +7,8 @@
 
 mod common;
 
-use std::os::unix::process::CommandExt;
 use std::fs::File;
+use std::os::unix::process::CommandExt;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -108,7 +108,7 @@ ROWS = """(() => {
 
 def ready():
     rows = evaluate(ROWS) or {}
-    shown = all(rows.get(c, {}).get("status") == "running" and rows[c]["thumb_width"] > 0
+    shown = all(rows.get(c, {}).get("status") == "running" and rows[c]["thumb_shown"]
                 for c in (stop_id, keep_id))
     return rows if shown else None
 
@@ -199,7 +199,10 @@ impl Browser {
             if let Some(status) = browser.child.try_wait().unwrap() {
                 break status;
             }
-            assert!(Instant::now() < deadline, "chromium {args:?} did not finish");
+            assert!(
+                Instant::now() < deadline,
+                "chromium {args:?} did not finish"
+            );
             std::thread::sleep(Duration::from_millis(20));
         };
         assert!(

@@ -77,7 +77,6 @@ pub async fn style(request: HttpRequest) -> HttpResponse {
 /// script, and an unchanged one costs a 304.
 fn serve(asset: &Asset, request: &HttpRequest) -> HttpResponse {
     let etag = asset.etag();
-    let etag = etag.as_str();
     let fresh = request
         .headers()
         .get(header::IF_NONE_MATCH)
@@ -89,7 +88,7 @@ fn serve(asset: &Asset, request: &HttpRequest) -> HttpResponse {
         HttpResponse::Ok()
     };
     response
-        .insert_header((header::ETAG, etag))
+        .insert_header((header::ETAG, etag.as_str()))
         .insert_header((header::CACHE_CONTROL, "no-cache"))
         .insert_header((header::X_CONTENT_TYPE_OPTIONS, "nosniff"));
     if fresh {
@@ -115,7 +114,11 @@ mod tests {
     use actix_web::test::TestRequest;
 
     fn accepts(value: &str) -> bool {
-        wants_html(&TestRequest::default().insert_header((header::ACCEPT, value)).to_http_request())
+        wants_html(
+            &TestRequest::default()
+                .insert_header((header::ACCEPT, value))
+                .to_http_request(),
+        )
     }
 
     #[test]

@@ -1,9 +1,9 @@
 //! The operators' status page of the real daemon, in a real browser: headless Chromium
 //! (`chromium`, from scripts/deps.sh's test group; `VIDEO_PIPELINE_TEST_CHROMIUM` names
 //! another) renders it with two cameras writing frames. Its screenshot must show both
-//! thumbnails, its DOM both cameras and their states, and a click on a camera's Stop
-//! button, sent through the DevTools protocol, must stop that camera, on the page and in
-//! the daemon.
+//! thumbnails, its DOM both cameras and their states (and a third camera's error, full
+//! of markup, as text), and a click on a camera's Stop button, sent through the
+//! DevTools protocol, must stop that camera, on the page and in the daemon.
 
 mod common;
 
@@ -302,11 +302,19 @@ fn the_status_page_shows_the_cameras_and_stops_one_from_its_button() {
         ];
         daemon.post_form("/decode/", &fields).assert_ok();
     }
+    // A camera whose error message carries markup, which the page must show as text.
+    let trap = daemon.media.join("<img src=x onerror=document.title=1>.mp4");
+    std::fs::write(&trap, b"not a video").unwrap();
+    let fields = [("camera_id", "broken"), ("url", trap.to_str().unwrap())];
+    daemon.post_form("/decode/", &fields).assert_ok();
     for camera in ["lobby", "yard"] {
         daemon.wait_status(camera, Duration::from_secs(10), |s| {
             s["status"] == "running" && s["frame_count"].as_u64().unwrap_or(0) >= 1
         });
     }
+    daemon.wait_status("broken", Duration::from_secs(10), |s| {
+        s["status"] == "error"
+    });
     let url = daemon.url("/");
     let shots = tempfile::tempdir().unwrap();
     let screenshot = shots.path().join("page.png");
@@ -330,8 +338,23 @@ fn the_status_page_shows_the_cameras_and_stops_one_from_its_button() {
             )),
             "{camera}: {row}"
         );
-        assert!(row.contains(">Stop</button>"), "{camera}: {row}");
+        assert!(
+            row.contains("class=\"stop\">Stop</button>"),
+            "{camera}: {row}"
+        );
     }
+    let broken = row_of(&dom, "broken");
+    assert!(broken.contains(">error</span>"), "{broken}");
+    assert!(broken.contains("class=\"stop\" hidden=\"\">"), "{broken}");
+    assert!(
+        broken.contains("&lt;img src=x onerror=document.title=1&gt;.mp4: could not open"),
+        "{broken}"
+    );
+    assert_eq!(
+        broken.matches("<img").count(),
+        1,
+        "only the thumbnail: {broken}"
+    );
 
     // Two thumbnails, one above the other in the first column: two bands of colour
     // nearly as tall as a thumbnail (120 px), left of the camera names.

@@ -1,55 +1,36 @@
 //! The operators' status page of the real daemon, in a real browser: headless Chromium
 //! (`chromium`, from scripts/deps.sh's test group; `VIDEO_PIPELINE_TEST_CHROMIUM` names
-//! another) renders it with two cameras writing frames. Its screenshot must show both
-//! thumbnails, its DOM both cameras and their states (and a third camera's error, full
-//! of markup, as text), and a click on a camera's Stop button, sent through the
-//! DevTools protocol, must stop that camera, on the page and in the daemon.
+//! another) renders it with two cameras writing frames, driven through the DevTools
+//! protocol by a Python client (`websocket-client`, Pillow). Its screenshot must show
+//! both thumbnails, its DOM both cameras and their states (and a third camera's error,
+//! full of markup, as text), and a click on a camera's Stop button must stop that
+//! camera, on the page and in the daemon.
 
 mod common;
 
 use std::fs::File;
 use std::os::unix::process::CommandExt;
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use common::{h264_small, place, Daemon, Reply};
 use serde_json::{json, Value};
 
 const WINDOW: &str = "1280,720";
 
-/// Counts the screenshot's colourful pixels (the page itself is grey, the test
-/// pattern is not) and prints, for each band of rows holding at least 40 of them,
-/// its height and the band's leftmost and rightmost colourful column.
-const COLOUR_BANDS: &str = r#"
-import json, sys
-from PIL import Image
-image = Image.open(sys.argv[1]).convert("RGB")
-width, height = image.size
-pixels = image.load()
-bands, current = [], None
-for y in range(height):
-    xs = [x for x in range(width) if max(pixels[x, y]) - min(pixels[x, y]) > 100]
-    if len(xs) >= 40:
-        if current is None:
-            current = {"top": y, "height": 0, "left": width, "right": 0}
-            bands.append(current)
-        current["height"] += 1
-        current["left"] = min(current["left"], xs[0])
-        current["right"] = max(current["right"], xs[-1])
-    else:
-        current = None
-print(json.dumps(bands))
-"#;
-
 /// Drives the page in the Chromium whose profile is argv[1] over the DevTools
-/// protocol: waits until the cameras argv[2] and argv[3] show as running with a
-/// thumbnail, clicks argv[2]'s Stop button, and waits until its row says stopped.
-/// Prints the rows before and after, and how long the page took.
-const STOP_FROM_PAGE: &str = r#"
-import json, sys, time, urllib.request
+/// protocol: waits until the cameras argv[3] and argv[4] show as running with a
+/// thumbnail, takes a screenshot (to argv[2]) and the DOM, clicks argv[3]'s Stop
+/// button and waits until its row says stopped. Prints the rows before and after, the
+/// DOM, how long the page took to show the stop, and the screenshot's bands of colour:
+/// the page itself is grey, the test pattern is not, so for each run of screen rows
+/// with at least 40 colourful pixels, its height and leftmost and rightmost column.
+const PAGE_SESSION: &str = r#"
+import base64, json, sys, time, urllib.request
 import websocket
+from PIL import Image
 
-profile, stop_id, keep_id = sys.argv[1:4]
+profile, screenshot, stop_id, keep_id = sys.argv[1:5]
 
 def until(what, seconds, probe):
     deadline = time.monotonic() + seconds
@@ -74,23 +55,45 @@ def page_target(port):
         return None
     return next((t for t in targets if t["type"] == "page"), None)
 
+def colour_bands(path):
+    image = Image.open(path).convert("RGB")
+    width, height = image.size
+    pixels = image.load()
+    bands, current = [], None
+    for y in range(height):
+        xs = [x for x in range(width) if max(pixels[x, y]) - min(pixels[x, y]) > 100]
+        if len(xs) >= 40:
+            if current is None:
+                current = {"top": y, "height": 0, "left": width, "right": 0}
+                bands.append(current)
+            current["height"] += 1
+            current["left"] = min(current["left"], xs[0])
+            current["right"] = max(current["right"], xs[-1])
+        else:
+            current = None
+    return bands
+
 debug_port = until("the DevTools port", 10, port)
 target = until("the page", 10, lambda: page_target(debug_port))
 ws = websocket.create_connection(target["webSocketDebuggerUrl"], timeout=10, suppress_origin=True)
 calls = 0
 
-def evaluate(expression):
+def call(method, params):
     global calls
     calls += 1
-    ws.send(json.dumps({"id": calls, "method": "Runtime.evaluate",
-                        "params": {"expression": expression, "returnByValue": True}}))
+    ws.send(json.dumps({"id": calls, "method": method, "params": params}))
     while True:
         message = json.loads(ws.recv())
         if message.get("id") == calls:
-            result = message["result"]
-            if "exceptionDetails" in result:
-                sys.exit(f"{expression}: {result['exceptionDetails']}")
-            return result["result"].get("value")
+            if "error" in message:
+                sys.exit(f"{method}: {message['error']}")
+            return message["result"]
+
+def evaluate(expression):
+    result = call("Runtime.evaluate", {"expression": expression, "returnByValue": True})
+    if "exceptionDetails" in result:
+        sys.exit(f"{expression}: {result['exceptionDetails']}")
+    return result["result"].get("value")
 
 ROWS = """(() => {
   const rows = {};
@@ -113,13 +116,18 @@ def ready():
     return rows if shown else None
 
 before = until("both cameras running with a thumbnail", 10, ready)
+shot = call("Page.captureScreenshot", {"format": "png"})
+with open(screenshot, "wb") as f:
+    f.write(base64.b64decode(shot["data"]))
+dom = evaluate("document.documentElement.outerHTML")
 row = f"[...document.querySelectorAll('tr[data-camera]')].find(tr => tr.dataset.camera === {json.dumps(stop_id)})"
 evaluate(f"{row}.querySelector('button.stop').click()")
 clicked = time.monotonic()
 until("the page to show the camera stopped", 5,
       lambda: evaluate(ROWS)[stop_id]["status"] == "stopped")
 took = time.monotonic() - clicked
-print(json.dumps({"before": before, "after": evaluate(ROWS), "seconds": took}))
+print(json.dumps({"before": before, "after": evaluate(ROWS), "seconds": took,
+                  "dom": dom, "bands": colour_bands(screenshot)}))
 "#;
 
 /// The Python with `websocket-client` and Pillow: `VIDEO_PIPELINE_TEST_PYTHON` (set by
@@ -142,18 +150,17 @@ fn python() -> String {
     "python3".into()
 }
 
-fn run_python(python: &str, script: &str, args: &[&str]) -> Value {
+/// Runs a Python script; its standard output as JSON, or what it said on failure.
+fn run_python(python: &str, script: &str, args: &[&str]) -> Result<Value, String> {
     let out = Command::new(python)
         .args(["-c", script])
         .args(args)
         .output()
         .unwrap_or_else(|e| panic!("cannot run {python}: {e}"));
-    assert!(
-        out.status.success(),
-        "the Python script failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).unwrap()
+    if !out.status.success() {
+        return Err(String::from_utf8_lossy(&out.stderr).into_owned());
+    }
+    Ok(serde_json::from_slice(&out.stdout).unwrap())
 }
 
 /// A headless Chromium with its own throw-away profile, its output in files there,
@@ -188,29 +195,6 @@ impl Browser {
 
     fn output(&self, name: &str) -> String {
         std::fs::read_to_string(self.profile.path().join(name)).unwrap_or_default()
-    }
-
-    /// Runs Chromium to its end (a screenshot, a DOM dump) within 20 s; returns what
-    /// it printed.
-    fn run(args: &[&str], url: &str) -> String {
-        let mut browser = Browser::start(args, url);
-        let deadline = Instant::now() + Duration::from_secs(20);
-        let status = loop {
-            if let Some(status) = browser.child.try_wait().unwrap() {
-                break status;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "chromium {args:?} did not finish"
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        };
-        assert!(
-            status.success(),
-            "chromium {args:?} failed: {}",
-            browser.output("stderr")
-        );
-        browser.output("stdout")
     }
 }
 
@@ -303,7 +287,9 @@ fn the_status_page_shows_the_cameras_and_stops_one_from_its_button() {
         daemon.post_form("/decode/", &fields).assert_ok();
     }
     // A camera whose error message carries markup, which the page must show as text.
-    let trap = daemon.media.join("<img src=x onerror=document.title=1>.mp4");
+    let trap = daemon
+        .media
+        .join("<img src=x onerror=document.title=1>.mp4");
     std::fs::write(&trap, b"not a video").unwrap();
     let fields = [("camera_id", "broken"), ("url", trap.to_str().unwrap())];
     daemon.post_form("/decode/", &fields).assert_ok();
@@ -315,21 +301,29 @@ fn the_status_page_shows_the_cameras_and_stops_one_from_its_button() {
     daemon.wait_status("broken", Duration::from_secs(10), |s| {
         s["status"] == "error"
     });
-    let url = daemon.url("/");
-    let shots = tempfile::tempdir().unwrap();
-    let screenshot = shots.path().join("page.png");
-
-    // The screenshot and the DOM dump are two browsers, run side by side; the virtual
-    // time budget lets the page's requests finish before either is taken.
-    let shot_arg = format!("--screenshot={}", screenshot.display());
-    let dom = std::thread::scope(|scope| {
-        let shot = scope.spawn(|| Browser::run(&[&shot_arg, "--virtual-time-budget=3000"], &url));
-        let dom = Browser::run(&["--dump-dom", "--virtual-time-budget=3000"], &url);
-        shot.join().unwrap();
-        dom
+    // The page is driven through the DevTools protocol rather than taken with
+    // `--screenshot`/`--dump-dom`: their `--virtual-time-budget` never runs out while
+    // a request is open, and the page holds the event stream open.
+    let browser = Browser::start(&["--remote-debugging-port=0"], &daemon.url("/"));
+    let profile = browser.profile.path();
+    let screenshot = profile.join("page.png");
+    let args = [
+        profile.to_str().unwrap(),
+        screenshot.to_str().unwrap(),
+        "lobby",
+        "yard",
+    ];
+    let seen = run_python(&python, PAGE_SESSION, &args).unwrap_or_else(|e| {
+        panic!(
+            "the page session failed: {e}\nchromium: {}",
+            browser.output("stderr")
+        )
     });
+    drop(browser);
+
+    let dom = seen["dom"].as_str().unwrap();
     for camera in ["lobby", "yard"] {
-        let row = row_of(&dom, camera);
+        let row = row_of(dom, camera);
         assert!(row.contains(">running</span>"), "{camera}: {row}");
         assert!(row.contains(">streaming</td>"), "{camera}: {row}");
         assert!(
@@ -343,7 +337,7 @@ fn the_status_page_shows_the_cameras_and_stops_one_from_its_button() {
             "{camera}: {row}"
         );
     }
-    let broken = row_of(&dom, "broken");
+    let broken = row_of(dom, "broken");
     assert!(broken.contains(">error</span>"), "{broken}");
     assert!(broken.contains("class=\"stop\" hidden=\"\">"), "{broken}");
     assert!(
@@ -358,8 +352,7 @@ fn the_status_page_shows_the_cameras_and_stops_one_from_its_button() {
 
     // Two thumbnails, one above the other in the first column: two bands of colour
     // nearly as tall as a thumbnail (120 px), left of the camera names.
-    let bands = run_python(&python, COLOUR_BANDS, &[screenshot.to_str().unwrap()]);
-    let bands = bands.as_array().unwrap();
+    let bands = seen["bands"].as_array().unwrap();
     let thumbnails: Vec<&Value> = bands
         .iter()
         .filter(|b| b["height"].as_u64().unwrap() >= 80)
@@ -369,10 +362,7 @@ fn the_status_page_shows_the_cameras_and_stops_one_from_its_button() {
         assert!(band["right"].as_u64().unwrap() < 220, "{band}");
     }
 
-    let browser = Browser::start(&["--remote-debugging-port=0"], &url);
-    let profile = browser.profile.path().to_str().unwrap();
-    let seen = run_python(&python, STOP_FROM_PAGE, &[profile, "lobby", "yard"]);
-    drop(browser);
+    // The click on lobby's Stop button.
     assert_eq!(seen["before"]["lobby"]["stop_shown"], true, "{seen}");
     assert_eq!(seen["before"]["yard"]["thumb_width"], 320, "{seen}");
     assert_eq!(seen["after"]["lobby"]["stop_shown"], false, "{seen}");

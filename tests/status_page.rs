@@ -163,8 +163,8 @@ fn run_python(python: &str, script: &str, args: &[&str]) -> Result<Value, String
     Ok(serde_json::from_slice(&out.stdout).unwrap())
 }
 
-/// A headless Chromium with its own throw-away profile, its output in files there,
-/// killed with all its processes on drop.
+/// A headless Chromium with its own throw-away profile (its log in there), killed
+/// with all its processes on drop.
 struct Browser {
     child: Child,
     profile: tempfile::TempDir,
@@ -175,7 +175,7 @@ impl Browser {
         let chromium =
             std::env::var("VIDEO_PIPELINE_TEST_CHROMIUM").unwrap_or_else(|_| "chromium".into());
         let profile = tempfile::tempdir().unwrap();
-        let output = |name: &str| File::create(profile.path().join(name)).unwrap();
+        let log = File::create(profile.path().join("chromium.log")).unwrap();
         let child = Command::new(&chromium)
             .args(["--headless", "--no-sandbox", "--disable-gpu"])
             .arg(format!("--window-size={WINDOW}"))
@@ -183,8 +183,8 @@ impl Browser {
             .args(args)
             .arg(url)
             .stdin(Stdio::null())
-            .stdout(output("stdout"))
-            .stderr(output("stderr"))
+            .stdout(Stdio::null())
+            .stderr(log)
             .process_group(0)
             .spawn()
             .unwrap_or_else(|e| {
@@ -193,8 +193,8 @@ impl Browser {
         Browser { child, profile }
     }
 
-    fn output(&self, name: &str) -> String {
-        std::fs::read_to_string(self.profile.path().join(name)).unwrap_or_default()
+    fn log_text(&self) -> String {
+        std::fs::read_to_string(self.profile.path().join("chromium.log")).unwrap_or_default()
     }
 }
 
@@ -316,7 +316,7 @@ fn the_status_page_shows_the_cameras_and_stops_one_from_its_button() {
     let seen = run_python(&python, PAGE_SESSION, &args).unwrap_or_else(|e| {
         panic!(
             "the page session failed: {e}\nchromium: {}",
-            browser.output("stderr")
+            browser.log_text()
         )
     });
     drop(browser);

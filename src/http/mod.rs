@@ -3,6 +3,7 @@
 
 mod error;
 mod forms;
+mod page;
 mod routes;
 mod status;
 
@@ -33,7 +34,9 @@ pub fn configure(state: web::Data<AppState>) -> impl FnOnce(&mut web::ServiceCon
             .app_data(web::QueryConfig::default().error_handler(|e, _| {
                 ApiError::Unprocessable(format!("Invalid query string: {e}")).into()
             }))
-            .service(resource("/").route(web::get().to(routes::root)))
+            .service(resource("/").route(web::get().to(routes::front)))
+            .service(resource(page::SCRIPT_PATH).route(web::get().to(page::script)))
+            .service(resource(page::STYLE_PATH).route(web::get().to(page::style)))
             .configure(both("/metrics", || web::get().to(routes::metrics)))
             .service(
                 web::scope(BASE_PATH)

@@ -9,6 +9,7 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use serde_json::json;
 
 use super::forms::{read_form, Form, UploadRules};
+use super::page;
 use super::status::{FrameHeaders, ReportedStatus, StatusReport};
 use super::{ApiError, AppState};
 use crate::camera::{Admission, RequestError, StartRequest, Status, ValidStart};
@@ -19,6 +20,19 @@ type Query = web::Query<HashMap<String, String>>;
 
 pub async fn root() -> HttpResponse {
     HttpResponse::Ok().json(json!({ "message": "FFMPEG Video Pipeline API is running!" }))
+}
+
+/// `GET /`: the status page for a browser, the API's greeting for everyone else.
+pub async fn front(request: HttpRequest) -> HttpResponse {
+    let mut response = if page::wants_html(&request) {
+        page::index(&request)
+    } else {
+        root().await
+    };
+    response
+        .headers_mut()
+        .insert(header::VARY, header::HeaderValue::from_static("Accept"));
+    response
 }
 
 pub async fn not_found() -> Result<HttpResponse, ApiError> {

@@ -87,8 +87,8 @@ impl Stream {
     }
 }
 
-fn start_looped(daemon: &Daemon, camera: &str, fps: &str) {
-    let clip = common::place(daemon, &common::h264_small(2));
+fn start_looped(daemon: &Daemon, camera: &str, clip: &std::path::Path, fps: &str) {
+    let clip = common::place(daemon, clip);
     start_camera_with(
         daemon,
         camera,
@@ -103,7 +103,7 @@ fn start_looped(daemon: &Daemon, camera: &str, fps: &str) {
 #[test]
 fn the_stream_is_the_cameras_frames_capped_by_fps_and_ends_with_the_session() {
     let daemon = Daemon::start();
-    start_looped(&daemon, "cam", "10");
+    start_looped(&daemon, "cam", &common::h264_small(2), "10");
     let dir = daemon.camera_dir("cam");
 
     let mut stream = Stream::open(&daemon, "camera_id=cam");
@@ -124,8 +124,14 @@ fn the_stream_is_the_cameras_frames_capped_by_fps_and_ends_with_the_session() {
     let mut capped = Stream::open(&daemon, "camera_id=cam&fps=2");
     let capped_seqs: Vec<u64> = (0..5).map(|_| capped.next().unwrap().seq()).collect();
     let took = asked.elapsed();
-    assert!(took >= Duration::from_millis(1900), "5 parts at 2 fps in {took:?}");
-    assert!(took < Duration::from_secs(4), "5 parts at 2 fps in {took:?}");
+    assert!(
+        took >= Duration::from_millis(1900),
+        "5 parts at 2 fps in {took:?}"
+    );
+    assert!(
+        took < Duration::from_secs(4),
+        "5 parts at 2 fps in {took:?}"
+    );
     let gaps: Vec<u64> = capped_seqs.windows(2).map(|w| w[1] - w[0]).collect();
     assert!(gaps.iter().all(|&g| g >= 3), "{capped_seqs:?}");
 
@@ -146,7 +152,10 @@ fn the_stream_is_the_cameras_frames_capped_by_fps_and_ends_with_the_session() {
     stop_camera(&daemon, "cam");
     let ended = Instant::now();
     while stream.next().is_some() {
-        assert!(ended.elapsed() < Duration::from_secs(5), "the stream goes on");
+        assert!(
+            ended.elapsed() < Duration::from_secs(5),
+            "the stream goes on"
+        );
     }
     assert_eq!(daemon.get("/mjpeg?camera_id=cam").status, 404);
 }
@@ -154,7 +163,12 @@ fn the_stream_is_the_cameras_frames_capped_by_fps_and_ends_with_the_session() {
 /// The daemon's user + system CPU time, from /proc/<pid>/stat.
 fn cpu_seconds(pid: u32) -> f64 {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
-    let fields: Vec<&str> = stat.rsplit_once(')').unwrap().1.split_whitespace().collect();
+    let fields: Vec<&str> = stat
+        .rsplit_once(')')
+        .unwrap()
+        .1
+        .split_whitespace()
+        .collect();
     let ticks: f64 = fields[11].parse::<f64>().unwrap() + fields[12].parse::<f64>().unwrap();
     ticks / 100.0
 }
@@ -195,9 +209,8 @@ fn twenty_viewers_add_no_decoding() {
     const VIEWERS: usize = 20;
     const WINDOW: Duration = Duration::from_secs(3);
     let daemon = Daemon::start();
-    start_looped(&daemon, "load", "10");
+    start_looped(&daemon, "load", &common::h264_small(2), "10");
     let alone = rates(&daemon, "load", WINDOW);
-
     let viewers: Vec<_> = (0..VIEWERS)
         .map(|_| {
             let mut stream = Stream::open(&daemon, "camera_id=load");
@@ -228,12 +241,47 @@ fn twenty_viewers_add_no_decoding() {
         (watched.0 - alone.0).abs() <= alone.0 * 0.15 + 1.0,
         "decoding changed: {alone:?} → {watched:?}"
     );
-    assert!((watched.1 - alone.1).abs() <= 2.0, "{alone:?} → {watched:?}");
+    assert!(
+        (watched.1 - alone.1).abs() <= 2.0,
+        "{alone:?} → {watched:?}"
+    );
     // Decoding per viewer would multiply the camera's CPU; sending is a copy per part.
     assert!(
         watched.2 <= alone.2 * 2.0 + 0.1,
         "CPU {:.3} → {:.3}",
         alone.2,
         watched.2
+    );
+}
+
+#[test]
+fn a_viewer_that_does_not_read_gets_the_newest_frame_not_a_backlog() {
+    const STALL: Duration = Duration::from_secs(4);
+    // 1080p frames at quality 100, about half a megabyte each: four seconds of them
+    // are several times what the socket buffers hold (4 MB on loopback), so what the
+    // daemon kept back shows.
+    let daemon = Daemon::start_with(&[("JPEG_QUALITY", "100")]);
+    start_looped(&daemon, "big", &common::h264_1080p(2), "10");
+    let mut stalled = Stream::open(&daemon, "camera_id=big");
+    let from = stalled.next().unwrap().seq();
+    thread::sleep(STALL);
+    let newest: u64 = daemon
+        .get("/latest-frame/?camera_id=big")
+        .header("x-frame-seq")
+        .unwrap()
+        .parse()
+        .unwrap();
+    let mut parts = 0;
+    let mut last = from;
+    while last < newest {
+        last = stalled.next().unwrap().seq();
+        parts += 1;
+    }
+    let size = stalled.next().unwrap().body.len();
+    eprintln!("stalled viewer: {parts} parts for frames {from}..{newest} of {size} bytes");
+    assert!(newest - from >= 30, "the camera wrote {from}..{newest}");
+    assert!(
+        parts < (newest - from) * 2 / 3,
+        "{parts} parts for {from}..{newest}: a backlog"
     );
 }

@@ -28,14 +28,19 @@ impl FrameMetadata<'_> {
 /// `jpeg` with the Exif and comment segments of `meta` after its SOI marker. Bytes
 /// that do not start with SOI are not a JPEG this module can annotate: they are
 /// returned as they are.
-pub fn with_metadata(mut jpeg: Vec<u8>, meta: &FrameMetadata<'_>) -> Vec<u8> {
-    if !jpeg.starts_with(&SOI) {
+pub fn with_metadata(jpeg: Vec<u8>, meta: &FrameMetadata<'_>) -> Vec<u8> {
+    let Some(rest) = jpeg.strip_prefix(&SOI) else {
         return jpeg;
-    }
-    let mut segments = exif_segment(meta.captured_at);
-    segments.extend_from_slice(&comment_segment(&meta.comment()));
-    jpeg.splice(SOI.len()..SOI.len(), segments);
-    jpeg
+    };
+    let exif = exif_segment(meta.captured_at);
+    let comment = comment_segment(&meta.comment());
+    // One copy of the frame: inserting into `jpeg` would move it, and grow it first.
+    let mut out = Vec::with_capacity(jpeg.len() + exif.len() + comment.len());
+    out.extend_from_slice(&SOI);
+    out.extend_from_slice(&exif);
+    out.extend_from_slice(&comment);
+    out.extend_from_slice(rest);
+    out
 }
 
 const SOI: [u8; 2] = [0xFF, 0xD8];
@@ -136,7 +141,9 @@ fn comment_segment(text: &str) -> Vec<u8> {
 /// `at` in UTC as Exif writes a date ("YYYY:MM:DD HH:MM:SS") and its milliseconds.
 /// Times before 1970 are not capture times: they read as the epoch.
 fn utc(at: SystemTime) -> (String, u32) {
-    let since = at.duration_since(SystemTime::UNIX_EPOCH).unwrap_or_default();
+    let since = at
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .unwrap_or_default();
     let seconds = since.as_secs();
     let (days, of_day) = (seconds / 86_400, seconds % 86_400);
     let (year, month, day) = civil_from_days(days);
@@ -267,8 +274,8 @@ mod tests {
     fn the_annotated_frame_still_decodes_and_its_exif_is_found() {
         use image::ImageDecoder;
         let jpeg = with_metadata(encoded(), &meta(SystemTime::now()));
-        let mut decoder = image::codecs::jpeg::JpegDecoder::new(std::io::Cursor::new(&jpeg))
-            .expect("a JPEG");
+        let mut decoder =
+            image::codecs::jpeg::JpegDecoder::new(std::io::Cursor::new(&jpeg)).expect("a JPEG");
         let exif = decoder.exif_metadata().unwrap().expect("Exif found");
         assert!(exif.starts_with(b"MM\0\x2A"));
         let picture = image::load_from_memory(&jpeg).unwrap();
@@ -292,6 +299,9 @@ mod tests {
     #[test]
     fn what_is_not_a_jpeg_is_left_alone() {
         let bytes = b"not a jpeg".to_vec();
-        assert_eq!(with_metadata(bytes.clone(), &meta(SystemTime::now())), bytes);
+        assert_eq!(
+            with_metadata(bytes.clone(), &meta(SystemTime::now())),
+            bytes
+        );
     }
 }

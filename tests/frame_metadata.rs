@@ -100,7 +100,9 @@ fn exif_and_comment_give_the_status_capture_time_and_pts() {
         let frame = std::fs::read(path).unwrap();
         let comment = format!("video-pipeline camera=meta seq={} pts=", n + 1);
         assert!(
-            frame.windows(comment.len()).any(|w| w == comment.as_bytes()),
+            frame
+                .windows(comment.len())
+                .any(|w| w == comment.as_bytes()),
             "{} has no comment {comment:?}",
             path.display()
         );

@@ -54,6 +54,8 @@ pub async fn mjpeg(state: web::Data<AppState>, query: Query) -> Result<HttpRespo
             format!("multipart/x-mixed-replace; boundary={BOUNDARY}"),
         ))
         .insert_header((header::CACHE_CONTROL, "no-cache, no-store"))
+        // nginx would otherwise buffer the stream and hold frames back.
+        .insert_header(("X-Accel-Buffering", "no"))
         .streaming(parts(viewer)))
 }
 

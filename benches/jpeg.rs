@@ -1,11 +1,15 @@
-//! JPEG encoding from 4:2:0 planes at camera sizes, and the conversion of decoded
+//! JPEG encoding from 4:2:0 planes at camera sizes (alone, and with the metadata
+//! every written frame gets), and the conversion of decoded
 //! frames to those planes per pixel format, on deterministic synthetic frames.
+
+use std::time::SystemTime;
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use ffmpeg_next::format::Pixel;
 use ffmpeg_next::frame;
 use ffmpeg_next::util::color::Range;
 use video_pipeline::media::Converter;
+use video_pipeline::output::exif::{self, FrameMetadata};
 use video_pipeline::output::jpeg::JpegEncoder;
 use video_pipeline::picture::Yuv420;
 
@@ -43,6 +47,22 @@ fn encode(c: &mut Criterion) {
             &picture,
             |b, picture| b.iter(|| encoder.encode(picture).expect("encode")),
         );
+        // As the encoder threads do it: encoded, then annotated (Exif and comment).
+        group.bench_with_input(
+            BenchmarkId::from_parameter(format!("{width}x{height}+metadata")),
+            &picture,
+            |b, picture| {
+                b.iter(|| {
+                    let meta = FrameMetadata {
+                        camera: "bench",
+                        seq: 1234,
+                        pts: 56.789,
+                        captured_at: SystemTime::now(),
+                    };
+                    exif::with_metadata(encoder.encode(picture).expect("encode"), &meta)
+                })
+            },
+        );
     }
     group.finish();
 }
@@ -77,5 +97,37 @@ fn convert(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, encode, convert);
+/// The annotation alone, on an encoded 1080p frame: the copy it starts from (what the
+/// encoder hands over is moved, not copied, in the daemon) against copy + annotation.
+fn metadata(c: &mut Criterion) {
+    let (y, u, v) = planes(1920, 1080);
+    let picture = Yuv420 {
+        width: 1920,
+        height: 1080,
+        y: &y,
+        u: &u,
+        v: &v,
+        y_stride: 1920,
+        u_stride: 960,
+        v_stride: 960,
+    };
+    let jpeg = JpegEncoder::new(90)
+        .expect("encoder")
+        .encode(&picture)
+        .expect("encode");
+    let meta = FrameMetadata {
+        camera: "bench",
+        seq: 1234,
+        pts: 56.789,
+        captured_at: SystemTime::now(),
+    };
+    let mut group = c.benchmark_group("frame_metadata_1920x1080");
+    group.bench_function("copy", |b| b.iter(|| jpeg.clone()));
+    group.bench_function("copy+metadata", |b| {
+        b.iter(|| exif::with_metadata(jpeg.clone(), &meta))
+    });
+    group.finish();
+}
+
+criterion_group!(benches, encode, convert, metadata);
 criterion_main!(benches);

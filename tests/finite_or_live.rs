@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use common::http_files::{FileServer, LivePlaylist};
 use common::rtsp::{
-    frame_count, restart_count, snapshot_frames, start_camera_with, stop_camera, FRAMES_TIMEOUT,
+    frame_count, restart_count, snapshot_pictures, start_camera_with, stop_camera, FRAMES_TIMEOUT,
 };
 use common::{generated_hls, h264_small, place, Daemon};
 use serde_json::Value;
@@ -85,13 +85,13 @@ fn an_hls_vod_and_an_extensionless_mp4_url_complete_with_the_clips_frames() {
 
     let local_status = daemon.wait_status("local", FRAMES_TIMEOUT, finished);
     assert_completed(&local_status, "local file");
-    let reference = snapshot_frames(&daemon.camera_dir("local"));
+    let reference = snapshot_pictures(&daemon.camera_dir("local"));
     for camera in ["mp4", "vod"] {
         let status = daemon.wait_status(camera, FRAMES_TIMEOUT, finished);
         assert_completed(&status, camera);
         // The same packets decoded: the same pictures, byte for byte.
         assert!(
-            snapshot_frames(&daemon.camera_dir(camera)) == reference,
+            snapshot_pictures(&daemon.camera_dir(camera)) == reference,
             "{camera}: its frames differ from the local file's"
         );
     }

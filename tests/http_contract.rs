@@ -551,6 +551,7 @@ fn wrong_methods_are_json_405() {
         ("PUT", "/decode/stop/"),
         ("POST", "/decode/status/"),
         ("DELETE", "/latest-frame/"),
+        ("POST", "/mjpeg/"),
         ("GET", "/video-info/"),
         ("GET", "/video-info-url"),
         ("POST", "/hw-accel-cap/"),

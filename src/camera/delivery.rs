@@ -1,6 +1,7 @@
-//! Where a camera's sampled frames go: numbered, queued for the JPEG threads, written
-//! to the frame folder and published as the newest frame; or, while the disk guard
-//! pauses writing, counted as dropped.
+//! Where a camera's sampled frames go: numbered and dated, queued for the JPEG threads,
+//! annotated with their metadata (`output::exif`), written to the frame folder and
+//! published as the newest frame; or, while the disk guard pauses writing, counted as
+//! dropped.
 
 use std::io;
 use std::sync::Arc;
@@ -15,6 +16,7 @@ use super::state::DropReason;
 use crate::logging::{CameraLabel, CameraScope};
 use crate::output::disk_guard::WriteGate;
 use crate::output::encode_pool::{EncodeJob, EncodePool};
+use crate::output::exif::{self, FrameMetadata};
 use crate::output::jpeg::JpegError;
 use crate::output::store::FrameStore;
 
@@ -44,6 +46,7 @@ impl Delivery<'_> {
         }
         let number = self.store.reserve();
         let written = Written {
+            captured_at: capture_time(),
             camera: Arc::clone(camera),
             store: Arc::clone(&self.store),
             gate: Arc::clone(&self.gate),
@@ -74,6 +77,9 @@ pub struct Written {
     pub gate: Arc<WriteGate>,
     pub number: u64,
     pub pts: f64,
+    /// When the frame was sampled: the one capture time of its Exif data, its comment,
+    /// its headers and the status.
+    pub captured_at: SystemTime,
     pub progress: Option<f64>,
     /// Dropped when the frame is done: the session waits for all of these.
     pub _in_flight: Sender<()>,
@@ -82,7 +88,8 @@ pub struct Written {
 }
 
 impl Written {
-    /// Writes the frame, encoded in `took`, and publishes it. A failed write is counted
+    /// Writes the frame, encoded in `took` and annotated with its metadata, and
+    /// publishes it. A failed write is counted
     /// and reported, and the camera goes on: the next frame may well succeed. A write
     /// refused for lack of space pauses writing at once, for every camera, until the
     /// guard sees room.
@@ -98,30 +105,33 @@ impl Written {
         }
         let message = match jpeg {
             Err(e) => e.to_string(),
-            Ok(jpeg) => match self.store.write_numbered(self.number, &jpeg) {
-                Ok(()) => {
-                    let frame = LatestFrame {
-                        jpeg: Bytes::from(jpeg),
-                        seq: self.number,
-                        pts: self.pts,
-                        captured_at: SystemTime::now(),
-                    };
-                    camera.frame_written(frame, self.progress);
-                    return;
+            Ok(jpeg) => {
+                let jpeg = exif::with_metadata(jpeg, &self.metadata());
+                match self.store.write_numbered(self.number, &jpeg) {
+                    Ok(()) => {
+                        let frame = LatestFrame {
+                            jpeg: Bytes::from(jpeg),
+                            seq: self.number,
+                            pts: self.pts,
+                            captured_at: self.captured_at,
+                        };
+                        camera.frame_written(frame, self.progress);
+                        return;
+                    }
+                    Err(e) if out_of_space(&e) => {
+                        self.gate.write_refused();
+                        log::warn!(
+                            camera:% = camera.id();
+                            "frame {} in {}: {e}; writing paused",
+                            self.number,
+                            self.store.dir().display()
+                        );
+                        camera.frames_dropped(DropReason::DiskFull, 1);
+                        return;
+                    }
+                    Err(e) => format!("could not write frame: {e}"),
                 }
-                Err(e) if out_of_space(&e) => {
-                    self.gate.write_refused();
-                    log::warn!(
-                        camera:% = camera.id();
-                        "frame {} in {}: {e}; writing paused",
-                        self.number,
-                        self.store.dir().display()
-                    );
-                    camera.frames_dropped(DropReason::DiskFull, 1);
-                    return;
-                }
-                Err(e) => format!("could not write frame: {e}"),
-            },
+            }
         };
         log::warn!(
             camera:% = camera.id();
@@ -131,6 +141,24 @@ impl Written {
         );
         camera.write_failed(message);
     }
+
+    fn metadata(&self) -> FrameMetadata<'_> {
+        FrameMetadata {
+            camera: self.camera.id().as_str(),
+            seq: self.number,
+            pts: self.pts,
+            captured_at: self.captured_at,
+        }
+    }
+}
+
+/// Now, to the millisecond: the precision of the Exif data and of `X-Captured-At`,
+/// so every reader of a frame sees exactly the same capture time.
+fn capture_time() -> SystemTime {
+    let since = SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .unwrap_or_default();
+    SystemTime::UNIX_EPOCH + Duration::from_millis(since.as_millis() as u64)
 }
 
 /// "No space left on device" or "disk quota exceeded".

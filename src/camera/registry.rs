@@ -7,6 +7,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, SystemTime};
 
 use bytes::Bytes;
+use tokio::sync::watch;
 
 use super::events::{Change, Events};
 use super::settings::CameraSettings;
@@ -35,7 +36,8 @@ pub struct Camera {
     settings: CameraSettings,
     stop: StopToken,
     state: Mutex<CameraState>,
-    latest: Mutex<Option<Arc<LatestFrame>>>,
+    /// The newest frame; its followers (MJPEG viewers) wake at each new one.
+    latest: watch::Sender<Option<Arc<LatestFrame>>>,
     frames: Mutex<FrameFolder>,
     timings: CameraTimings,
     events: Events,
@@ -72,7 +74,7 @@ impl Camera {
             settings,
             stop: StopToken::new(),
             state: Mutex::new(state),
-            latest: Mutex::new(None),
+            latest: watch::Sender::new(None),
             frames: Mutex::new(FrameFolder::default()),
             timings: CameraTimings::default(),
             events,
@@ -122,10 +124,14 @@ impl Camera {
     }
 
     pub fn latest(&self) -> Option<Arc<LatestFrame>> {
-        self.latest
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone()
+        self.latest.borrow().clone()
+    }
+
+    /// The newest frame, as it changes: the receiver is woken by each new frame and
+    /// once more when the session ends (then `status()` is no longer running). Waking
+    /// a follower is all the encoder thread does for it.
+    pub fn follow(&self) -> watch::Receiver<Option<Arc<LatestFrame>>> {
+        self.latest.subscribe()
     }
 
     /// The session's frame store, while it still owns the folder.
@@ -190,11 +196,13 @@ impl Camera {
     pub(super) fn frame_written(&self, frame: LatestFrame, progress: Option<f64>) {
         self.transition(|state| {
             let (seq, pts, at) = (frame.seq, frame.pts, frame.captured_at);
-            let mut latest = self.latest.lock().unwrap_or_else(|e| e.into_inner());
-            if latest.as_ref().is_none_or(|l| l.seq < seq) {
-                *latest = Some(Arc::new(frame));
-            }
-            drop(latest);
+            self.latest.send_if_modified(|latest| {
+                let newer = latest.as_ref().is_none_or(|l| l.seq < seq);
+                if newer {
+                    *latest = Some(Arc::new(frame));
+                }
+                newer
+            });
             state.frame_written(seq, pts, at, progress)
         });
     }
@@ -231,8 +239,10 @@ impl Camera {
         self.transition(|state| state.pacing_fell_behind(total));
     }
 
+    /// Ends the session and wakes the newest frame's followers, so they see it ended.
     pub(super) fn finished(&self, outcome: Outcome) {
         self.transition(|state| state.finished(outcome, SystemTime::now()));
+        self.latest.send_modify(|_| {});
     }
 }
 

@@ -281,7 +281,7 @@ impl CameraState {
         Some(Change::Connected { live })
     }
 
-    /// Frame `seq` was written at `at`. Encoder threads may finish frames out of
+    /// Frame `seq`, captured at `at`, was written. Encoder threads may finish frames out of
     /// order: counters, the rate and the progress are updated in one step, and the
     /// progress never goes back.
     pub fn frame_written(

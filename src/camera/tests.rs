@@ -647,6 +647,7 @@ fn encoder_threads_finishing_together_or_out_of_order_leave_a_consistent_camera(
                         gate: Arc::new(WriteGate::new()),
                         number,
                         pts: number as f64,
+                        captured_at: std::time::SystemTime::now(),
                         progress: Some(number as f64 / FRAMES as f64),
                         _in_flight: in_flight.clone(),
                         label: crate::logging::CameraLabel::new("cam", "x"),

@@ -3,6 +3,7 @@
 
 mod error;
 mod forms;
+mod mjpeg;
 mod page;
 mod routes;
 mod status;
@@ -50,6 +51,7 @@ pub fn configure(state: web::Data<AppState>) -> impl FnOnce(&mut web::ServiceCon
                     .configure(both("/latest-frame", || {
                         web::get().to(routes::latest_frame)
                     }))
+                    .configure(both("/mjpeg", || web::get().to(mjpeg::mjpeg)))
                     .configure(both("/video-info", || web::post().to(routes::video_info)))
                     .configure(both("/video-info-url", || {
                         web::post().to(routes::video_info_url)

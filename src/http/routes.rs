@@ -335,7 +335,7 @@ pub async fn hw_accel_cap(
     })))
 }
 
-fn camera_id(value: Option<&str>) -> Result<CameraId, ApiError> {
+pub(super) fn camera_id(value: Option<&str>) -> Result<CameraId, ApiError> {
     let value = value.ok_or_else(|| ApiError::missing("camera_id"))?;
     CameraId::parse(value).map_err(|e| ApiError::BadRequest(e.to_string()))
 }

@@ -4,6 +4,7 @@
 pub mod disk;
 pub mod disk_guard;
 pub mod encode_pool;
+pub mod exif;
 pub mod jpeg;
 pub mod retention;
 pub mod store;

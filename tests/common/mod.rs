@@ -508,3 +508,13 @@ pub fn frame_files(dir: &Path) -> Vec<PathBuf> {
     frames.sort();
     frames.into_iter().map(|(_, p)| p).collect()
 }
+
+/// A frame without the Exif (APP1) and comment (COM) segments the daemon puts right
+/// after SOI: the JPEG as the encoder made it.
+pub fn without_metadata(jpeg: &[u8]) -> Vec<u8> {
+    let mut at = 2;
+    while let [0xFF, 0xE1 | 0xFE, high, low, ..] = jpeg[at..] {
+        at += 2 + usize::from(u16::from_be_bytes([high, low]));
+    }
+    [&jpeg[..2], &jpeg[at..]].concat()
+}

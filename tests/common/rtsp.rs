@@ -240,3 +240,12 @@ pub fn snapshot_frames(dir: &Path) -> BTreeMap<u64, Vec<u8>> {
         .map(|path| (frame_number(&path), std::fs::read(&path).unwrap()))
         .collect()
 }
+
+/// The frames of a folder without their metadata (capture time, camera, seq): what
+/// two cameras decoding the same packets have in common.
+pub fn snapshot_pictures(dir: &Path) -> BTreeMap<u64, Vec<u8>> {
+    snapshot_frames(dir)
+        .into_iter()
+        .map(|(number, jpeg)| (number, super::without_metadata(&jpeg)))
+        .collect()
+}

@@ -163,6 +163,12 @@ pub const ROUTES: &[ApiRoute] = &[
         handler: |r| r.to(routes::openapi_json),
         doc: openapi::openapi_json,
     },
+    ApiRoute {
+        path: "/api/v1/video-pipeline/docs/",
+        verb: Verb::Get,
+        handler: |r| r.to(routes::docs_page),
+        doc: openapi::docs_page,
+    },
 ];
 
 /// Registers every route of [`ROUTES`], each with and without its trailing slash, and

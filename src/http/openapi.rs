@@ -599,6 +599,25 @@ pub fn openapi_json() -> Operation {
         .build()
 }
 
+/// The page of `docs/`: plain HTML and script that fetch `openapi.json` and lay it out.
+pub const DOCS_PAGE: &str = include_str!("docs.html");
+
+pub fn docs_page() -> Operation {
+    described(
+        "This document as a page",
+        "An HTML page that renders `openapi.json` (operations, fields, answers, schemas) in the browser; \
+         it loads nothing from elsewhere.",
+    )
+    .response(
+        "200",
+        ResponseBuilder::new()
+            .description("The page.")
+            .content("text/html", ContentBuilder::new().schema(Some(string())).build())
+            .build(),
+    )
+    .build()
+}
+
 /// `info` of the video-info answers: a `media::VideoInfo` as it serializes.
 pub fn video_info_schema() -> Schema {
     let nullable = |kind: Type, description: &str| {
@@ -796,6 +815,12 @@ mod tests {
                 "{name} has no schema in start_field"
             );
         }
+    }
+
+    #[test]
+    fn the_docs_page_loads_nothing_from_elsewhere() {
+        assert!(!DOCS_PAGE.contains("://"), "the page names another origin");
+        assert!(DOCS_PAGE.contains("openapi.json"));
     }
 
     #[test]

@@ -40,6 +40,13 @@ pub async fn openapi_json() -> Result<HttpResponse, ApiError> {
         .body(text.as_str()))
 }
 
+/// A page that renders `openapi.json` in the browser, with nothing fetched from elsewhere.
+pub async fn docs_page() -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type("text/html; charset=utf-8")
+        .body(super::openapi::DOCS_PAGE)
+}
+
 pub async fn not_found() -> Result<HttpResponse, ApiError> {
     Err(ApiError::NotFound("Not Found".into()))
 }

@@ -25,7 +25,7 @@ mod tests;
 
 pub use events::{CameraEvent, Change, Events};
 pub use registry::{Admission, Camera, LatestFrame, Registry};
-pub use request::{RequestError, StartRequest, ValidStart};
+pub use request::{RequestError, StartRequest, ValidStart, FIELDS};
 pub use settings::CameraSettings;
 pub use state::{CameraSnapshot, DropCounts, DropReason, ErrorKind, LastError, Phase, Status};
 pub use supervisor::Supervisor;

@@ -3,8 +3,17 @@
 
 use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, ResponseError};
-use serde_json::json;
+use serde::Serialize;
 use thiserror::Error;
+use utoipa::ToSchema;
+
+/// Every error answer: `{"detail": "..."}`.
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(as = Error)]
+pub struct ErrorBody {
+    /// What went wrong, in words (for a missing field: `Field required: <name>`).
+    pub detail: String,
+}
 
 #[derive(Debug, Error)]
 pub enum ApiError {
@@ -53,7 +62,9 @@ impl ResponseError for ApiError {
     }
 
     fn error_response(&self) -> HttpResponse {
-        HttpResponse::build(self.status_code()).json(json!({ "detail": self.to_string() }))
+        HttpResponse::build(self.status_code()).json(ErrorBody {
+            detail: self.to_string(),
+        })
     }
 }
 

@@ -4,6 +4,7 @@
 mod error;
 mod forms;
 mod mjpeg;
+mod openapi;
 mod page;
 mod routes;
 mod status;
@@ -11,9 +12,12 @@ mod status;
 use std::sync::Arc;
 use std::time::Instant;
 
+use actix_web::http::Method;
 use actix_web::{web, Route};
+use utoipa::openapi::path::Operation;
 
 pub use error::ApiError;
+pub use openapi::document;
 
 use crate::camera::Supervisor;
 use crate::metrics::Metrics;
@@ -27,54 +31,195 @@ pub struct AppState {
     pub metrics: Arc<Metrics>,
 }
 
-/// Registers every route, each with and without its trailing slash, and JSON
-/// answers for unknown routes and wrong methods.
+/// The methods routes answer to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verb {
+    Get,
+    Post,
+}
+
+impl Verb {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Verb::Get => "GET",
+            Verb::Post => "POST",
+        }
+    }
+
+    fn method(self) -> Method {
+        match self {
+            Verb::Get => Method::GET,
+            Verb::Post => Method::POST,
+        }
+    }
+}
+
+/// One route of the API: registered by [`configure`] and described in `openapi.json`
+/// from the same entry, so that neither can be forgotten.
+pub struct ApiRoute {
+    /// The documented form of the path (that of docs/api.md); the same path with or
+    /// without its trailing slash answers the same.
+    pub path: &'static str,
+    pub verb: Verb,
+    /// Attaches the handler to a route of `verb`.
+    handler: fn(Route) -> Route,
+    /// The route's OpenAPI operation.
+    doc: fn() -> Operation,
+}
+
+impl ApiRoute {
+    /// The other spelling of the path, with or without the trailing slash (`None` for `/`).
+    pub fn other_form(&self) -> Option<String> {
+        match self.path.strip_suffix('/') {
+            Some("") => None,
+            Some(bare) => Some(bare.to_owned()),
+            None => Some(format!("{}/", self.path)),
+        }
+    }
+}
+
+/// Every route. A new one is one entry here, with its handler in `routes` and its
+/// description in `openapi`.
+pub const ROUTES: &[ApiRoute] = &[
+    ApiRoute {
+        path: "/",
+        verb: Verb::Get,
+        handler: |r| r.to(routes::front),
+        doc: openapi::front,
+    },
+    ApiRoute {
+        path: page::SCRIPT_PATH,
+        verb: Verb::Get,
+        handler: |r| r.to(page::script),
+        doc: openapi::page_script,
+    },
+    ApiRoute {
+        path: page::STYLE_PATH,
+        verb: Verb::Get,
+        handler: |r| r.to(page::style),
+        doc: openapi::page_style,
+    },
+    ApiRoute {
+        path: "/metrics",
+        verb: Verb::Get,
+        handler: |r| r.to(routes::metrics),
+        doc: openapi::metrics,
+    },
+    ApiRoute {
+        path: "/api/v1/video-pipeline",
+        verb: Verb::Get,
+        handler: |r| r.to(routes::root),
+        doc: openapi::root,
+    },
+    ApiRoute {
+        path: "/api/v1/video-pipeline/health/",
+        verb: Verb::Get,
+        handler: |r| r.to(routes::health),
+        doc: openapi::health,
+    },
+    ApiRoute {
+        path: "/api/v1/video-pipeline/decode/",
+        verb: Verb::Post,
+        handler: |r| r.to(routes::decode),
+        doc: openapi::decode,
+    },
+    ApiRoute {
+        path: "/api/v1/video-pipeline/decode/status/",
+        verb: Verb::Get,
+        handler: |r| r.to(routes::status),
+        doc: openapi::status,
+    },
+    ApiRoute {
+        path: "/api/v1/video-pipeline/decode/stop/",
+        verb: Verb::Post,
+        handler: |r| r.to(routes::stop),
+        doc: openapi::stop,
+    },
+    ApiRoute {
+        path: "/api/v1/video-pipeline/cameras/",
+        verb: Verb::Get,
+        handler: |r| r.to(routes::cameras),
+        doc: openapi::cameras,
+    },
+    ApiRoute {
+        path: "/api/v1/video-pipeline/metrics",
+        verb: Verb::Get,
+        handler: |r| r.to(routes::metrics),
+        doc: openapi::metrics,
+    },
+    ApiRoute {
+        path: "/api/v1/video-pipeline/latest-frame/",
+        verb: Verb::Get,
+        handler: |r| r.to(routes::latest_frame),
+        doc: openapi::latest_frame,
+    },
+    ApiRoute {
+        path: "/api/v1/video-pipeline/mjpeg/",
+        verb: Verb::Get,
+        handler: |r| r.to(mjpeg::mjpeg),
+        doc: openapi::mjpeg,
+    },
+    ApiRoute {
+        path: "/api/v1/video-pipeline/video-info/",
+        verb: Verb::Post,
+        handler: |r| r.to(routes::video_info),
+        doc: openapi::video_info,
+    },
+    ApiRoute {
+        path: "/api/v1/video-pipeline/video-info-url/",
+        verb: Verb::Post,
+        handler: |r| r.to(routes::video_info_url),
+        doc: openapi::video_info_url,
+    },
+    ApiRoute {
+        path: "/api/v1/video-pipeline/hw-accel-cap/",
+        verb: Verb::Get,
+        handler: |r| r.to(routes::hw_accel_cap),
+        doc: openapi::hw_accel_cap,
+    },
+    ApiRoute {
+        path: "/api/v1/video-pipeline/openapi.json",
+        verb: Verb::Get,
+        handler: |r| r.to(routes::openapi_json),
+        doc: openapi::openapi_json,
+    },
+    ApiRoute {
+        path: "/api/v1/video-pipeline/docs/",
+        verb: Verb::Get,
+        handler: |r| r.to(routes::docs_page),
+        doc: openapi::docs_page,
+    },
+];
+
+/// Registers every route of [`ROUTES`], each with and without its trailing slash, and
+/// JSON answers for unknown routes and wrong methods.
 pub fn configure(state: web::Data<AppState>) -> impl FnOnce(&mut web::ServiceConfig) {
     move |cfg: &mut web::ServiceConfig| {
         cfg.app_data(state)
             .app_data(web::QueryConfig::default().error_handler(|e, _| {
                 ApiError::Unprocessable(format!("Invalid query string: {e}")).into()
-            }))
-            .service(resource("/").route(web::get().to(routes::front)))
-            .service(resource(page::SCRIPT_PATH).route(web::get().to(page::script)))
-            .service(resource(page::STYLE_PATH).route(web::get().to(page::style)))
-            .configure(both("/metrics", || web::get().to(routes::metrics)))
-            .service(
-                web::scope(BASE_PATH)
-                    .configure(both("", || web::get().to(routes::root)))
-                    .configure(both("/health", || web::get().to(routes::health)))
-                    .configure(both("/decode", || web::post().to(routes::decode)))
-                    .configure(both("/decode/status", || web::get().to(routes::status)))
-                    .configure(both("/decode/stop", || web::post().to(routes::stop)))
-                    .configure(both("/cameras", || web::get().to(routes::cameras)))
-                    .configure(both("/metrics", || web::get().to(routes::metrics)))
-                    .configure(both("/latest-frame", || {
-                        web::get().to(routes::latest_frame)
-                    }))
-                    .configure(both("/mjpeg", || web::get().to(mjpeg::mjpeg)))
-                    .configure(both("/video-info", || web::post().to(routes::video_info)))
-                    .configure(both("/video-info-url", || {
-                        web::post().to(routes::video_info_url)
-                    }))
-                    .configure(both("/hw-accel-cap", || {
-                        web::get().to(routes::hw_accel_cap)
-                    })),
-            )
-            .default_service(web::to(routes::not_found));
+            }));
+        let mut paths: Vec<&ApiRoute> = Vec::new();
+        for route in ROUTES {
+            if !paths.iter().any(|seen| seen.path == route.path) {
+                paths.push(route);
+            }
+        }
+        // One single-pattern resource per spelling, holding every method of the path:
+        // actix matches a multi-pattern resource with a regex set on every request,
+        // which showed in profiles of the latest-frame route.
+        for first in paths {
+            let spellings = std::iter::once(first.path.to_owned()).chain(first.other_form());
+            for spelling in spellings {
+                let mut resource = web::resource(spelling.as_str())
+                    .default_service(web::to(routes::method_not_allowed));
+                for route in ROUTES.iter().filter(|r| r.path == first.path) {
+                    resource =
+                        resource.route((route.handler)(web::route().method(route.verb.method())));
+                }
+                cfg.service(resource);
+            }
+        }
+        cfg.default_service(web::to(routes::not_found));
     }
-}
-
-/// `route` at `path` and at `path/`. Two single-pattern resources rather than
-/// one with two patterns: actix matches a multi-pattern resource with a regex
-/// set on every request, which showed in profiles of the latest-frame route.
-fn both(path: &'static str, route: fn() -> Route) -> impl FnOnce(&mut web::ServiceConfig) {
-    move |cfg: &mut web::ServiceConfig| {
-        cfg.service(resource(path).route(route()))
-            .service(resource(&format!("{path}/")).route(route()));
-    }
-}
-
-/// A resource at `path`, with 405 for other methods.
-fn resource(path: &str) -> actix_web::Resource {
-    web::resource(path).default_service(web::to(routes::method_not_allowed))
 }

@@ -1,16 +1,18 @@
 //! Route handlers. Anything that may block (libav, the disk) runs in `web::block`.
 
-use std::collections::HashMap;
-use std::sync::Arc;
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, SystemTime};
 
 use actix_web::http::header;
 use actix_web::{web, HttpRequest, HttpResponse};
-use serde_json::json;
 
 use super::forms::{read_form, Form, UploadRules};
 use super::page;
-use super::status::{FrameHeaders, ReportedStatus, StatusReport};
+use super::status::{
+    CameraList, DecodeAnswer, FrameHeaders, Health, HwAccelCap, HwAvailable, Message,
+    ReportedStatus, StartOutcome, StatusReport, StopAnswer, VideoInfoAnswer,
+};
 use super::{ApiError, AppState};
 use crate::camera::{Admission, RequestError, StartRequest, Status, ValidStart};
 use crate::media::MediaError;
@@ -19,7 +21,31 @@ use crate::source::{CameraId, Source};
 type Query = web::Query<HashMap<String, String>>;
 
 pub async fn root() -> HttpResponse {
-    HttpResponse::Ok().json(json!({ "message": "FFMPEG Video Pipeline API is running!" }))
+    HttpResponse::Ok().json(Message {
+        message: "FFMPEG Video Pipeline API is running!",
+    })
+}
+
+/// The OpenAPI document, built once.
+pub async fn openapi_json() -> Result<HttpResponse, ApiError> {
+    static DOCUMENT: OnceLock<String> = OnceLock::new();
+    let text = match DOCUMENT.get() {
+        Some(text) => text,
+        None => {
+            let text = super::document().to_json().map_err(ApiError::internal)?;
+            DOCUMENT.get_or_init(|| text)
+        }
+    };
+    Ok(HttpResponse::Ok()
+        .content_type("application/json")
+        .body(text.as_str()))
+}
+
+/// A page that renders `openapi.json` in the browser, with nothing fetched from elsewhere.
+pub async fn docs_page() -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type("text/html; charset=utf-8")
+        .body(super::openapi::DOCS_PAGE)
 }
 
 /// `GET /`: the status page for a browser, the API's greeting for everyone else.
@@ -44,20 +70,20 @@ pub async fn method_not_allowed() -> Result<HttpResponse, ApiError> {
 }
 
 pub async fn health(state: web::Data<AppState>) -> HttpResponse {
-    let cameras: HashMap<&str, usize> = state
+    let cameras: BTreeMap<&str, usize> = state
         .supervisor
         .registry()
         .counts()
         .into_iter()
         .map(|(status, count)| (status.as_str(), count))
         .collect();
-    HttpResponse::Ok().json(json!({
-        "status": "healthy",
-        "service": "video-pipeline",
-        "version": crate::VERSION,
-        "uptime_seconds": state.started.elapsed().as_secs(),
-        "cameras": cameras,
-    }))
+    HttpResponse::Ok().json(Health {
+        status: "healthy",
+        service: "video-pipeline",
+        version: crate::VERSION,
+        uptime_seconds: state.started.elapsed().as_secs(),
+        cameras,
+    })
 }
 
 /// Prometheus metrics as OpenMetrics text; built off the async threads, since reading
@@ -113,16 +139,17 @@ async fn start_camera(
     let supervisor = Arc::clone(&state.supervisor);
     let start_id = id.clone();
     let admission = web::block(move || supervisor.start(&start_id, settings)).await?;
-    let (message, status, started) = match admission {
-        Admission::Started(_) => ("Decoding started", "started", true),
-        Admission::AlreadyRunning(_) => ("Decoding already running", "already_running", false),
+    let (message, status) = match admission {
+        Admission::Started(_) => ("Decoding started", StartOutcome::Started),
+        Admission::AlreadyRunning(_) => ("Decoding already running", StartOutcome::AlreadyRunning),
     };
-    let body = json!({
-        "message": message,
-        "camera_id": id.as_str(),
-        "output_folder": output_folder.display().to_string(),
-        "status": status,
-    });
+    let body = DecodeAnswer {
+        message,
+        camera_id: id.to_string(),
+        output_folder: output_folder.display().to_string(),
+        status,
+    };
+    let started = matches!(status, StartOutcome::Started);
     Ok((HttpResponse::Ok().json(body), started))
 }
 
@@ -162,7 +189,10 @@ pub async fn cameras(state: web::Data<AppState>, query: Query) -> Result<HttpRes
         .map(|camera| StatusReport::of(camera))
         .filter(|report| wanted.is_none_or(|w| report.status == ReportedStatus::Camera(w)))
         .collect();
-    Ok(HttpResponse::Ok().json(json!({ "count": reports.len(), "cameras": reports })))
+    Ok(HttpResponse::Ok().json(CameraList {
+        count: reports.len(),
+        cameras: reports,
+    }))
 }
 
 pub async fn stop(
@@ -181,7 +211,10 @@ pub async fn stop(
     } else {
         "Decoding stopped (no task was running)"
     };
-    Ok(HttpResponse::Ok().json(json!({ "message": message, "camera_id": id.as_str() })))
+    Ok(HttpResponse::Ok().json(StopAnswer {
+        message,
+        camera_id: id.to_string(),
+    }))
 }
 
 pub async fn latest_frame(
@@ -294,10 +327,10 @@ fn info_response(
     result: Result<crate::media::VideoInfo, MediaError>,
 ) -> Result<HttpResponse, ApiError> {
     match result {
-        Ok(info) => Ok(HttpResponse::Ok().json(json!({
-            "message": "Video information retrieved",
-            "info": info,
-        }))),
+        Ok(info) => Ok(HttpResponse::Ok().json(VideoInfoAnswer {
+            message: "Video information retrieved",
+            info,
+        })),
         Err(e @ MediaError::Timeout { .. }) => Err(ApiError::Timeout(format!(
             "Could not retrieve video information: {e}"
         ))),
@@ -322,17 +355,19 @@ pub async fn hw_accel_cap(
         }
     })
     .await?;
-    let unavailable: HashMap<&str, &str> = report
+    let unavailable = report
         .probes
         .iter()
         .filter(|p| !p.available)
-        .map(|p| (p.backend.as_str(), p.reason.as_deref().unwrap_or("")))
+        .map(|p| (p.backend.as_str(), p.reason.clone().unwrap_or_default()))
         .collect();
-    Ok(HttpResponse::Ok().json(json!({
-        "message": { "available_hw_accelerations": report.available },
-        "compiled_hw_types": report.compiled,
-        "unavailable": unavailable,
-    })))
+    Ok(HttpResponse::Ok().json(HwAccelCap {
+        message: HwAvailable {
+            available_hw_accelerations: report.available.clone(),
+        },
+        compiled_hw_types: report.compiled.clone(),
+        unavailable,
+    }))
 }
 
 pub(super) fn camera_id(value: Option<&str>) -> Result<CameraId, ApiError> {

@@ -1,10 +1,16 @@
 //! The JSON and header values the API answers with, built from camera snapshots.
 
+use std::collections::BTreeMap;
 use std::time::SystemTime;
 
 use serde::Serialize;
+use utoipa::openapi::schema::{ObjectBuilder, Schema, Type};
+use utoipa::openapi::RefOr;
+use utoipa::{PartialSchema, ToSchema};
 
 use crate::camera::{Camera, CameraSnapshot, LatestFrame, Status};
+use crate::media::hw::HwBackend;
+use crate::media::VideoInfo;
 use crate::source::CameraId;
 
 /// `status` as callers read it: a camera's status, or that it never started.
@@ -23,79 +29,234 @@ impl ReportedStatus {
     }
 }
 
+/// A string of the known statuses.
+impl PartialSchema for ReportedStatus {
+    fn schema() -> RefOr<Schema> {
+        let mut values = vec![ReportedStatus::NotStarted.as_str()];
+        values.extend(Status::ALL.map(|s| s.as_str()));
+        ObjectBuilder::new()
+            .schema_type(Type::String)
+            .enum_values(Some(values))
+            .description(Some(
+                "`running` (also while reconnecting), `completed` (a finite source reached its end), \
+                 `stopped`, `error`, or `not_started` (unknown camera)",
+            ))
+            .into()
+    }
+}
+
+impl ToSchema for ReportedStatus {}
+
 impl Serialize for ReportedStatus {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         serializer.serialize_str(self.as_str())
     }
 }
 
-/// The `decode/status/` answer. Old callers read the first five keys.
-#[derive(Debug, Clone, Serialize)]
+/// The `decode/status/` answer. Old callers read the first five keys; the others are
+/// left out while they have no value.
+#[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct StatusReport {
+    /// The camera asked about.
     pub camera_id: String,
+    #[schema(inline)]
     pub status: ReportedStatus,
+    /// Frames written in this session; never goes down.
     pub frame_count: u64,
+    /// The last failure in words (credentials in URLs replaced by `***`); `null` again
+    /// with the next frame written.
+    #[schema(required)]
     pub last_error: Option<String>,
+    /// How often the source was reopened after a failure in this session.
     pub restart_count: u64,
+    /// `connecting` (first open), `streaming`, `reconnecting` (after a failure), `finished`.
+    #[schema(value_type = Option<String>)]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub phase: Option<&'static str>,
+    /// The source, credentials redacted (an upload shows its stored path).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub source: Option<String>,
+    /// The rate asked for, frames per second.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub fps: Option<f64>,
+    /// The rate frames are actually written at (smoothed).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub measured_fps: Option<f64>,
+    /// The backend decoding now (`none`: software).
+    #[schema(value_type = Option<String>)]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub hwaccel: Option<&'static str>,
+    /// The backend asked for (`force_format`).
+    #[schema(value_type = Option<String>)]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub hwaccel_requested: Option<&'static str>,
+    /// Why `hwaccel` differs from `hwaccel_requested` (`null` when it does not).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub hwaccel_reason: Option<String>,
+    /// Frames decoded but not written, in all.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub frames_dropped: Option<u64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub frames_dropped_reasons: Option<DropReasons>,
+    /// `authentication`, `not_found`, `refused`, `timeout`, `stalled`,
+    /// `unsupported_codec`, `end_of_stream`, `network`, `write_failed`, `disk_full` or
+    /// `other`.
+    #[schema(value_type = Option<String>)]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub last_error_kind: Option<&'static str>,
+    /// `tcp`, `udp` or `auto`; for RTSP sources only.
+    #[schema(value_type = Option<String>)]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub rtsp_transport: Option<&'static str>,
+    /// The sampling mode asked for: `exact`, `keyframes` or `all`.
+    #[schema(value_type = Option<String>)]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub sampling: Option<&'static str>,
+    /// Whether a source that ends is played at its own speed.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub realtime: Option<bool>,
+    /// For `realtime` files: how often playback fell more than a second behind.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub pacing_lag_events: Option<u64>,
+    /// Whether a source that ends starts again.
     #[serde(skip_serializing_if = "Option::is_none", rename = "loop")]
     pub looped: Option<bool>,
-    /// Shown for every camera: `null` until known.
+    /// Whether the source is treated as live (reconnected at its end) or finite
+    /// (completed at its end); `null` until known. Shown for every camera that was started.
+    #[schema(value_type = Option<bool>)]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub live: Option<Option<bool>>,
+    /// When the newest frame was written (RFC 3339, UTC, milliseconds).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub last_frame_at: Option<String>,
+    /// When the session started (RFC 3339).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub started_at: Option<String>,
+    /// Share 0..1 of a source with a known duration done; 1.0 once `completed`.
+    #[schema(minimum = 0, maximum = 1)]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub progress: Option<f64>,
+    /// The camera's frame folder.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub output_folder: Option<String>,
+    /// The most numbered frames kept (0: all).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub max_frames: Option<u64>,
+    /// Frames older than this many seconds are deleted; absent: no age limit.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub max_age_seconds: Option<f64>,
+    /// Old frames deleted from the folder in this session.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub frames_deleted: Option<u64>,
+    /// `true` while frames are not written for lack of disk space.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub writing_paused: Option<bool>,
+    /// When the session ended (RFC 3339); absent while running.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub finished_at: Option<String>,
 }
 
+/// `{"message": ...}`, the answer of the roots.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Message {
+    /// `FFMPEG Video Pipeline API is running!`
+    pub message: &'static str,
+}
+
+/// The `health/` answer.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Health {
+    /// Always `healthy` while the daemon answers.
+    pub status: &'static str,
+    /// `video-pipeline`.
+    pub service: &'static str,
+    /// The build's version.
+    pub version: &'static str,
+    /// Seconds since the daemon started.
+    pub uptime_seconds: u64,
+    /// Cameras started since the daemon started, counted by the status of each one's
+    /// latest session (`running`, `completed`, `stopped`, `error`).
+    #[schema(value_type = BTreeMap<String, u64>)]
+    pub cameras: BTreeMap<&'static str, usize>,
+}
+
+/// What `decode/` did.
+#[derive(Debug, Clone, Copy, Serialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum StartOutcome {
+    Started,
+    AlreadyRunning,
+}
+
+/// The `decode/` answer.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct DecodeAnswer {
+    /// `Decoding started` or `Decoding already running`.
+    pub message: &'static str,
+    pub camera_id: String,
+    /// The camera's frame folder, `OUTPUT_FOLDER/<camera_id>`.
+    pub output_folder: String,
+    pub status: StartOutcome,
+}
+
+/// The `decode/stop/` answer.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct StopAnswer {
+    /// `Decoding stopped`, or `Decoding stopped (no task was running)` for an unknown
+    /// camera or one whose session already ended.
+    pub message: &'static str,
+    pub camera_id: String,
+}
+
+/// The `cameras/` answer.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct CameraList {
+    /// How many cameras are listed.
+    pub count: usize,
+    /// Sorted by `camera_id`, each as `decode/status/` gives it.
+    pub cameras: Vec<StatusReport>,
+}
+
+/// The `video-info/` and `video-info-url/` answer.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct VideoInfoAnswer {
+    /// `Video information retrieved`.
+    pub message: &'static str,
+    #[schema(schema_with = super::openapi::video_info_schema)]
+    pub info: VideoInfo,
+}
+
+/// The `hw-accel-cap/` answer.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct HwAccelCap {
+    pub message: HwAvailable,
+    /// The device types this libav build knows.
+    #[schema(value_type = Vec<String>)]
+    pub compiled_hw_types: Vec<String>,
+    /// Why each known backend that is not available is not, by backend name.
+    #[schema(value_type = BTreeMap<String, String>)]
+    pub unavailable: BTreeMap<&'static str, String>,
+}
+
+/// The backends that really decoded here.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct HwAvailable {
+    /// Backends whose device was created, a decoder opened with it, and a short H.264
+    /// clip came back from the device; empty without a usable GPU.
+    #[schema(value_type = Vec<String>)]
+    pub available_hw_accelerations: Vec<HwBackend>,
+}
+
 /// Frames decoded but not written, by reason.
-#[derive(Debug, Clone, Copy, Serialize)]
+#[derive(Debug, Clone, Copy, Serialize, ToSchema)]
 pub struct DropReasons {
+    /// Damaged, or after damage until the next keyframe.
     pub corrupt: u64,
+    /// The disk refused the file.
     pub write_failed: u64,
+    /// The JPEG encoders were `ENCODE_QUEUE_FRAMES` frames behind.
     pub queue_full: u64,
+    /// Writing was paused for lack of space.
     pub disk_full: u64,
 }
 

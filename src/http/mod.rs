@@ -1,17 +1,23 @@
 //! The control and status API. It reads snapshots from the registry and sends
 //! commands to the supervisor; it never touches libav itself.
 
+mod connection;
 mod error;
+mod event_feed;
 mod forms;
+mod live_events;
 mod routes;
 mod status;
+mod streams;
 
 use std::sync::Arc;
 use std::time::Instant;
 
 use actix_web::{web, Route};
 
+pub use connection::on_connect;
 pub use error::ApiError;
+pub use event_feed::EventFeed;
 
 use crate::camera::Supervisor;
 use crate::metrics::Metrics;
@@ -23,6 +29,7 @@ pub struct AppState {
     pub supervisor: Arc<Supervisor>,
     pub started: Instant,
     pub metrics: Arc<Metrics>,
+    pub events: Arc<EventFeed>,
 }
 
 /// Registers every route, each with and without its trailing slash, and JSON
@@ -53,7 +60,9 @@ pub fn configure(state: web::Data<AppState>) -> impl FnOnce(&mut web::ServiceCon
                     }))
                     .configure(both("/hw-accel-cap", || {
                         web::get().to(routes::hw_accel_cap)
-                    })),
+                    }))
+                    .configure(both("/events", || web::get().to(streams::events)))
+                    .configure(both("/ws", || web::get().to(streams::ws))),
             )
             .default_service(web::to(routes::not_found));
     }

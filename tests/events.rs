@@ -67,7 +67,11 @@ impl Client {
         {
             if let Some(captured) = event["captured_at"].as_str() {
                 let captured: SystemTime = humantime::parse_rfc3339(captured).unwrap();
-                lags.push(SystemTime::now().duration_since(captured).unwrap_or_default());
+                lags.push(
+                    SystemTime::now()
+                        .duration_since(captured)
+                        .unwrap_or_default(),
+                );
             }
         }
         lags
@@ -151,7 +155,11 @@ fn milestones(types: &[String]) -> Vec<&str> {
 }
 
 fn assert_increasing_ids(client: &Client, what: &str) {
-    let ids: Vec<u64> = client.seen.iter().map(|e| e["id"].as_u64().unwrap()).collect();
+    let ids: Vec<u64> = client
+        .seen
+        .iter()
+        .map(|e| e["id"].as_u64().unwrap())
+        .collect();
     assert!(ids.windows(2).all(|w| w[0] < w[1]), "{what}: ids {ids:?}");
 }
 
@@ -185,8 +193,14 @@ fn clients_follow_a_camera_through_an_outage_and_replay_what_they_missed() {
     for field in ["error", "kind"] {
         assert!(reconnecting[field].is_string(), "{reconnecting}");
     }
-    assert!(reconnecting["delay_seconds"].as_f64().unwrap() <= 0.5, "{reconnecting}");
-    assert!(reconnecting["restart_count"].as_u64().unwrap() >= 1, "{reconnecting}");
+    assert!(
+        reconnecting["delay_seconds"].as_f64().unwrap() <= 0.5,
+        "{reconnecting}"
+    );
+    assert!(
+        reconnecting["restart_count"].as_u64().unwrap() >= 1,
+        "{reconnecting}"
+    );
     let server = RtspServer::start(port, &[]);
     plain.wait_for("streaming");
     let count_before = frame_count(&daemon.status("cam"));
@@ -198,14 +212,23 @@ fn clients_follow_a_camera_through_an_outage_and_replay_what_they_missed() {
     stop_camera(&daemon, "bystander");
     drop(server);
 
-    let expected = ["started", "streaming", "reconnecting", "streaming", "stopped"];
+    let expected = [
+        "started",
+        "streaming",
+        "reconnecting",
+        "streaming",
+        "stopped",
+    ];
     socket.wait_for("stopped");
     frames.wait_for("stopped");
     unfiltered.wait_for("stopped");
     unfiltered.settle(Duration::from_millis(300));
     for (client, what) in [(&plain, "sse"), (&socket, "websocket")] {
         assert_eq!(milestones(&client.types()), expected, "{what}");
-        assert!(client.seen.iter().all(|e| e["camera_id"] == "cam"), "{what}");
+        assert!(
+            client.seen.iter().all(|e| e["camera_id"] == "cam"),
+            "{what}"
+        );
         assert_increasing_ids(client, what);
     }
     // The same events, the same JSON, over both transports.
@@ -218,31 +241,53 @@ fn clients_follow_a_camera_through_an_outage_and_replay_what_they_missed() {
         time.len() == 24 && time.ends_with('Z') && humantime::parse_rfc3339(time).is_ok(),
         "{time}"
     );
-    assert!(unfiltered.seen.iter().any(|e| e["camera_id"] == "bystander"));
+    assert!(unfiltered
+        .seen
+        .iter()
+        .any(|e| e["camera_id"] == "bystander"));
     assert!(!unfiltered.types().contains(&"frame".to_owned()));
 
     // Frames: one event per written file, each naming a file of that size.
     let dir = daemon.camera_dir("cam");
-    let frame_events: Vec<&Value> = frames.seen.iter().filter(|e| e["type"] == "frame").collect();
+    let frame_events: Vec<&Value> = frames
+        .seen
+        .iter()
+        .filter(|e| e["type"] == "frame")
+        .collect();
     assert_eq!(frame_events.len() as u64, written, "{:?}", frames.types());
     let mut files = HashSet::new();
     for frame in &frame_events {
         let file = frame["file"].as_str().unwrap();
-        assert_eq!(file, format!("frame_{:04}.jpg", frame["seq"].as_u64().unwrap()), "{frame}");
+        assert_eq!(
+            file,
+            format!("frame_{:04}.jpg", frame["seq"].as_u64().unwrap()),
+            "{frame}"
+        );
         let size = std::fs::metadata(dir.join(file))
             .unwrap_or_else(|e| panic!("{file}: {e}"))
             .len();
         assert_eq!(frame["bytes"].as_u64(), Some(size), "{frame}");
-        assert!(frame["pts"].is_number() && frame["captured_at"].is_string(), "{frame}");
+        assert!(
+            frame["pts"].is_number() && frame["captured_at"].is_string(),
+            "{frame}"
+        );
         files.insert(file);
     }
     assert_eq!(files.len() as u64, written);
-    let without_frames: Vec<&Value> = frames.seen.iter().filter(|e| e["type"] != "frame").collect();
+    let without_frames: Vec<&Value> = frames
+        .seen
+        .iter()
+        .filter(|e| e["type"] != "frame")
+        .collect();
     assert_eq!(without_frames, plain.seen.iter().collect::<Vec<_>>());
 
     // Back with Last-Event-ID: exactly what it missed, then live events again.
     let left_at = left_at.to_string();
-    let mut back = sse(&daemon, "/events/?camera_id=cam", &[("Last-Event-ID", &left_at)]);
+    let mut back = sse(
+        &daemon,
+        "/events/?camera_id=cam",
+        &[("Last-Event-ID", &left_at)],
+    );
     back.wait_for("stopped");
     let missed: Vec<&Value> = plain
         .seen
@@ -250,7 +295,10 @@ fn clients_follow_a_camera_through_an_outage_and_replay_what_they_missed() {
         .filter(|e| e["id"].as_u64().unwrap() > left_at.parse().unwrap())
         .collect();
     assert_eq!(back.seen.iter().collect::<Vec<_>>(), missed);
-    let mut socket_back = websocket(&daemon, &format!("/ws?camera_id=cam&last_event_id={left_at}"));
+    let mut socket_back = websocket(
+        &daemon,
+        &format!("/ws?camera_id=cam&last_event_id={left_at}"),
+    );
     socket_back.wait_for("stopped");
     assert_eq!(socket_back.seen, back.seen);
     // A new session (its server is gone) comes live after the replay.
@@ -263,7 +311,10 @@ fn clients_follow_a_camera_through_an_outage_and_replay_what_they_missed() {
 #[test]
 fn a_bad_filter_is_refused() {
     let daemon = Daemon::start();
-    for path in ["/events/?camera_id=../x", "/ws/?camera_id=a&camera_id=no%20spaces"] {
+    for path in [
+        "/events/?camera_id=../x",
+        "/ws/?camera_id=a&camera_id=no%20spaces",
+    ] {
         let reply = daemon.get(path);
         assert_eq!(reply.status, 400, "{path}: {}", reply.detail());
     }
@@ -354,27 +405,48 @@ fn a_client_that_never_reads_is_dropped_without_slowing_anyone() {
          {during:.1} fps meanwhile; reader got {received} frame events, at most {latest_lag:?} late"
     );
     assert!(baseline > FPS * 0.8, "baseline {baseline}");
-    assert!(during > baseline * 0.85, "{during} fps while stalled, {baseline} before");
+    assert!(
+        during > baseline * 0.85,
+        "{during} fps while stalled, {baseline} before"
+    );
     assert!(latest_lag < Duration::from_millis(500), "{latest_lag:?}");
-    assert!(received as f64 >= during * stalled_for.as_secs_f64() * 0.8, "{received}");
+    assert!(
+        received as f64 >= during * stalled_for.as_secs_f64() * 0.8,
+        "{received}"
+    );
 
     // Both are disconnected: what was buffered for them, then the end.
     for stalled in [&mut stalled_sse, &mut stalled_ws] {
-        stalled.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        stalled
+            .set_read_timeout(Some(Duration::from_secs(5)))
+            .unwrap();
         let mut sink = Vec::new();
         if let Err(e) = stalled.read_to_end(&mut sink) {
-            assert_eq!(e.kind(), ErrorKind::ConnectionReset, "the connection ends: {e}");
+            assert_eq!(
+                e.kind(),
+                ErrorKind::ConnectionReset,
+                "the connection ends: {e}"
+            );
         }
     }
     let deadline = Instant::now() + Duration::from_secs(2);
     while metric(&daemon, "video_pipeline_event_clients") != 1.0 {
-        assert!(Instant::now() < deadline, "the non-readers still count as connected");
+        assert!(
+            Instant::now() < deadline,
+            "the non-readers still count as connected"
+        );
         thread::sleep(Duration::from_millis(20));
     }
     // The reader goes on.
     reader.frames_for(Duration::ZERO);
     let lags = reader.frames_for(Duration::from_millis(500));
-    assert!(!lags.is_empty() && lags.iter().all(|l| *l < Duration::from_millis(500)), "{lags:?}");
+    assert!(
+        !lags.is_empty() && lags.iter().all(|l| *l < Duration::from_millis(500)),
+        "{lags:?}"
+    );
     let after = rate(Duration::from_secs(1));
-    assert!(after > baseline * 0.85, "{after} fps after, {baseline} before");
+    assert!(
+        after > baseline * 0.85,
+        "{after} fps after, {baseline} before"
+    );
 }

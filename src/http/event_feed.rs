@@ -41,7 +41,10 @@ pub struct Filter {
 impl Filter {
     fn wants(&self, event: &WireEvent) -> bool {
         (self.frames || !event.is_frame())
-            && self.cameras.as_ref().is_none_or(|c| c.contains(&event.camera))
+            && self
+                .cameras
+                .as_ref()
+                .is_none_or(|c| c.contains(&event.camera))
     }
 }
 
@@ -116,7 +119,9 @@ impl EventFeed {
                 // and reads the cameras' status again rather than trusting a stream
                 // with a hole in it.
                 Err(RecvError::Lagged(missed)) => {
-                    log::warn!("live events: {missed} camera events lost; disconnecting event clients");
+                    log::warn!(
+                        "live events: {missed} camera events lost; disconnecting event clients"
+                    );
                     let mut shared = self.shared();
                     shared.next_id += missed;
                     for client in shared.clients.drain(..) {

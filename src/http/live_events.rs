@@ -197,9 +197,16 @@ mod tests {
             .unwrap()
         };
         let stopped = end(Status::Stopped, None, None);
-        assert_eq!((stopped["type"].as_str(), &stopped["frame_count"]), (Some("stopped"), &json!(9)));
+        assert_eq!(
+            (stopped["type"].as_str(), &stopped["frame_count"]),
+            (Some("stopped"), &json!(9))
+        );
         assert_eq!(end(Status::Completed, None, None)["type"], "completed");
-        let failed = end(Status::Error, Some("not found"), Some(FailureKind::NotFound));
+        let failed = end(
+            Status::Error,
+            Some("not found"),
+            Some(FailureKind::NotFound),
+        );
         assert_eq!(failed["type"], "error");
         assert_eq!(failed["error"], "not found");
         assert_eq!(failed["kind"], FailureKind::NotFound.as_str());
@@ -228,7 +235,10 @@ mod tests {
             fps: 2.0,
         })
         .unwrap();
-        assert_eq!((started["source"].as_str(), &started["fps"]), (Some("rtsp://u:***@h/s"), &json!(2.0)));
+        assert_eq!(
+            (started["source"].as_str(), &started["fps"]),
+            (Some("rtsp://u:***@h/s"), &json!(2.0))
+        );
         assert_eq!(wire(Change::Connecting).unwrap()["type"], "connecting");
     }
 }

@@ -41,7 +41,8 @@ impl StreamQuery {
         for (key, value) in &pairs {
             match key.as_str() {
                 "camera_id" => {
-                    let id = CameraId::parse(value).map_err(|e| ApiError::BadRequest(e.to_string()))?;
+                    let id =
+                        CameraId::parse(value).map_err(|e| ApiError::BadRequest(e.to_string()))?;
                     cameras.insert(id);
                 }
                 "frames" => frames = Some(value.as_str()),
@@ -60,10 +61,11 @@ impl StreamQuery {
 }
 
 fn event_id(value: &str) -> Result<u64, ApiError> {
-    value
-        .trim()
-        .parse()
-        .map_err(|_| ApiError::BadRequest(format!("Invalid event id {value:?} (expected a whole number)")))
+    value.trim().parse().map_err(|_| {
+        ApiError::BadRequest(format!(
+            "Invalid event id {value:?} (expected a whole number)"
+        ))
+    })
 }
 
 /// The subscription's replay, then its live events; ends when the feed drops it.
@@ -88,7 +90,10 @@ pub async fn events(
     let header = request
         .headers()
         .get("Last-Event-ID")
-        .map(|v| v.to_str().map_err(|_| ApiError::BadRequest("Invalid Last-Event-ID".into())))
+        .map(|v| {
+            v.to_str()
+                .map_err(|_| ApiError::BadRequest("Invalid Last-Event-ID".into()))
+        })
         .transpose()?;
     let after = match header {
         Some(value) => Some(event_id(value)?),
@@ -130,7 +135,11 @@ pub async fn ws(
 
 /// Sends the events, answers pings, pings an idle client, and ends with the client,
 /// the feed's disconnect or a client gone silent.
-async fn serve_socket(subscription: Subscription, mut session: Session, mut messages: MessageStream) {
+async fn serve_socket(
+    subscription: Subscription,
+    mut session: Session,
+    mut messages: MessageStream,
+) {
     let mut events = pin!(events_of(subscription));
     let mut keep_alive = tokio::time::interval(KEEP_ALIVE);
     keep_alive.tick().await;

@@ -230,6 +230,10 @@ fn clients_follow_a_camera_through_an_outage_and_replay_what_they_missed() {
             "{what}"
         );
         assert_increasing_ids(client, what);
+        let types = client.types();
+        for (i, kind) in types.iter().enumerate().filter(|(_, k)| *k == "streaming") {
+            assert_eq!(types[i - 1], "connecting", "{what}: {types:?}");
+        }
     }
     // The same events, the same JSON, over both transports.
     assert_eq!(plain.seen, socket.seen);

@@ -427,6 +427,12 @@ fn frame_numbers_continue_across_reconnects() {
         .filter(|c| **c == Change::Connected { live: true })
         .count();
     assert_eq!(connects, 2);
+    // Every attempt to open is announced before it connects.
+    for (i, change) in changes.iter().enumerate() {
+        if matches!(change, Change::Connected { .. }) {
+            assert_eq!(changes[i - 1], Change::Connecting, "{changes:?}");
+        }
+    }
     assert!(
         matches!(
             changes.last(),

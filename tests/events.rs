@@ -231,7 +231,7 @@ fn clients_follow_a_camera_through_an_outage_and_replay_what_they_missed() {
         );
         assert_increasing_ids(client, what);
         let types = client.types();
-        for (i, kind) in types.iter().enumerate().filter(|(_, k)| *k == "streaming") {
+        for (i, _) in types.iter().enumerate().filter(|(_, k)| *k == "streaming") {
             assert_eq!(types[i - 1], "connecting", "{what}: {types:?}");
         }
     }

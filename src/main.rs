@@ -244,6 +244,8 @@ fn serve(args: ServeArgs, log_format: LogFormat) -> ExitCode {
     }
     media::init();
     let registry = Arc::new(Registry::new());
+    // Before any camera starts, so that the live event streams miss none of its events.
+    let camera_events = registry.events().subscribe();
     let supervisor = match Supervisor::new(registry, Arc::clone(&config)) {
         Ok(supervisor) => Arc::new(supervisor),
         Err(e) => {
@@ -278,10 +280,21 @@ fn serve(args: ServeArgs, log_format: LogFormat) -> ExitCode {
         Arc::clone(supervisor.encoders()),
         config.output_folder.clone(),
     );
+    let events = match http::EventFeed::start(camera_events, Arc::clone(metrics.event_clients())) {
+        Ok(events) => events,
+        Err(e) => {
+            cannot_serve(
+                config.log_format,
+                &format!("cannot start the live events thread: {e}"),
+            );
+            return ExitCode::FAILURE;
+        }
+    };
     let state = web::Data::new(http::AppState {
         supervisor: Arc::clone(&supervisor),
         started: Instant::now(),
         metrics: Arc::new(metrics),
+        events,
     });
     let address = (config.host, config.port);
     log::info!(
@@ -292,6 +305,7 @@ fn serve(args: ServeArgs, log_format: LogFormat) -> ExitCode {
     );
     let served = actix_web::rt::System::new().block_on(async move {
         HttpServer::new(move || App::new().configure(http::configure(state.clone())))
+            .on_connect(http::on_connect)
             .bind(address)?
             .shutdown_timeout(1)
             .run()

@@ -26,8 +26,11 @@ pub struct CameraEvent {
 /// One transition of a camera's state.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Change {
-    /// A new session was admitted; its thread is about to start.
-    Started,
+    /// A new session was admitted; its thread is about to start. `source` is
+    /// redacted (no credentials), `fps` the output rate asked for.
+    Started { source: String, fps: f64 },
+    /// An attempt to open the source begins (the first one, or one after a failure).
+    Connecting,
     /// The source is open and frames are being decoded; `live`: whether this
     /// connection is treated as live (it reconnects at its end) or finite.
     Connected { live: bool },
@@ -36,6 +39,10 @@ pub enum Change {
         seq: u64,
         /// Seconds on the source's timeline.
         pts: f64,
+        /// When the frame was written.
+        captured_at: SystemTime,
+        /// Size of the JPEG file.
+        bytes: u64,
     },
     /// Frames that were decoded but will not be written.
     FramesDropped { reason: DropReason, count: u64 },
@@ -63,6 +70,10 @@ pub enum Change {
     Finished {
         status: Status,
         error: Option<String>,
+        /// What failed, for a session that ended in `error`.
+        kind: Option<FailureKind>,
+        /// Frames written in the session.
+        frame_count: u64,
     },
 }
 

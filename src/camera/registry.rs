@@ -79,7 +79,11 @@ impl Camera {
             timings: CameraTimings::default(),
             events,
         };
-        camera.events.publish(&camera.id, Change::Started);
+        let started = Change::Started {
+            source: camera.settings.source.redacted(),
+            fps: camera.settings.fps.get(),
+        };
+        camera.events.publish(&camera.id, started);
         camera
     }
 
@@ -185,6 +189,10 @@ impl Camera {
         }
     }
 
+    pub(super) fn connecting(&self) {
+        self.transition(CameraState::connecting);
+    }
+
     pub(super) fn connected(&self, live: bool) {
         self.transition(|state| state.connected(live));
     }
@@ -196,6 +204,7 @@ impl Camera {
     pub(super) fn frame_written(&self, frame: LatestFrame, progress: Option<f64>) {
         self.transition(|state| {
             let (seq, pts, at) = (frame.seq, frame.pts, frame.captured_at);
+            let bytes = frame.jpeg.len() as u64;
             self.latest.send_if_modified(|latest| {
                 let newer = latest.as_ref().is_none_or(|l| l.seq < seq);
                 if newer {
@@ -203,7 +212,7 @@ impl Camera {
                 }
                 newer
             });
-            state.frame_written(seq, pts, at, progress)
+            state.frame_written(seq, pts, at, bytes, progress)
         });
     }
 
@@ -371,6 +380,7 @@ mod tests {
         else {
             panic!("not started");
         };
+        camera.connecting();
         camera.connected(true);
         camera.frames_dropped(DropReason::QueueFull, 1);
         camera.request_stop();
@@ -386,7 +396,11 @@ mod tests {
         assert_eq!(
             changes,
             [
-                Change::Started,
+                Change::Started {
+                    source: "rtsp://u:***@h/s".into(),
+                    fps: crate::sampling::Fps::DEFAULT.get(),
+                },
+                Change::Connecting,
                 Change::Connected { live: true },
                 Change::FramesDropped {
                     reason: DropReason::QueueFull,
@@ -395,7 +409,9 @@ mod tests {
                 Change::StopRequested,
                 Change::Finished {
                     status: Status::Stopped,
-                    error: None
+                    error: None,
+                    kind: None,
+                    frame_count: 0,
                 },
                 Change::FramesDeleted { count: 2 },
             ]

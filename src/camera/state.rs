@@ -274,6 +274,12 @@ impl CameraState {
         self.live
     }
 
+    /// An attempt to open the source begins. The phase is left as it is: a camera
+    /// that failed stays `reconnecting` until a connection streams.
+    pub fn connecting(&mut self) -> Option<Change> {
+        Some(Change::Connecting)
+    }
+
     /// The source opened; `live`: how this connection is treated.
     pub fn connected(&mut self, live: bool) -> Option<Change> {
         self.phase = Phase::Streaming;
@@ -289,6 +295,7 @@ impl CameraState {
         seq: u64,
         pts: f64,
         at: SystemTime,
+        bytes: u64,
         progress: Option<f64>,
     ) -> Option<Change> {
         let interval = self
@@ -306,7 +313,12 @@ impl CameraState {
         if let Some(progress) = progress {
             self.progress = Some(self.progress.map_or(progress, |p| p.max(progress)));
         }
-        Some(Change::FrameWritten { seq, pts })
+        Some(Change::FrameWritten {
+            seq,
+            pts,
+            captured_at: at,
+            bytes,
+        })
     }
 
     pub fn frames_dropped(&mut self, reason: DropReason, count: u64) -> Option<Change> {
@@ -412,15 +424,15 @@ impl CameraState {
     pub fn finished(&mut self, outcome: Outcome, at: SystemTime) -> Option<Change> {
         self.phase = Phase::Finished;
         self.finished_at = Some(at);
-        let error = match outcome {
+        let (error, kind) = match outcome {
             Outcome::Stopped => {
                 self.status = Status::Stopped;
-                None
+                (None, None)
             }
             Outcome::Completed => {
                 self.status = Status::Completed;
                 self.progress = Some(1.0);
-                None
+                (None, None)
             }
             Outcome::Failed { kind, message } => {
                 self.status = Status::Error;
@@ -428,12 +440,14 @@ impl CameraState {
                     kind: ErrorKind::Source(kind),
                     message: message.clone(),
                 });
-                Some(message)
+                (Some(message), Some(kind))
             }
         };
         Some(Change::Finished {
             status: self.status,
             error,
+            kind,
+            frame_count: self.frame_count,
         })
     }
 }
@@ -501,8 +515,8 @@ mod tests {
             state.snapshot().last_error.unwrap().kind.as_str(),
             "write_failed"
         );
-        state.frame_written(2, 0.2, now, Some(0.5));
-        state.frame_written(1, 0.1, now, Some(0.4));
+        state.frame_written(2, 0.2, now, 10, Some(0.5));
+        state.frame_written(1, 0.1, now, 10, Some(0.4));
         let snapshot = state.snapshot();
         assert_eq!(snapshot.last_error, None);
         assert_eq!(snapshot.progress, Some(0.5));
@@ -561,7 +575,7 @@ mod tests {
         ));
         assert_eq!(state.writing_paused("again".into()), None);
         // A frame that was being written when the pause came.
-        state.frame_written(1, 0.0, now, None);
+        state.frame_written(1, 0.0, now, 10, None);
         state.frames_dropped(DropReason::DiskFull, 2);
         let paused = state.snapshot();
         assert!(paused.writing_paused);

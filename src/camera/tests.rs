@@ -427,12 +427,22 @@ fn frame_numbers_continue_across_reconnects() {
         .filter(|c| **c == Change::Connected { live: true })
         .count();
     assert_eq!(connects, 2);
-    assert_eq!(
-        changes.last(),
-        Some(&Change::Finished {
-            status: Status::Stopped,
-            error: None
-        })
+    // Every attempt to open is announced before it connects.
+    for (i, change) in changes.iter().enumerate() {
+        if matches!(change, Change::Connected { .. }) {
+            assert_eq!(changes[i - 1], Change::Connecting, "{changes:?}");
+        }
+    }
+    assert!(
+        matches!(
+            changes.last(),
+            Some(&Change::Finished {
+                status: Status::Stopped,
+                error: None,
+                ..
+            })
+        ),
+        "{changes:?}"
     );
 }
 
@@ -594,7 +604,7 @@ fn a_looped_file_runs_on_one_timeline() {
         .changes()
         .into_iter()
         .filter_map(|change| match change {
-            Change::FrameWritten { seq, pts } => Some((seq, pts)),
+            Change::FrameWritten { seq, pts, .. } => Some((seq, pts)),
             _ => None,
         })
         .collect();

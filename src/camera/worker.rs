@@ -237,6 +237,7 @@ fn run_once<O: Opener, C: Clock>(
 ) -> Result<Attempt, Failure> {
     let settings = camera.settings();
     let stop = camera.stop_token();
+    camera.connecting();
     let mut video = match opener.open(settings, stop) {
         Ok(video) => video,
         Err(e) => {

@@ -1,13 +1,17 @@
 //! The control and status API. It reads snapshots from the registry and sends
 //! commands to the supervisor; it never touches libav itself.
 
+mod connection;
 mod error;
+mod event_feed;
 mod forms;
+mod live_events;
 mod mjpeg;
 mod openapi;
 mod page;
 mod routes;
 mod status;
+mod streams;
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -16,7 +20,9 @@ use actix_web::http::Method;
 use actix_web::{web, Route};
 use utoipa::openapi::path::Operation;
 
+pub use connection::on_connect;
 pub use error::ApiError;
+pub use event_feed::EventFeed;
 pub use openapi::document;
 
 use crate::camera::Supervisor;
@@ -29,6 +35,7 @@ pub struct AppState {
     pub supervisor: Arc<Supervisor>,
     pub started: Instant,
     pub metrics: Arc<Metrics>,
+    pub events: Arc<EventFeed>,
 }
 
 /// The methods routes answer to.
@@ -158,6 +165,18 @@ pub const ROUTES: &[ApiRoute] = &[
         verb: Verb::Get,
         handler: |r| r.to(mjpeg::mjpeg),
         doc: openapi::mjpeg,
+    },
+    ApiRoute {
+        path: "/api/v1/video-pipeline/events/",
+        verb: Verb::Get,
+        handler: |r| r.to(streams::events),
+        doc: openapi::events,
+    },
+    ApiRoute {
+        path: "/api/v1/video-pipeline/ws/",
+        verb: Verb::Get,
+        handler: |r| r.to(streams::ws),
+        doc: openapi::ws,
     },
     ApiRoute {
         path: "/api/v1/video-pipeline/video-info/",

@@ -430,6 +430,73 @@ pub fn mjpeg() -> Operation {
     errors(operation, &[400, 404, 422]).build()
 }
 
+/// The query of both event streams.
+fn event_stream_query(operation: OperationBuilder) -> OperationBuilder {
+    operation
+        .parameter(query(
+            "camera_id",
+            false,
+            ArrayBuilder::new().items(camera_id()),
+            "Only this camera's events; repeat it for several (`?camera_id=a&camera_id=b`). None: every camera.",
+        ))
+        .parameter(query(
+            "frames",
+            false,
+            boolean("Also a `frame` event for every frame written (seq, file, pts, captured_at, bytes)."),
+            "Frame events too.",
+        ))
+        .parameter(query(
+            "last_event_id",
+            false,
+            ObjectBuilder::new().schema_type(Type::Integer).minimum(Some(0)),
+            "Replay the events after this id that the daemon still holds (the last 1024), then go on live.",
+        ))
+}
+
+/// `events/`: Server-Sent Events.
+pub fn events() -> Operation {
+    let operation = event_stream_query(described(
+        "Camera events as Server-Sent Events",
+        "`text/event-stream`: one event per camera transition (`started`, `connecting`, `streaming`, \
+         `reconnecting`, `hwaccel_fallback`, `stopped`, `completed`, `error`, and `frame` when asked), each \
+         with `id:`, `event:` (the type) and `data:` (a JSON object with `id`, `type`, `camera_id`, `time` and \
+         the type's fields); a `: keep-alive` comment every 15 s. A client that does not read is \
+         disconnected.",
+    ))
+    .parameter(
+        ParameterBuilder::new()
+            .name("Last-Event-ID")
+            .parameter_in(ParameterIn::Header)
+            .required(Required::False)
+            .schema(Some(ObjectBuilder::new().schema_type(Type::Integer).minimum(Some(0))))
+            .description(Some("As `last_event_id`, sent by EventSource when it reconnects.")),
+    )
+    .response(
+        "200",
+        ResponseBuilder::new()
+            .description("The event stream, endless.")
+            .content("text/event-stream", ContentBuilder::new().schema(Some(string())).build())
+            .build(),
+    );
+    errors(operation, &[400, 422]).build()
+}
+
+/// `ws/`: the same events over a WebSocket.
+pub fn ws() -> Operation {
+    let operation = event_stream_query(described(
+        "Camera events over a WebSocket",
+        "The events of `events/`, one JSON text message each; pings every 15 s of quiet, closed after 45 s \
+         without an answer. A plain GET (no WebSocket handshake) is 400.",
+    ))
+    .response(
+        "101",
+        ResponseBuilder::new()
+            .description("Switching to the WebSocket protocol.")
+            .build(),
+    );
+    errors(operation, &[400, 422]).build()
+}
+
 pub fn health() -> Operation {
     json_answer::<Health>(
         described(

@@ -376,7 +376,7 @@ pub(super) fn camera_id(value: Option<&str>) -> Result<CameraId, ApiError> {
 }
 
 /// A yes/no field; absent means no. Any other word is the wrong type (422).
-fn parse_flag(value: Option<&str>, name: &str) -> Result<bool, ApiError> {
+pub(super) fn parse_flag(value: Option<&str>, name: &str) -> Result<bool, ApiError> {
     value.map_or(Ok(false), |v| {
         crate::config::parse_bool(v).ok_or_else(|| {
             ApiError::Unprocessable(format!("{name} must be true or false, not {v:?}"))

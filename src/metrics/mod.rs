@@ -2,6 +2,7 @@
 //! timings, the encoder queue, the output filesystem and `/proc/self`, never kept as a
 //! second copy of the state. A camera that leaves the registry leaves the metrics.
 
+mod event_clients;
 mod process;
 
 use std::path::PathBuf;
@@ -17,6 +18,8 @@ use crate::camera::timings::{CameraTimings, DurationHistogram};
 use crate::camera::{Camera, CameraSnapshot, DropReason, Phase, Registry, Status};
 use crate::output::disk;
 use crate::output::encode_pool::EncodePool;
+
+pub use event_clients::EventClients;
 
 /// What the text encoder writes: OpenMetrics text.
 pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
@@ -93,6 +96,7 @@ const CAMERA_HISTOGRAMS: &[(&str, &str, Timing)] = &[
 #[derive(Debug)]
 pub struct Metrics {
     families: Families,
+    event_clients: Arc<EventClients>,
 }
 
 impl Metrics {
@@ -108,7 +112,17 @@ impl Metrics {
             encoders,
             output_folder,
         }));
-        Metrics { families }
+        let event_clients = Arc::new(EventClients::default());
+        families.register_collector(Box::new(EventStreams(Arc::clone(&event_clients))));
+        Metrics {
+            families,
+            event_clients,
+        }
+    }
+
+    /// What the live event streams count.
+    pub fn event_clients(&self) -> &Arc<EventClients> {
+        &self.event_clients
     }
 
     /// The OpenMetrics text of every metric now. Writing to a string cannot fail; an
@@ -117,6 +131,32 @@ impl Metrics {
         let mut text = String::new();
         prometheus_client::encoding::text::encode(&mut text, &self.families)?;
         Ok(text)
+    }
+}
+
+/// The live event streams' clients.
+#[derive(Debug)]
+struct EventStreams(Arc<EventClients>);
+
+impl Collector for EventStreams {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        encoder
+            .encode_descriptor(
+                "event_clients",
+                "Clients connected to the live event streams (events/ and ws/).",
+                None,
+                MetricType::Gauge,
+            )?
+            .encode_gauge(&self.0.connected_now())?;
+        encoder
+            .encode_descriptor(
+                "event_clients_dropped",
+                "Event stream clients disconnected because they did not read their events.",
+                None,
+                MetricType::Counter,
+            )?
+            .encode_counter::<NoLabelSet, _, u64>(&self.0.dropped_total(), None)?;
+        Ok(())
     }
 }
 

@@ -480,10 +480,17 @@ pub fn generated_hls(name: &str, source: &Path, segment_seconds: u32, args: &[&s
     dir
 }
 
-/// Copies a file into the daemon's allowed media folder.
+/// Copies a file into the daemon's allowed media folder, once: copying it again would
+/// truncate it under a camera that is reading it.
 pub fn place(daemon: &Daemon, source: &Path) -> PathBuf {
     let target = daemon.media.join(source.file_name().unwrap());
-    std::fs::copy(source, &target).unwrap();
+    let same = |a: &Path, b: &Path| {
+        let (a, b) = (std::fs::metadata(a), std::fs::metadata(b));
+        matches!((a, b), (Ok(a), Ok(b)) if a.len() == b.len())
+    };
+    if !same(source, &target) {
+        std::fs::copy(source, &target).unwrap();
+    }
     target
 }
 

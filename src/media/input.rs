@@ -20,7 +20,8 @@ use crate::stop::StopToken;
 #[derive(Clone)]
 pub struct Deadline {
     base: Instant,
-    millis: Arc<AtomicU64>,
+    /// Nanoseconds after `base`.
+    nanos: Arc<AtomicU64>,
     passed: Arc<AtomicBool>,
 }
 
@@ -28,7 +29,7 @@ impl Deadline {
     fn new() -> Deadline {
         Deadline {
             base: Instant::now(),
-            millis: Arc::new(AtomicU64::new(u64::MAX)),
+            nanos: Arc::new(AtomicU64::new(u64::MAX)),
             passed: Arc::new(AtomicBool::new(false)),
         }
     }
@@ -36,12 +37,11 @@ impl Deadline {
     /// The next blocking step must finish within `limit`, unless the deadline has
     /// already been seen to pass.
     pub fn arm(&self, limit: Duration) {
-        let at = self.base.elapsed() + limit;
-        // Rounded up: a deadline that passed a little early would end a stall wait
-        // before the stall is due, and then be taken for a read timeout.
-        let millis = at.as_micros().div_ceil(1000);
-        self.millis
-            .store(u64::try_from(millis).unwrap_or(u64::MAX), Ordering::Relaxed);
+        // In nanoseconds: a deadline rounded to a coarser unit could pass a little early,
+        // end a stall wait before the stall is due, and be taken for a read timeout.
+        let at = (self.base.elapsed() + limit).as_nanos();
+        self.nanos
+            .store(u64::try_from(at).unwrap_or(u64::MAX), Ordering::Relaxed);
     }
 
     /// Whether the interrupt callback has seen the deadline pass (the input is done
@@ -54,7 +54,8 @@ impl Deadline {
         if self.passed.load(Ordering::Relaxed) {
             return true;
         }
-        let expired = self.base.elapsed().as_millis() as u64 >= self.millis.load(Ordering::Relaxed);
+        let expired =
+            self.base.elapsed().as_nanos() >= u128::from(self.nanos.load(Ordering::Relaxed));
         if expired {
             self.passed.store(true, Ordering::Relaxed);
         }

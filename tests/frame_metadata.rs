@@ -4,7 +4,7 @@
 
 mod common;
 
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::Duration;
 
 use common::rtsp::start_camera_with;
@@ -28,21 +28,7 @@ print(json.dumps({
 /// The Python that has Pillow: `VIDEO_PIPELINE_TEST_PYTHON` (set by scripts/test.sh),
 /// else `python3` when it can import it.
 fn python() -> String {
-    if let Ok(python) = std::env::var("VIDEO_PIPELINE_TEST_PYTHON") {
-        return python;
-    }
-    let importable = Command::new("python3")
-        .args(["-c", "import PIL"])
-        .stderr(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success());
-    assert!(
-        importable,
-        "no Python with Pillow: run scripts/test.sh, or create the venv with \
-         `python3 -m venv VENV && VENV/bin/pip install -r tests/clients/requirements.txt` \
-         and set VIDEO_PIPELINE_TEST_PYTHON=VENV/bin/python"
-    );
-    "python3".into()
+    common::test_python("PIL", "Pillow")
 }
 
 #[test]

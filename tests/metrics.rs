@@ -29,21 +29,7 @@ print(json.dumps(families, allow_nan=False))
 /// The Python that has `prometheus_client`: `VIDEO_PIPELINE_TEST_PYTHON` (set by
 /// scripts/test.sh), else `python3` when it can import it.
 fn python() -> String {
-    if let Ok(python) = std::env::var("VIDEO_PIPELINE_TEST_PYTHON") {
-        return python;
-    }
-    let importable = Command::new("python3")
-        .args(["-c", "import prometheus_client"])
-        .stderr(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success());
-    assert!(
-        importable,
-        "no Python with prometheus_client: run scripts/test.sh, or create the venv with \
-         `python3 -m venv VENV && VENV/bin/pip install -r tests/clients/requirements.txt` \
-         and set VIDEO_PIPELINE_TEST_PYTHON=VENV/bin/python"
-    );
-    "python3".into()
+    common::test_python("prometheus_client", "prometheus_client")
 }
 
 fn parse(python: &str, text: &str) -> Vec<Value> {

@@ -34,21 +34,7 @@ if problems:
 /// The Python that has `openapi_spec_validator`: `VIDEO_PIPELINE_TEST_PYTHON` (set by
 /// scripts/test.sh), else `python3` when it can import it.
 fn python() -> String {
-    if let Ok(python) = std::env::var("VIDEO_PIPELINE_TEST_PYTHON") {
-        return python;
-    }
-    let importable = Command::new("python3")
-        .args(["-c", "import openapi_spec_validator"])
-        .stderr(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success());
-    assert!(
-        importable,
-        "no Python with openapi_spec_validator: run scripts/test.sh, or create the venv with \
-         `python3 -m venv VENV && VENV/bin/pip install -r tests/clients/requirements.txt` \
-         and set VIDEO_PIPELINE_TEST_PYTHON=VENV/bin/python"
-    );
-    "python3".into()
+    common::test_python("openapi_spec_validator", "openapi_spec_validator")
 }
 
 /// An answer, its body read only when it is JSON (a stream route never ends).

@@ -133,21 +133,7 @@ print(json.dumps({"before": before, "after": evaluate(ROWS), "seconds": took,
 /// The Python with `websocket-client` and Pillow: `VIDEO_PIPELINE_TEST_PYTHON` (set by
 /// scripts/test.sh), else `python3` when it can import both.
 fn python() -> String {
-    if let Ok(python) = std::env::var("VIDEO_PIPELINE_TEST_PYTHON") {
-        return python;
-    }
-    let importable = Command::new("python3")
-        .args(["-c", "import websocket, PIL"])
-        .stderr(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success());
-    assert!(
-        importable,
-        "no Python with websocket-client and Pillow: run scripts/test.sh, or create the \
-         venv with `python3 -m venv VENV && VENV/bin/pip install -r \
-         tests/clients/requirements.txt` and set VIDEO_PIPELINE_TEST_PYTHON=VENV/bin/python"
-    );
-    "python3".into()
+    common::test_python("websocket, PIL", "websocket-client and Pillow")
 }
 
 /// Runs a Python script; its standard output as JSON, or what it said on failure.

@@ -525,3 +525,24 @@ pub fn without_metadata(jpeg: &[u8]) -> Vec<u8> {
     }
     [&jpeg[..2], &jpeg[at..]].concat()
 }
+
+/// The Python that can import `modules` (the test clients of
+/// tests/clients/requirements.txt): `VIDEO_PIPELINE_TEST_PYTHON` (set by scripts/test.sh),
+/// else `python3` when it can import them; otherwise the test fails, saying how to get one.
+pub fn test_python(modules: &str, what: &str) -> String {
+    if let Ok(python) = std::env::var("VIDEO_PIPELINE_TEST_PYTHON") {
+        return python;
+    }
+    let importable = Command::new("python3")
+        .args(["-c", &format!("import {modules}")])
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    assert!(
+        importable,
+        "no Python with {what}: run scripts/test.sh, or create the venv with \
+         `python3 -m venv VENV && VENV/bin/pip install -r tests/clients/requirements.txt` \
+         and set VIDEO_PIPELINE_TEST_PYTHON=VENV/bin/python"
+    );
+    "python3".into()
+}

@@ -7,7 +7,7 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
-use actix_web::{web, App, HttpServer};
+use actix_web::web;
 use clap::{Args, Parser, Subcommand};
 
 use video_pipeline::camera::{extract, Registry, Supervisor, ValidStart};
@@ -296,21 +296,13 @@ fn serve(args: ServeArgs, log_format: LogFormat) -> ExitCode {
         metrics: Arc::new(metrics),
         events,
     });
-    let address = (config.host, config.port);
     log::info!(
         "video-pipeline {VERSION} listening on {}:{}, frames in {}",
         config.host,
         config.port,
         config.output_folder.display()
     );
-    let served = actix_web::rt::System::new().block_on(async move {
-        HttpServer::new(move || App::new().configure(http::configure(state.clone())))
-            .on_connect(http::on_connect)
-            .bind(address)?
-            .shutdown_timeout(1)
-            .run()
-            .await
-    });
+    let served = http::server::run(state, &config);
     log::info!("shutting down: stopping cameras");
     supervisor.shutdown(SHUTDOWN_GRACE);
     match served {

@@ -10,6 +10,7 @@ mod mjpeg;
 mod openapi;
 mod page;
 mod routes;
+pub mod server;
 mod status;
 mod streams;
 
@@ -61,6 +62,17 @@ impl Verb {
     }
 }
 
+/// Who may call a route once authentication is configured (docs/security.md).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Access {
+    /// Always open: the health check of load balancers and orchestrators.
+    Open,
+    /// Reads state or frames: status, cameras, frames, events, metrics, the page, docs.
+    Read,
+    /// Changes what the daemon does: starts, stops, uploads.
+    Control,
+}
+
 /// One route of the API: registered by [`configure`] and described in `openapi.json`
 /// from the same entry, so that neither can be forgotten.
 pub struct ApiRoute {
@@ -68,6 +80,7 @@ pub struct ApiRoute {
     /// without its trailing slash answers the same.
     pub path: &'static str,
     pub verb: Verb,
+    pub access: Access,
     /// Attaches the handler to a route of `verb`.
     handler: fn(Route) -> Route,
     /// The route's OpenAPI operation.
@@ -91,120 +104,140 @@ pub const ROUTES: &[ApiRoute] = &[
     ApiRoute {
         path: "/",
         verb: Verb::Get,
+        access: Access::Read,
         handler: |r| r.to(routes::front),
         doc: openapi::front,
     },
     ApiRoute {
         path: page::SCRIPT_PATH,
         verb: Verb::Get,
+        access: Access::Read,
         handler: |r| r.to(page::script),
         doc: openapi::page_script,
     },
     ApiRoute {
         path: page::STYLE_PATH,
         verb: Verb::Get,
+        access: Access::Read,
         handler: |r| r.to(page::style),
         doc: openapi::page_style,
     },
     ApiRoute {
         path: "/metrics",
         verb: Verb::Get,
+        access: Access::Read,
         handler: |r| r.to(routes::metrics),
         doc: openapi::metrics,
     },
     ApiRoute {
         path: "/api/v1/video-pipeline",
         verb: Verb::Get,
+        access: Access::Read,
         handler: |r| r.to(routes::root),
         doc: openapi::root,
     },
     ApiRoute {
         path: "/api/v1/video-pipeline/health/",
         verb: Verb::Get,
+        access: Access::Open,
         handler: |r| r.to(routes::health),
         doc: openapi::health,
     },
     ApiRoute {
         path: "/api/v1/video-pipeline/decode/",
         verb: Verb::Post,
+        access: Access::Control,
         handler: |r| r.to(routes::decode),
         doc: openapi::decode,
     },
     ApiRoute {
         path: "/api/v1/video-pipeline/decode/status/",
         verb: Verb::Get,
+        access: Access::Read,
         handler: |r| r.to(routes::status),
         doc: openapi::status,
     },
     ApiRoute {
         path: "/api/v1/video-pipeline/decode/stop/",
         verb: Verb::Post,
+        access: Access::Control,
         handler: |r| r.to(routes::stop),
         doc: openapi::stop,
     },
     ApiRoute {
         path: "/api/v1/video-pipeline/cameras/",
         verb: Verb::Get,
+        access: Access::Read,
         handler: |r| r.to(routes::cameras),
         doc: openapi::cameras,
     },
     ApiRoute {
         path: "/api/v1/video-pipeline/metrics",
         verb: Verb::Get,
+        access: Access::Read,
         handler: |r| r.to(routes::metrics),
         doc: openapi::metrics,
     },
     ApiRoute {
         path: "/api/v1/video-pipeline/latest-frame/",
         verb: Verb::Get,
+        access: Access::Read,
         handler: |r| r.to(routes::latest_frame),
         doc: openapi::latest_frame,
     },
     ApiRoute {
         path: "/api/v1/video-pipeline/mjpeg/",
         verb: Verb::Get,
+        access: Access::Read,
         handler: |r| r.to(mjpeg::mjpeg),
         doc: openapi::mjpeg,
     },
     ApiRoute {
         path: "/api/v1/video-pipeline/events/",
         verb: Verb::Get,
+        access: Access::Read,
         handler: |r| r.to(streams::events),
         doc: openapi::events,
     },
     ApiRoute {
         path: "/api/v1/video-pipeline/ws/",
         verb: Verb::Get,
+        access: Access::Read,
         handler: |r| r.to(streams::ws),
         doc: openapi::ws,
     },
     ApiRoute {
         path: "/api/v1/video-pipeline/video-info/",
         verb: Verb::Post,
+        access: Access::Read,
         handler: |r| r.to(routes::video_info),
         doc: openapi::video_info,
     },
     ApiRoute {
         path: "/api/v1/video-pipeline/video-info-url/",
         verb: Verb::Post,
+        access: Access::Read,
         handler: |r| r.to(routes::video_info_url),
         doc: openapi::video_info_url,
     },
     ApiRoute {
         path: "/api/v1/video-pipeline/hw-accel-cap/",
         verb: Verb::Get,
+        access: Access::Read,
         handler: |r| r.to(routes::hw_accel_cap),
         doc: openapi::hw_accel_cap,
     },
     ApiRoute {
         path: "/api/v1/video-pipeline/openapi.json",
         verb: Verb::Get,
+        access: Access::Read,
         handler: |r| r.to(routes::openapi_json),
         doc: openapi::openapi_json,
     },
     ApiRoute {
         path: "/api/v1/video-pipeline/docs/",
         verb: Verb::Get,
+        access: Access::Read,
         handler: |r| r.to(routes::docs_page),
         doc: openapi::docs_page,
     },

@@ -4,14 +4,17 @@
 use std::collections::HashMap;
 use std::fs;
 use std::net::IpAddr;
+use std::num::NonZeroU32;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use thiserror::Error;
 
 mod file;
+mod serving;
 
 pub use file::{ConfigFile, FileCamera, FileError};
+pub use serving::{CorsOrigins, TlsFiles};
 
 use crate::logging::LogFormat;
 use crate::media::hw::{
@@ -48,6 +51,10 @@ pub const DEFAULT_MAX_FRAME_AGE_SECONDS: f64 = 0.0;
 pub const DEFAULT_STOPPED_FOLDER_TTL_SECONDS: f64 = 0.0;
 pub const DEFAULT_MIN_FREE_DISK: MinFree = MinFree::Bytes(1 << 30);
 pub const DEFAULT_LOG_FORMAT: LogFormat = LogFormat::Text;
+/// Running cameras at most; each holds a thread and decoder memory.
+pub const DEFAULT_MAX_CAMERAS: usize = 256;
+/// Open HTTP connections at most, all workers together; each holds a file descriptor.
+pub const DEFAULT_MAX_CONNECTIONS: usize = 1024;
 
 /// A configuration value that cannot be used. The message names the variable and what
 /// it accepts, so one line is enough to fix it.
@@ -110,6 +117,16 @@ pub struct Config {
     pub min_free_disk: MinFree,
     /// How log lines are written (the logger is set up from it before the rest).
     pub log_format: LogFormat,
+    /// Cameras running at once; a start past it is refused.
+    pub max_cameras: usize,
+    /// Open HTTP connections, all workers together; past it new ones wait in the backlog.
+    pub max_connections: usize,
+    /// Control requests per minute and client; `None`: not limited.
+    pub rate_limit_per_minute: Option<NonZeroU32>,
+    /// Which browser origins get CORS headers.
+    pub cors_allowed_origins: CorsOrigins,
+    /// `None`: plain HTTP.
+    pub tls: Option<TlsFiles>,
 }
 
 /// Raw values by variable name: from the config file, the environment and flags,
@@ -144,7 +161,7 @@ const fn setting(
 }
 
 /// Every setting the daemon reads.
-pub const SETTINGS: [Setting; 32] = [
+pub const SETTINGS: [Setting; 38] = [
     setting("CONFIG_FILE", Some("config-file"), "",
         "a TOML file with settings (lowercase names) and [[camera]] tables started at boot; flags and the environment override it"),
     setting("HOST", Some("host"), DEFAULT_HOST, "the IP address to listen on"),
@@ -196,6 +213,18 @@ pub const SETTINGS: [Setting; 32] = [
         "a camera ended this long ago is forgotten and its folder removed; 0: never"),
     setting("MIN_FREE_DISK", Some("min-free-disk"), "1GiB",
         "free space kept on the output filesystem (bytes, 500MB, 2GiB or 5%): below it the oldest frames of live cameras go, then writing pauses"),
+    setting("MAX_CAMERAS", Some("max-cameras"), "256",
+        "cameras running at once, 1..100000; starting one more is 429 (stopped and finished cameras do not count)"),
+    setting("MAX_CONNECTIONS", Some("max-connections"), "1024",
+        "open HTTP connections, 1..1000000; past it new ones wait in the listen backlog; keep it well below the descriptor limit (ulimit -n)"),
+    setting("RATE_LIMIT_PER_MINUTE", Some("rate-limit-per-minute"), "off",
+        "control requests (decode/, decode/stop/) per minute and client (its API key, else its IP address), 1..1000000; past it 429 with Retry-After; off: not limited"),
+    setting("CORS_ALLOWED_ORIGINS", Some("cors-allowed-origins"), "",
+        "comma-separated browser origins (https://host[:port]) that get CORS headers; *: any origin, for GET only; unset: no CORS headers"),
+    setting("TLS_CERT_FILE", Some("tls-cert-file"), "",
+        "PEM certificate chain: with TLS_KEY_FILE, the API is served over HTTPS only"),
+    setting("TLS_KEY_FILE", Some("tls-key-file"), "",
+        "PEM private key of TLS_CERT_FILE (PKCS#8, PKCS#1 or SEC1)"),
     setting("LOG_FORMAT", None, "text",
         "text: human-readable lines; json: one JSON object per line (time, level, target, camera, message)"),
     setting("RUST_LOG", None, "info", "the log filter, in env_logger's syntax"),
@@ -421,6 +450,46 @@ impl Config {
                 })?,
             },
             log_format: parse_log_format(get("LOG_FORMAT"))?,
+            max_cameras: match get("MAX_CAMERAS") {
+                None => DEFAULT_MAX_CAMERAS,
+                Some(v) => v
+                    .parse::<usize>()
+                    .ok()
+                    .filter(|n| (1..=100_000).contains(n))
+                    .ok_or_else(|| invalid("MAX_CAMERAS", v, "an integer 1..100000"))?,
+            },
+            max_connections: match get("MAX_CONNECTIONS") {
+                None => DEFAULT_MAX_CONNECTIONS,
+                Some(v) => v
+                    .parse::<usize>()
+                    .ok()
+                    .filter(|n| (1..=1_000_000).contains(n))
+                    .ok_or_else(|| invalid("MAX_CONNECTIONS", v, "an integer 1..1000000"))?,
+            },
+            rate_limit_per_minute: match get("RATE_LIMIT_PER_MINUTE") {
+                None => None,
+                Some(v) if parse_bool(v) == Some(false) => None,
+                Some(v) => Some(
+                    v.parse::<u32>()
+                        .ok()
+                        .filter(|n| *n <= 1_000_000)
+                        .and_then(NonZeroU32::new)
+                        .ok_or_else(|| {
+                            invalid("RATE_LIMIT_PER_MINUTE", v, "off or an integer 1..1000000")
+                        })?,
+                ),
+            },
+            cors_allowed_origins: match get("CORS_ALLOWED_ORIGINS") {
+                None => CorsOrigins::None,
+                Some(v) => CorsOrigins::parse(v).ok_or_else(|| {
+                    invalid(
+                        "CORS_ALLOWED_ORIGINS",
+                        v,
+                        "* or comma-separated origins such as https://ui.example.com,http://localhost:3000 (scheme, host, optional port, no path)",
+                    )
+                })?,
+            },
+            tls: TlsFiles::parse(get("TLS_CERT_FILE"), get("TLS_KEY_FILE"))?,
             clear_on_start: match get("CLEAR_ON_START") {
                 None => DEFAULT_CLEAR_ON_START,
                 Some(v) => {
@@ -699,9 +768,45 @@ mod tests {
             ("MIN_FREE_DISK", "100%"),
             ("MIN_FREE_DISK", "-1GB"),
             ("LOG_FORMAT", "xml"),
+            ("MAX_CAMERAS", "0"),
+            ("MAX_CAMERAS", "100001"),
+            ("MAX_CONNECTIONS", "0"),
+            ("RATE_LIMIT_PER_MINUTE", "-1"),
+            ("RATE_LIMIT_PER_MINUTE", "lots"),
+            ("RATE_LIMIT_PER_MINUTE", "1000001"),
+            ("CORS_ALLOWED_ORIGINS", "example.com"),
+            ("CORS_ALLOWED_ORIGINS", "*,https://a.example"),
+            ("TLS_CERT_FILE", "cert.pem"),
+            ("TLS_KEY_FILE", "key.pem"),
         ] {
             let err = Config::parse(&raw(&[(name, value)])).unwrap_err();
             assert!(err.to_string().contains(name), "{err}");
+        }
+    }
+
+    #[test]
+    fn limits_are_on_and_the_rest_off_until_configured() {
+        let defaults = Config::parse(&RawValues::new()).unwrap();
+        assert_eq!(defaults.max_cameras, 256);
+        assert_eq!(defaults.max_connections, 1024);
+        assert_eq!(defaults.rate_limit_per_minute, None);
+        assert_eq!(defaults.cors_allowed_origins, CorsOrigins::None);
+        assert_eq!(defaults.tls, None);
+        let set = Config::parse(&raw(&[
+            ("MAX_CAMERAS", "2"),
+            ("RATE_LIMIT_PER_MINUTE", "30"),
+            ("CORS_ALLOWED_ORIGINS", "*"),
+            ("TLS_CERT_FILE", "cert.pem"),
+            ("TLS_KEY_FILE", "key.pem"),
+        ]))
+        .unwrap();
+        assert_eq!(set.max_cameras, 2);
+        assert_eq!(set.rate_limit_per_minute, NonZeroU32::new(30));
+        assert_eq!(set.cors_allowed_origins, CorsOrigins::Any);
+        assert_eq!(set.tls.unwrap().key, PathBuf::from("key.pem"));
+        for off in ["off", "0"] {
+            let config = Config::parse(&raw(&[("RATE_LIMIT_PER_MINUTE", off)])).unwrap();
+            assert_eq!(config.rate_limit_per_minute, None, "{off}");
         }
     }
 

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant, SystemTime};
 use actix_web::web;
 use clap::{Args, Parser, Subcommand};
 
-use video_pipeline::camera::{extract, Registry, Supervisor, ValidStart};
+use video_pipeline::camera::{extract, Admission, Registry, Supervisor, ValidStart};
 use video_pipeline::config::{self, Config, ConfigFile, RawValues};
 use video_pipeline::logging::LogFormat;
 use video_pipeline::media::hw::HwChoice;
@@ -243,7 +243,7 @@ fn serve(args: ServeArgs, log_format: LogFormat) -> ExitCode {
         }
     }
     media::init();
-    let registry = Arc::new(Registry::new());
+    let registry = Arc::new(Registry::with_max_running(config.max_cameras));
     // Before any camera starts, so that the live event streams miss none of its events.
     let camera_events = registry.events().subscribe();
     let supervisor = match Supervisor::new(registry, Arc::clone(&config)) {
@@ -256,15 +256,22 @@ fn serve(args: ServeArgs, log_format: LogFormat) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    // Read before the config file's cameras start: each start saves over the file.
+    let saved = supervisor.load_saved();
     let from_file: Vec<_> = boot_cameras.iter().map(|c| c.id.clone()).collect();
     for ValidStart { id, mut settings } in boot_cameras {
         log::info!(camera:% = id; "starting from the config file");
         settings.from_config_file = true;
         // A boot is not a new session of the camera: its numbering goes on.
         settings.resume = true;
-        supervisor.start(&id, settings);
+        if let Admission::Full { running, limit } = supervisor.start(&id, settings) {
+            log::error!(
+                camera:% = id;
+                "not started from the config file: {running} cameras are running, MAX_CAMERAS is {limit}"
+            );
+        }
     }
-    supervisor.restore(&from_file);
+    supervisor.restore(saved, &from_file);
     if let Err(e) = video_pipeline::memory::spawn_periodic_trim() {
         log::warn!("cannot start the memory trim thread: {e}");
     }

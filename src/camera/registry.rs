@@ -259,17 +259,39 @@ impl Camera {
 pub enum Admission {
     Started(Arc<Camera>),
     AlreadyRunning(Arc<Camera>),
+    /// As many cameras as allowed are running (`MAX_CAMERAS`); nothing was started.
+    Full {
+        running: usize,
+        limit: usize,
+    },
 }
 
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct Registry {
     cameras: Mutex<HashMap<CameraId, Arc<Camera>>>,
     events: Events,
+    /// Running sessions at most: each holds a thread and a decoder.
+    max_running: usize,
+}
+
+impl Default for Registry {
+    fn default() -> Registry {
+        Registry::with_max_running(usize::MAX)
+    }
 }
 
 impl Registry {
     pub fn new() -> Registry {
         Registry::default()
+    }
+
+    /// A registry that admits a new session only while fewer than `max_running` run.
+    pub fn with_max_running(max_running: usize) -> Registry {
+        Registry {
+            cameras: Mutex::default(),
+            events: Events::default(),
+            max_running,
+        }
     }
 
     fn cameras(&self) -> MutexGuard<'_, HashMap<CameraId, Arc<Camera>>> {
@@ -282,11 +304,20 @@ impl Registry {
     }
 
     /// Atomically replaces a finished session of `id` with a new one, or reports the
-    /// running one; two concurrent calls never both start.
+    /// running one; two concurrent calls never both start. A new session is refused
+    /// while the limit of running ones is reached; cameras that ended (stopped,
+    /// completed, failed) are still listed but hold no thread, so they do not count.
     pub fn admit(&self, id: &CameraId, settings: CameraSettings, hwaccel: HwStatus) -> Admission {
         let mut cameras = self.cameras();
         if let Some(existing) = cameras.get(id).filter(|c| c.is_running()) {
             return Admission::AlreadyRunning(Arc::clone(existing));
+        }
+        let running = cameras.values().filter(|c| c.is_running()).count();
+        if running >= self.max_running {
+            return Admission::Full {
+                running,
+                limit: self.max_running,
+            };
         }
         let camera = Arc::new(Camera::new(
             id.clone(),
@@ -369,6 +400,29 @@ mod tests {
         assert!(matches!(admit(), Admission::AlreadyRunning(_)));
         registry.get(&id).unwrap().request_stop();
         assert!(matches!(admit(), Admission::Started(_)));
+    }
+
+    #[test]
+    fn only_running_sessions_count_against_the_limit() {
+        let registry = Registry::with_max_running(2);
+        let [a, b, c] = ["a", "b", "c"].map(|id| CameraId::parse(id).unwrap());
+        let admit = |id: &CameraId| registry.admit(id, settings(), HwStatus::default());
+        assert!(matches!(admit(&a), Admission::Started(_)));
+        assert!(matches!(admit(&b), Admission::Started(_)));
+        assert!(matches!(
+            admit(&c),
+            Admission::Full {
+                running: 2,
+                limit: 2
+            }
+        ));
+        // At the limit, a running camera's own start still answers already running.
+        assert!(matches!(admit(&a), Admission::AlreadyRunning(_)));
+        registry.get(&a).unwrap().request_stop();
+        assert!(matches!(admit(&c), Admission::Started(_)));
+        // The stopped camera is listed, but its new session would be a third.
+        assert!(registry.get(&a).is_some());
+        assert!(matches!(admit(&a), Admission::Full { .. }));
     }
 
     #[test]

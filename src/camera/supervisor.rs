@@ -10,6 +10,7 @@ use super::backoff::Backoff;
 use super::clock::SystemClock;
 use super::events::Change;
 use super::registry::{Admission, Registry};
+use super::request::StartRequest;
 use super::retention::{self, RetentionOptions};
 use super::saved::StateFile;
 use super::settings::CameraSettings;
@@ -83,14 +84,22 @@ impl Supervisor {
         })
     }
 
-    /// Starts the cameras saved in `STATE_FILE` by the last run, each checked again as
-    /// a new request and continuing its folder's numbering; `except` are started from
-    /// the config file already. Then removes the uploads that no camera uses.
-    pub fn restore(&self, except: &[CameraId]) {
-        let Some(saved) = &self.saved else {
+    /// The cameras saved in `STATE_FILE` by the last run (none when it is off). Read
+    /// before any camera starts: each start saves the running cameras over them.
+    pub fn load_saved(&self) -> Vec<StartRequest> {
+        self.saved
+            .as_ref()
+            .map_or_else(Vec::new, |saved| saved.load())
+    }
+
+    /// Starts the `saved` cameras ([`Supervisor::load_saved`]), each checked again as a
+    /// new request and continuing its folder's numbering; `except` are started from the
+    /// config file already. Then removes the uploads that no camera uses.
+    pub fn restore(&self, saved: Vec<StartRequest>, except: &[CameraId]) {
+        if self.saved.is_none() {
             return;
-        };
-        for request in saved.load() {
+        }
+        for request in saved {
             let valid = request.validate(&self.config);
             let id = request.fields.get("camera_id").map_or("?", String::as_str);
             match valid {
@@ -100,7 +109,15 @@ impl Supervisor {
                 Ok(mut valid) => {
                     valid.settings.resume = true;
                     log::info!(camera = id; "resuming after a restart");
-                    self.start(&valid.id, valid.settings);
+                    if let Admission::Full { running, limit } =
+                        self.start(&valid.id, valid.settings)
+                    {
+                        log::error!(
+                            camera = id;
+                            "not resumed: {running} cameras are running, MAX_CAMERAS is {limit}; \
+                             it is no longer saved in STATE_FILE"
+                        );
+                    }
                 }
                 Err(e) => log::error!(camera = id; "cannot be resumed after a restart: {e}"),
             }

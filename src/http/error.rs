@@ -1,7 +1,7 @@
 //! The HTTP layer's one error type and its mapping to status codes. Every error
 //! answer is `{"detail": "..."}`.
 
-use actix_web::http::StatusCode;
+use actix_web::http::{header, StatusCode};
 use actix_web::{HttpResponse, ResponseError};
 use serde::Serialize;
 use thiserror::Error;
@@ -29,6 +29,12 @@ pub enum ApiError {
     MethodNotAllowed,
     #[error("{0}")]
     PayloadTooLarge(String),
+    /// Too many cameras, or too many requests; `retry_after` in seconds when known.
+    #[error("{detail}")]
+    TooManyRequests {
+        detail: String,
+        retry_after: Option<u64>,
+    },
     #[error("{0}")]
     Timeout(String),
     #[error("{0}")]
@@ -55,6 +61,7 @@ impl ResponseError for ApiError {
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
             ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
             ApiError::Timeout(_) => StatusCode::GATEWAY_TIMEOUT,
             ApiError::InsufficientStorage(_) => StatusCode::INSUFFICIENT_STORAGE,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
@@ -62,7 +69,15 @@ impl ResponseError for ApiError {
     }
 
     fn error_response(&self) -> HttpResponse {
-        HttpResponse::build(self.status_code()).json(ErrorBody {
+        let mut response = HttpResponse::build(self.status_code());
+        if let ApiError::TooManyRequests {
+            retry_after: Some(seconds),
+            ..
+        } = self
+        {
+            response.insert_header((header::RETRY_AFTER, seconds.to_string()));
+        }
+        response.json(ErrorBody {
             detail: self.to_string(),
         })
     }

@@ -142,6 +142,15 @@ async fn start_camera(
     let (message, status) = match admission {
         Admission::Started(_) => ("Decoding started", StartOutcome::Started),
         Admission::AlreadyRunning(_) => ("Decoding already running", StartOutcome::AlreadyRunning),
+        Admission::Full { running, limit } => {
+            return Err(ApiError::TooManyRequests {
+                detail: format!(
+                    "Too many cameras: {running} are running and MAX_CAMERAS is {limit}; stop \
+                     one (decode/stop/) or raise MAX_CAMERAS"
+                ),
+                retry_after: None,
+            })
+        }
     };
     let body = DecodeAnswer {
         message,

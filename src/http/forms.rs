@@ -1,8 +1,11 @@
 //! Request bodies in the three encodings callers use (multipart, urlencoded, JSON),
 //! read into one field map. Uploaded files are streamed to disk, never held whole.
+//! Every body is bounded (`body_limit`): 1 MiB, or with an upload `MAX_UPLOAD_MB` for
+//! the file plus 1 MiB for the rest; past it the answer is 413 and the rest is not read.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
+use std::rc::Rc;
 
 use actix_multipart::Multipart;
 use actix_web::http::header;
@@ -10,9 +13,11 @@ use actix_web::{web, HttpRequest};
 use futures_util::StreamExt;
 use tokio::io::AsyncWriteExt;
 
+use super::body_limit::{Budget, Limited};
 use super::ApiError;
 
-/// Bodies that are not uploads are small; anything larger is refused.
+/// Bodies that are not uploads are small; anything larger is refused. In a multipart
+/// body this bounds its text fields together, and everything but the upload.
 const MAX_FIELDS_BYTES: usize = 1024 * 1024;
 
 /// A file part written to the upload folder.
@@ -77,11 +82,27 @@ pub async fn read_form(
         .and_then(|v| v.to_str().ok())
         .unwrap_or("")
         .to_ascii_lowercase();
-    if content_type.starts_with("multipart/form-data") {
+    let multipart = content_type.starts_with("multipart/form-data");
+    let budget = match (&upload, multipart) {
+        (Some(rules), true) => Budget::new(
+            rules.max_bytes + MAX_FIELDS_BYTES as u64,
+            format!(
+                "the upload limit of {} MiB, MAX_UPLOAD_MB, and 1 MiB for the other fields",
+                rules.max_bytes / (1024 * 1024)
+            ),
+        ),
+        _ => Budget::new(
+            MAX_FIELDS_BYTES as u64,
+            "1 MiB, the limit of a body that is not an upload".into(),
+        ),
+    };
+    budget.check_declared(request)?;
+    let payload = Limited::new(payload, Rc::clone(&budget), multipart);
+    if multipart {
         let multipart = Multipart::new(request.headers(), payload);
-        return read_multipart(multipart, upload).await;
+        return read_multipart(multipart, upload, &budget).await;
     }
-    let body = read_small_body(payload).await?;
+    let body = read_small_body(payload, &budget).await?;
     let fields = if content_type.starts_with("application/json") {
         parse_json(&body)?
     } else if content_type.starts_with("application/x-www-form-urlencoded") {
@@ -98,16 +119,17 @@ pub async fn read_form(
     })
 }
 
-async fn read_small_body(mut payload: web::Payload) -> Result<web::BytesMut, ApiError> {
+async fn read_small_body(
+    mut payload: Limited<web::Payload>,
+    budget: &Budget,
+) -> Result<web::BytesMut, ApiError> {
     let mut body = web::BytesMut::new();
     while let Some(chunk) = payload.next().await {
-        let chunk =
-            chunk.map_err(|e| ApiError::BadRequest(format!("Could not read the body: {e}")))?;
-        if body.len() + chunk.len() > MAX_FIELDS_BYTES {
-            return Err(ApiError::PayloadTooLarge(format!(
-                "Request body is larger than {MAX_FIELDS_BYTES} bytes"
-            )));
-        }
+        let chunk = chunk.map_err(|e| {
+            budget
+                .exceeded()
+                .unwrap_or_else(|| ApiError::BadRequest(format!("Could not read the body: {e}")))
+        })?;
         body.extend_from_slice(&chunk);
     }
     Ok(body)
@@ -143,15 +165,36 @@ fn parse_urlencoded(body: &[u8]) -> Result<HashMap<String, String>, ApiError> {
         .map_err(|e| ApiError::Unprocessable(format!("Body is not valid form data: {e}")))
 }
 
+/// A multipart parser's error, or the 413 when it stopped because the body went past
+/// its budget.
+fn multipart_error(budget: &Budget, error: impl std::fmt::Display) -> ApiError {
+    budget
+        .exceeded()
+        .unwrap_or_else(|| ApiError::Unprocessable(format!("Malformed multipart body: {error}")))
+}
+
+/// The next chunk of a part's data, counted as taken out of the parser.
+async fn next_chunk(
+    field: &mut actix_multipart::Field,
+    budget: &Budget,
+) -> Option<Result<bytes::Bytes, actix_multipart::MultipartError>> {
+    let chunk = field.next().await;
+    if let Some(Ok(bytes)) = &chunk {
+        budget.taken(bytes.len());
+    }
+    chunk
+}
+
 async fn read_multipart(
     mut multipart: Multipart,
     rules: Option<UploadRules<'_>>,
+    budget: &Budget,
 ) -> Result<Form, ApiError> {
     let mut form = Form::default();
+    let mut text_bytes = 0;
     let result = async {
         while let Some(field) = multipart.next().await {
-            let mut field = field
-                .map_err(|e| ApiError::Unprocessable(format!("Malformed multipart body: {e}")))?;
+            let mut field = field.map_err(|e| multipart_error(budget, e))?;
             let (name, filename) = match field.content_disposition() {
                 Some(cd) => (
                     cd.get_name().unwrap_or_default().to_owned(),
@@ -161,11 +204,11 @@ async fn read_multipart(
             };
             match (&rules, filename) {
                 (Some(rules), Some(filename)) if name == rules.field && form.upload.is_none() => {
-                    form.upload = store_upload(&mut field, &filename, rules).await?;
+                    form.upload = store_upload(&mut field, &filename, rules, budget).await?;
                 }
-                (_, Some(_)) => drain(&mut field).await?,
+                (_, Some(_)) => drain(&mut field, budget).await?,
                 (_, None) => {
-                    let value = read_text_field(&mut field).await?;
+                    let value = read_text_field(&mut field, budget, &mut text_bytes).await?;
                     form.fields.insert(name, value);
                 }
             }
@@ -180,14 +223,19 @@ async fn read_multipart(
     Ok(form)
 }
 
-async fn read_text_field(field: &mut actix_multipart::Field) -> Result<String, ApiError> {
+/// A text part; `text_bytes` is what the form's text parts took so far, 1 MiB at most.
+async fn read_text_field(
+    field: &mut actix_multipart::Field,
+    budget: &Budget,
+    text_bytes: &mut usize,
+) -> Result<String, ApiError> {
     let mut bytes = Vec::new();
-    while let Some(chunk) = field.next().await {
-        let chunk =
-            chunk.map_err(|e| ApiError::Unprocessable(format!("Malformed multipart body: {e}")))?;
-        if bytes.len() + chunk.len() > MAX_FIELDS_BYTES {
+    while let Some(chunk) = next_chunk(field, budget).await {
+        let chunk = chunk.map_err(|e| multipart_error(budget, e))?;
+        *text_bytes += chunk.len();
+        if *text_bytes > MAX_FIELDS_BYTES {
             return Err(ApiError::PayloadTooLarge(
-                "A form field is larger than 1 MiB".into(),
+                "The form's text fields are larger than 1 MiB together".into(),
             ));
         }
         bytes.extend_from_slice(&chunk);
@@ -196,9 +244,9 @@ async fn read_text_field(field: &mut actix_multipart::Field) -> Result<String, A
         .map_err(|_| ApiError::Unprocessable("A form field is not UTF-8 text".into()))
 }
 
-async fn drain(field: &mut actix_multipart::Field) -> Result<(), ApiError> {
-    while let Some(chunk) = field.next().await {
-        chunk.map_err(|e| ApiError::Unprocessable(format!("Malformed multipart body: {e}")))?;
+async fn drain(field: &mut actix_multipart::Field, budget: &Budget) -> Result<(), ApiError> {
+    while let Some(chunk) = next_chunk(field, budget).await {
+        chunk.map_err(|e| multipart_error(budget, e))?;
     }
     Ok(())
 }
@@ -209,6 +257,7 @@ async fn store_upload(
     field: &mut actix_multipart::Field,
     filename: &str,
     rules: &UploadRules<'_>,
+    budget: &Budget,
 ) -> Result<Option<Upload>, ApiError> {
     let path = rules.folder.join(crate::uploads::file_name(filename));
     let mut file = tokio::fs::File::create(&path)
@@ -216,9 +265,13 @@ async fn store_upload(
         .map_err(|e| storage_error(&path, e))?;
     let mut size: u64 = 0;
     let written: Result<(), ApiError> = async {
-        while let Some(chunk) = field.next().await {
-            let chunk =
-                chunk.map_err(|e| ApiError::BadRequest(format!("Upload interrupted: {e}")))?;
+        while let Some(chunk) = next_chunk(field, budget).await {
+            let chunk = chunk.map_err(|e| {
+                budget
+                    .exceeded()
+                    .unwrap_or_else(|| ApiError::BadRequest(format!("Upload interrupted: {e}")))
+            })?;
+            // Counted again as it streams: the body's limit leaves room for the fields.
             size += chunk.len() as u64;
             if size > rules.max_bytes {
                 return Err(ApiError::PayloadTooLarge(format!(

@@ -1,6 +1,7 @@
 //! The control and status API. It reads snapshots from the registry and sends
 //! commands to the supervisor; it never touches libav itself.
 
+mod body_limit;
 mod connection;
 mod error;
 mod event_feed;

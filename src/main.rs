@@ -230,6 +230,13 @@ fn serve(args: ServeArgs, log_format: LogFormat) -> ExitCode {
             return ExitCode::from(EXIT_CONFIG);
         }
     };
+    let prepared = match http::server::prepare(&config) {
+        Ok(prepared) => prepared,
+        Err(message) => {
+            cannot_serve(log_format, &message);
+            return ExitCode::from(EXIT_CONFIG);
+        }
+    };
     let boot_cameras = match validate_file_cameras(&file, &config) {
         Ok(cameras) => cameras,
         Err(message) => {
@@ -304,12 +311,17 @@ fn serve(args: ServeArgs, log_format: LogFormat) -> ExitCode {
         events,
     });
     log::info!(
-        "video-pipeline {VERSION} listening on {}:{}, frames in {}",
+        "video-pipeline {VERSION} listening on {}://{}:{}, frames in {}",
+        if config.tls.is_some() {
+            "https"
+        } else {
+            "http"
+        },
         config.host,
         config.port,
         config.output_folder.display()
     );
-    let served = http::server::run(state, &config);
+    let served = http::server::run(state, &config, prepared);
     log::info!("shutting down: stopping cameras");
     supervisor.shutdown(SHUTDOWN_GRACE);
     match served {

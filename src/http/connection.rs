@@ -5,6 +5,7 @@ use std::any::Any;
 use std::os::fd::{AsFd, OwnedFd};
 use std::sync::Arc;
 
+use actix_tls::accept::rustls_0_23::TlsStream;
 use actix_web::dev::Extensions;
 use actix_web::rt::net::TcpStream;
 use actix_web::HttpRequest;
@@ -17,10 +18,14 @@ const EVENT_SEND_BUFFER: usize = 32 * 1024;
 /// A duplicate of the connection's descriptor (closed with the connection's data).
 struct ConnectionSocket(Arc<OwnedFd>);
 
-/// Registered with the server: remembers every TCP connection's socket.
+/// Registered with the server: remembers every TCP connection's socket, under TLS too.
 pub fn on_connect(connection: &dyn Any, data: &mut Extensions) {
-    let Some(stream) = connection.downcast_ref::<TcpStream>() else {
-        return;
+    let stream = match connection.downcast_ref::<TcpStream>() {
+        Some(plain) => plain,
+        None => match connection.downcast_ref::<TlsStream<TcpStream>>() {
+            Some(tls) => tls.get_ref().0,
+            None => return,
+        },
     };
     match stream.as_fd().try_clone_to_owned() {
         Ok(socket) => {

@@ -10,15 +10,18 @@ mod live_events;
 mod mjpeg;
 mod openapi;
 mod page;
+mod rate_limit;
 mod routes;
 pub mod server;
 mod status;
 mod streams;
+mod tls;
 
 use std::sync::Arc;
 use std::time::Instant;
 
 use actix_web::http::Method;
+use actix_web::middleware::from_fn;
 use actix_web::{web, Route};
 use utoipa::openapi::path::Operation;
 
@@ -245,7 +248,8 @@ pub const ROUTES: &[ApiRoute] = &[
 ];
 
 /// Registers every route of [`ROUTES`], each with and without its trailing slash, and
-/// JSON answers for unknown routes and wrong methods.
+/// JSON answers for unknown routes and wrong methods. Control routes count against the
+/// rate limit when the app has one (`RATE_LIMIT_PER_MINUTE`).
 pub fn configure(state: web::Data<AppState>) -> impl FnOnce(&mut web::ServiceConfig) {
     move |cfg: &mut web::ServiceConfig| {
         cfg.app_data(state)
@@ -267,8 +271,12 @@ pub fn configure(state: web::Data<AppState>) -> impl FnOnce(&mut web::ServiceCon
                 let mut resource = web::resource(spelling.as_str())
                     .default_service(web::to(routes::method_not_allowed));
                 for route in ROUTES.iter().filter(|r| r.path == first.path) {
-                    resource =
-                        resource.route((route.handler)(web::route().method(route.verb.method())));
+                    let mut handler = (route.handler)(web::route().method(route.verb.method()));
+                    // Only control requests are rate limited; reads never are.
+                    if route.access == Access::Control {
+                        handler = handler.wrap(from_fn(rate_limit::control));
+                    }
+                    resource = resource.route(handler);
                 }
                 cfg.service(resource);
             }

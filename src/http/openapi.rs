@@ -137,7 +137,7 @@ fn errors(mut operation: OperationBuilder, statuses: &[u16]) -> OperationBuilder
         let when = match status {
             400 => "A value of the right type that is not allowed (the message says which and why).",
             404 => "Not found (the message says what).",
-            413 => "An upload larger than `MAX_UPLOAD_MB`, or a body that is not an upload over 1 MiB.",
+            413 => "A body past its limit, refused as soon as it is seen (from `Content-Length`, else while it streams): an upload larger than `MAX_UPLOAD_MB`, text fields over 1 MiB together, or any other body over 1 MiB.",
             422 => "A required field missing (`Field required: <name>`), a value of the wrong type, or a body or query string that cannot be parsed.",
             500 => "An internal failure (for example the upload folder could not be written).",
             504 => "The source did not answer within `PROBE_TIMEOUT_SECONDS`.",
@@ -159,6 +159,40 @@ fn errors(mut operation: OperationBuilder, statuses: &[u16]) -> OperationBuilder
     }
     operation
 }
+
+/// The 429 of the rate limit of control routes (`RATE_LIMIT_PER_MINUTE`), with its
+/// `Retry-After`.
+fn rate_limited(operation: OperationBuilder) -> OperationBuilder {
+    operation.response(
+        "429",
+        ResponseBuilder::new()
+            .description(RATE_LIMITED)
+            .header(
+                "Retry-After",
+                HeaderBuilder::new()
+                    .schema(Some(
+                        ObjectBuilder::new()
+                            .schema_type(Type::Integer)
+                            .minimum(Some(1)),
+                    ))
+                    .description(Some(
+                        "Seconds until this client's next control request is allowed.",
+                    ))
+                    .build(),
+            )
+            .content(
+                "application/json",
+                ContentBuilder::new()
+                    .schema(Some(schema_ref::<ErrorBody>()))
+                    .build(),
+            )
+            .build(),
+    )
+}
+
+const RATE_LIMITED: &str =
+    "More control requests than `RATE_LIMIT_PER_MINUTE` allows this client (its API key, \
+    else its IP address) in a minute; only when that setting is on.";
 
 fn query(
     name: &str,
@@ -545,6 +579,22 @@ pub fn decode() -> Operation {
         json_answer::<DecodeAnswer>(operation, "Started, or already running."),
         &[400, 413, 422, 500, 507],
     )
+    .response(
+        "429",
+        ResponseBuilder::new()
+            .description(format!(
+                "`MAX_CAMERAS` cameras are running and this one is not among them (its own start \
+                 still answers `already_running`; cameras that ended do not count), or: {RATE_LIMITED} \
+                 The rate limit's answer carries `Retry-After` (seconds); the camera limit's does not."
+            ))
+            .content(
+                "application/json",
+                ContentBuilder::new()
+                    .schema(Some(schema_ref::<ErrorBody>()))
+                    .build(),
+            )
+            .build(),
+    )
     .build()
 }
 
@@ -572,10 +622,10 @@ pub fn stop() -> Operation {
     )
     .parameter(query("camera_id", false, camera_id(), "The camera, when the body does not name it."))
     .request_body(Some(fields_body(schema.clone(), schema, false).build()));
-    errors(
+    rate_limited(errors(
         json_answer::<StopAnswer>(operation, "Stopped, or nothing was running."),
         &[400, 413, 422],
-    )
+    ))
     .build()
 }
 
@@ -909,6 +959,27 @@ mod tests {
                     "{method} {path} is documented but not served"
                 );
             }
+        }
+    }
+
+    #[test]
+    fn bodies_may_be_413_and_only_control_routes_429() {
+        let document = document_json();
+        for route in ROUTES {
+            let method = route.verb.as_str().to_lowercase();
+            let responses = &document["paths"][route.path][&method]["responses"];
+            let path = route.path;
+            // Every POST reads a body, which is bounded.
+            assert_eq!(
+                responses.get("413").is_some(),
+                route.verb == Verb::Post,
+                "413 of {method} {path}"
+            );
+            assert_eq!(
+                responses.get("429").is_some(),
+                route.access == crate::http::Access::Control,
+                "429 of {method} {path}"
+            );
         }
     }
 

@@ -85,7 +85,15 @@ fn libav_is_used_only_under_media() {
 
 #[test]
 fn actix_is_used_only_by_the_http_layer_and_main() {
-    for crate_name in ["actix_web", "actix_multipart"] {
+    // The server's own crates too: CORS, TLS and the rate limiter are HTTP concerns.
+    for crate_name in [
+        "actix_web",
+        "actix_multipart",
+        "actix_cors",
+        "actix_tls",
+        "rustls",
+        "governor",
+    ] {
         let found = offenders(crate_name, |path| {
             path.starts_with("src/http/") || path == "src/main.rs"
         });

@@ -111,10 +111,20 @@ impl Daemon {
         }
         let _ = self.child.wait();
         self.child = command.spawn().expect("start video-pipeline");
+        // Over HTTPS the plain client cannot ask: the port accepting is enough.
+        let https = self.env.iter().any(|(k, _)| k == "TLS_CERT_FILE");
         let deadline = Instant::now() + Duration::from_secs(20);
         while Instant::now() < deadline {
-            if self.try_get("/health").is_ok() {
+            let ready = if https {
+                std::net::TcpStream::connect(("127.0.0.1", self.port)).is_ok()
+            } else {
+                self.try_get("/health").is_ok()
+            };
+            if ready {
                 return;
+            }
+            if let Ok(Some(status)) = self.child.try_wait() {
+                panic!("daemon exited with {status}: {}", self.log_text());
             }
             std::thread::sleep(Duration::from_millis(50));
         }

@@ -5,8 +5,9 @@
 #
 # build: compile the daemon (libav headers, clang for bindgen, cmake and nasm for
 #        libjpeg-turbo); tools: the ffmpeg CLI and curl; test: the RTSP test server
-#        (GStreamer, python3-gi), python3-venv and Chromium (the status page's test
-#        opens the page in it, headless); lint: clippy and rustfmt.
+#        (GStreamer, python3-gi), python3-venv, Chromium (the status page's test
+#        opens the page in it, headless) and openssl (the auth tests make their key
+#        pairs with it); lint: clippy and rustfmt.
 # Packages already installed are not asked for again, so it is quick the second time
 # and works without root once everything is there.
 set -euo pipefail
@@ -21,7 +22,7 @@ test=(
   python3 python3-gi python3-venv gir1.2-gst-rtsp-server-1.0
   gstreamer1.0-plugins-base gstreamer1.0-plugins-good gstreamer1.0-plugins-bad
   gstreamer1.0-plugins-ugly gstreamer1.0-libav gstreamer1.0-tools
-  chromium
+  chromium openssl
 )
 
 wanted=()

@@ -104,7 +104,9 @@ async function api(path, options) {
       }
       askForKey(detail);
     }
-    throw new Error(`${response.status} ${detail}`);
+    const error = new Error(`${response.status} ${detail}`);
+    error.status = response.status;
+    throw error;
   }
   return body;
 }
@@ -240,7 +242,8 @@ async function refreshAll() {
     render(Array.isArray(body.cameras) ? body.cameras : []);
     notice("");
   } catch (e) {
-    notice(`Cannot read cameras/: ${e.message}`);
+    // A 401 shows as the request for a key instead.
+    notice(e.status === 401 ? "" : `Cannot read cameras/: ${e.message}`);
   }
 }
 
@@ -253,7 +256,7 @@ async function refreshOne(id) {
     update(row, report);
     summarize();
   } catch (e) {
-    notice(`Cannot read the status of ${id}: ${e.message}`);
+    if (e.status !== 401) notice(`Cannot read the status of ${id}: ${e.message}`);
   }
 }
 

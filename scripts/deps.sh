@@ -7,7 +7,7 @@
 #        libjpeg-turbo); tools: the ffmpeg CLI and curl; test: the RTSP test server
 #        (GStreamer, python3-gi), python3-venv, Chromium (the status page's test
 #        opens the page in it, headless) and openssl (the HTTPS test makes its
-#        certificate with it); lint: clippy and rustfmt.
+#        certificate with it, the auth tests their key pairs); lint: clippy and rustfmt.
 # Packages already installed are not asked for again, so it is quick the second time
 # and works without root once everything is there.
 set -euo pipefail

@@ -2,6 +2,7 @@
 //! inference, behind an HTTP control API and a shared frame folder.
 #![forbid(clippy::print_stdout, clippy::print_stderr)]
 
+pub mod auth;
 pub mod camera;
 pub mod config;
 pub mod http;

@@ -321,6 +321,7 @@ fn serve(args: ServeArgs, log_format: LogFormat) -> ExitCode {
         config.port,
         config.output_folder.display()
     );
+    log_access(&config);
     let served = http::server::run(state, &config, prepared);
     log::info!("shutting down: stopping cameras");
     supervisor.shutdown(SHUTDOWN_GRACE);
@@ -333,6 +334,24 @@ fn serve(args: ServeArgs, log_format: LogFormat) -> ExitCode {
             );
             ExitCode::FAILURE
         }
+    }
+}
+
+/// Says who may call the API: the methods when authentication is on (never a key),
+/// a warning when it is off on an address that other machines may reach.
+fn log_access(config: &Config) {
+    if config.auth.is_on() {
+        log::info!(
+            "authentication on: {}; health/ and the status page's files stay open",
+            config.auth.describe()
+        );
+    } else if !config.host.is_loopback() {
+        log::warn!(
+            "no authentication configured (API_KEYS, API_KEYS_FILE, JWT_SECRET or JWT_PUBLIC_KEY_FILE): \
+             the API is open to anyone who can reach {}:{}",
+            config.host,
+            config.port
+        );
     }
 }
 

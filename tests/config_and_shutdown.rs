@@ -103,6 +103,56 @@ fn with_json_logs_a_bad_value_is_one_json_line() {
 }
 
 #[test]
+fn bad_auth_settings_stop_the_daemon_without_showing_a_secret() {
+    let dir = tempfile::tempdir().unwrap();
+    let missing = dir.path().join("missing");
+    let missing = missing.to_str().unwrap();
+    let comments = dir.path().join("comments");
+    std::fs::write(&comments, "# no key yet\n").unwrap();
+    let comments = comments.to_str().unwrap();
+    let key = "0123456789abcdef0123";
+    let secret = "an HS256 secret of at least 32 bytes";
+    for (env, variable) in [
+        (vec![("API_KEYS", format!("{key}:admin"))], "API_KEYS"),
+        (vec![("API_KEYS", "k3y5ecr3t:read".to_owned())], "API_KEYS"),
+        (vec![("API_KEYS_FILE", missing.to_owned())], "API_KEYS_FILE"),
+        (
+            vec![("API_KEYS_FILE", comments.to_owned())],
+            "API_KEYS_FILE",
+        ),
+        (
+            vec![("JWT_SECRET", "s3cr3t-too-5h0rt".to_owned())],
+            "JWT_SECRET",
+        ),
+        (
+            vec![
+                ("JWT_SECRET", secret.to_owned()),
+                ("JWT_PUBLIC_KEY_FILE", missing.to_owned()),
+            ],
+            "JWT_SECRET",
+        ),
+        (
+            vec![("JWT_PUBLIC_KEY_FILE", missing.to_owned())],
+            "JWT_PUBLIC_KEY_FILE",
+        ),
+        (
+            vec![("JWT_PUBLIC_KEY_FILE", comments.to_owned())],
+            "JWT_PUBLIC_KEY_FILE",
+        ),
+        (vec![("JWT_AUDIENCE", "cameras".to_owned())], "JWT_AUDIENCE"),
+    ] {
+        let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        let (code, stderr) = run_with(&env, &[]);
+        assert_eq!(code, EXIT_CONFIG, "{env:?}: {stderr}");
+        assert_eq!(stderr.lines().count(), 1, "{env:?}: {stderr:?}");
+        assert!(stderr.contains(variable), "{env:?}: {stderr}");
+        for hidden in [key, "k3y5ecr3t", "s3cr3t-too-5h0rt", secret] {
+            assert!(!stderr.contains(hidden), "{env:?}: {stderr}");
+        }
+    }
+}
+
+#[test]
 fn unwritable_folders_stop_the_daemon() {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("regular-file");

@@ -1,6 +1,7 @@
 //! The layout rules of docs/architecture.md, checked on the source: libav only under
 //! `media/`, actix only in the HTTP layer and `main.rs`, the Prometheus client only in
-//! `metrics/`, the OpenAPI description (utoipa) only in the HTTP layer, `unsafe` only where hardware devices, the allocator and libav's log
+//! `metrics/`, the OpenAPI description (utoipa) only in the HTTP layer, token and key
+//! verification only in `auth/`, `unsafe` only where hardware devices, the allocator and libav's log
 //! callback are handled, each block with a `// SAFETY:` comment.
 
 use std::fs;
@@ -113,6 +114,18 @@ fn the_api_description_is_only_in_the_http_layer() {
         "utoipa outside src/http/:\n{}",
         found.join("\n")
     );
+}
+
+#[test]
+fn credentials_are_verified_only_in_auth() {
+    for crate_name in ["jsonwebtoken", "subtle"] {
+        let found = offenders(crate_name, |path| path.starts_with("src/auth/"));
+        assert!(
+            found.is_empty(),
+            "{crate_name} outside src/auth/:\n{}",
+            found.join("\n")
+        );
+    }
 }
 
 #[test]

@@ -18,19 +18,14 @@ use serde_json::{json, Value};
 
 const WINDOW: &str = "1280,720";
 
-/// Drives the page in the Chromium whose profile is argv[1] over the DevTools
-/// protocol: waits until the cameras argv[3] and argv[4] show as running with a
-/// thumbnail, takes a screenshot (to argv[2]) and the DOM, clicks argv[3]'s Stop
-/// button and waits until its row says stopped. Prints the rows before and after, the
-/// DOM, how long the page took to show the stop, and the screenshot's bands of colour:
-/// the page itself is grey, the test pattern is not, so for each run of screen rows
-/// with at least 40 colourful pixels, its height and leftmost and rightmost column.
-const PAGE_SESSION: &str = r#"
+/// The DevTools side of a page session, shared by the scenarios below: the Chromium
+/// whose profile is argv[1], its page's target, `call` (a protocol method),
+/// `evaluate` (an expression's value) and `ROWS` (each camera row as the page shows it).
+const DEVTOOLS: &str = r#"
 import base64, json, sys, time, urllib.request
 import websocket
-from PIL import Image
 
-profile, screenshot, stop_id, keep_id = sys.argv[1:5]
+profile = sys.argv[1]
 
 def until(what, seconds, probe):
     deadline = time.monotonic() + seconds
@@ -54,24 +49,6 @@ def page_target(port):
     except OSError:
         return None
     return next((t for t in targets if t["type"] == "page"), None)
-
-def colour_bands(path):
-    image = Image.open(path).convert("RGB")
-    width, height = image.size
-    pixels = image.load()
-    bands, current = [], None
-    for y in range(height):
-        xs = [x for x in range(width) if max(pixels[x, y]) - min(pixels[x, y]) > 100]
-        if len(xs) >= 40:
-            if current is None:
-                current = {"top": y, "height": 0, "left": width, "right": 0}
-                bands.append(current)
-            current["height"] += 1
-            current["left"] = min(current["left"], xs[0])
-            current["right"] = max(current["right"], xs[-1])
-        else:
-            current = None
-    return bands
 
 debug_port = until("the DevTools port", 10, port)
 target = until("the page", 10, lambda: page_target(debug_port))
@@ -109,6 +86,40 @@ ROWS = """(() => {
   return rows;
 })()"""
 
+def click_stop(camera):
+    row = f"[...document.querySelectorAll('tr[data-camera]')].find(tr => tr.dataset.camera === {json.dumps(camera)})"
+    evaluate(f"{row}.querySelector('button.stop').click()")
+"#;
+
+/// Waits until the cameras argv[3] and argv[4] show as running with a thumbnail,
+/// takes a screenshot (to argv[2]) and the DOM, clicks argv[3]'s Stop button and waits
+/// until its row says stopped. Prints the rows before and after, the DOM, how long the
+/// page took to show the stop, and the screenshot's bands of colour: the page itself
+/// is grey, the test pattern is not, so for each run of screen rows with at least 40
+/// colourful pixels, its height and leftmost and rightmost column.
+const PAGE_SESSION: &str = r#"
+from PIL import Image
+
+screenshot, stop_id, keep_id = sys.argv[2:5]
+
+def colour_bands(path):
+    image = Image.open(path).convert("RGB")
+    width, height = image.size
+    pixels = image.load()
+    bands, current = [], None
+    for y in range(height):
+        xs = [x for x in range(width) if max(pixels[x, y]) - min(pixels[x, y]) > 100]
+        if len(xs) >= 40:
+            if current is None:
+                current = {"top": y, "height": 0, "left": width, "right": 0}
+                bands.append(current)
+            current["height"] += 1
+            current["left"] = min(current["left"], xs[0])
+            current["right"] = max(current["right"], xs[-1])
+        else:
+            current = None
+    return bands
+
 def ready():
     rows = evaluate(ROWS) or {}
     shown = all(rows.get(c, {}).get("status") == "running" and rows[c]["thumb_shown"]
@@ -120,14 +131,60 @@ shot = call("Page.captureScreenshot", {"format": "png"})
 with open(screenshot, "wb") as f:
     f.write(base64.b64decode(shot["data"]))
 dom = evaluate("document.documentElement.outerHTML")
-row = f"[...document.querySelectorAll('tr[data-camera]')].find(tr => tr.dataset.camera === {json.dumps(stop_id)})"
-evaluate(f"{row}.querySelector('button.stop').click()")
+click_stop(stop_id)
 clicked = time.monotonic()
 until("the page to show the camera stopped", 5,
       lambda: evaluate(ROWS)[stop_id]["status"] == "stopped")
 took = time.monotonic() - clicked
 print(json.dumps({"before": before, "after": evaluate(ROWS), "seconds": took,
                   "dom": dom, "bands": colour_bands(screenshot)}))
+"#;
+
+/// With authentication on: waits until the page asks for a key, gives it the read key
+/// argv[2], waits until camera argv[4] shows as running with its thumbnail and the
+/// event stream is open (both sent by the browser with the page's cookie), clicks its
+/// Stop button (refused: a read key), forgets the key, gives the control key argv[3]
+/// and clicks Stop again. Prints what it saw at each step, with the cookies of the API.
+const AUTH_SESSION: &str = r#"
+read_key, control_key, camera = sys.argv[2:5]
+
+def shown(element):
+    return evaluate(f"(e => !!e && !e.hidden)(document.getElementById({json.dumps(element)}))")
+
+def text(element):
+    return evaluate(f"(e => e ? e.textContent : '')(document.getElementById({json.dumps(element)}))")
+
+def login(key):
+    evaluate(f"document.getElementById('key').value = {json.dumps(key)};"
+             "document.getElementById('login').requestSubmit()")
+
+def kept():
+    api = evaluate("new URL('api/v1/video-pipeline/', location.href).href")
+    cookies = call("Network.getCookies", {"urls": [api]})["cookies"]
+    return {"session": evaluate("sessionStorage.getItem('video-pipeline-key')"),
+            "cookies": [{k: c[k] for k in ("name", "value", "path", "sameSite", "session")}
+                        for c in cookies]}
+
+def watching():
+    row = (evaluate(ROWS) or {}).get(camera)
+    live = text("updates") == "live updates"
+    return row if row and row["status"] == "running" and row["thumb_shown"] and live else None
+
+until("the page to ask for a key", 10, lambda: shown("login"))
+asked = {"reason": text("login-reason"), "rows": evaluate(ROWS)}
+login(read_key)
+reading = until("the camera with its thumbnail and live updates", 10, watching)
+with_read_key = kept()
+click_stop(camera)
+refused = until("the refused stop", 5, lambda: shown("notice") and text("notice"))
+evaluate("document.getElementById('forget').click()")
+forgotten = dict(kept(), login=shown("login"))
+login(control_key)
+until("the Stop button", 5, lambda: (evaluate(ROWS) or {}).get(camera, {}).get("stop_shown"))
+click_stop(camera)
+until("the camera stopped", 5, lambda: evaluate(ROWS)[camera]["status"] == "stopped")
+print(json.dumps({"asked": asked, "reading": reading, "with_read_key": with_read_key,
+                  "refused": refused, "forgotten": forgotten, "after": evaluate(ROWS)}))
 "#;
 
 /// The Python with `websocket-client` and Pillow: `VIDEO_PIPELINE_TEST_PYTHON` (set by
@@ -299,12 +356,13 @@ fn the_status_page_shows_the_cameras_and_stops_one_from_its_button() {
         "lobby",
         "yard",
     ];
-    let seen = run_python(&python, PAGE_SESSION, &args).unwrap_or_else(|e| {
-        panic!(
-            "the page session failed: {e}\nchromium: {}",
-            browser.log_text()
-        )
-    });
+    let seen =
+        run_python(&python, &format!("{DEVTOOLS}{PAGE_SESSION}"), &args).unwrap_or_else(|e| {
+            panic!(
+                "the page session failed: {e}\nchromium: {}",
+                browser.log_text()
+            )
+        });
     drop(browser);
 
     let dom = seen["dom"].as_str().unwrap();
@@ -355,4 +413,87 @@ fn the_status_page_shows_the_cameras_and_stops_one_from_its_button() {
     assert_eq!(seen["after"]["yard"]["status"], "running", "{seen}");
     assert_eq!(daemon.status("lobby")["status"], "stopped");
     assert_eq!(daemon.status("yard")["status"], "running");
+}
+
+#[test]
+fn the_status_page_asks_for_a_key_and_reads_with_it_but_stops_only_with_control() {
+    const READ_KEY: &str = "page-read-key-0123456789";
+    const CONTROL_KEY: &str = "page-control-key-0123456789";
+    let python = python();
+    let keys = format!("{READ_KEY}:read,{CONTROL_KEY}:control");
+    let daemon = Daemon::start_with(&[("API_KEYS", &keys)]);
+    let clip = place(&daemon, &h264_small(2));
+    let fields = [
+        ("camera_id", "gate"),
+        ("url", clip.to_str().unwrap()),
+        ("fps", "5"),
+        ("realtime", "true"),
+        ("loop", "true"),
+    ];
+    let started = ureq::post(&daemon.url("/decode/"))
+        .set("X-API-Key", CONTROL_KEY)
+        .send_form(&fields)
+        .expect("decode/ with the control key");
+    assert_eq!(started.status(), 200);
+    let status = || -> Value {
+        ureq::get(&daemon.url("/decode/status/?camera_id=gate"))
+            .set("X-API-Key", READ_KEY)
+            .call()
+            .unwrap()
+            .into_json()
+            .unwrap()
+    };
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while status()["frame_count"].as_u64().unwrap_or(0) < 1 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no frame: {}",
+            daemon.log_text()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+
+    let browser = Browser::start(&["--remote-debugging-port=0"], &daemon.url("/"));
+    let profile = browser.profile.path().to_str().unwrap().to_owned();
+    let args = [profile.as_str(), READ_KEY, CONTROL_KEY, "gate"];
+    let seen =
+        run_python(&python, &format!("{DEVTOOLS}{AUTH_SESSION}"), &args).unwrap_or_else(|e| {
+            panic!(
+                "the page session failed: {e}\nchromium: {}",
+                browser.log_text()
+            )
+        });
+    drop(browser);
+
+    // Asked, before showing anything.
+    assert!(
+        seen["asked"]["reason"]
+            .as_str()
+            .unwrap()
+            .starts_with("Not authenticated"),
+        "{seen}"
+    );
+    assert_eq!(seen["asked"]["rows"], json!({}), "{seen}");
+    // The thumbnail and the event stream came with the cookie, which mirrors the key.
+    assert_eq!(seen["reading"]["thumb_width"], 320, "{seen}");
+    let kept = &seen["with_read_key"];
+    assert_eq!(kept["session"], READ_KEY, "{seen}");
+    assert_eq!(
+        kept["cookies"],
+        json!([{"name": "video_pipeline_auth", "value": READ_KEY,
+                "path": "/api/v1/video-pipeline/", "sameSite": "Strict", "session": true}]),
+        "{seen}"
+    );
+    // The read key may not stop; forgetting it clears the tab's copy and the cookie.
+    let refused = seen["refused"].as_str().unwrap();
+    assert!(
+        refused.contains("403 Forbidden: this route needs the control scope"),
+        "{refused}"
+    );
+    assert_eq!(seen["forgotten"]["login"], true, "{seen}");
+    assert_eq!(seen["forgotten"]["session"], Value::Null, "{seen}");
+    assert_eq!(seen["forgotten"]["cookies"], json!([]), "{seen}");
+    // The control key stopped it.
+    assert_eq!(seen["after"]["gate"]["stop_shown"], false, "{seen}");
+    assert_eq!(status()["status"], "stopped");
 }

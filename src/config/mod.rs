@@ -16,6 +16,7 @@ mod serving;
 pub use file::{ConfigFile, FileCamera, FileError};
 pub use serving::{CorsOrigins, TlsFiles};
 
+use crate::auth::{ApiKeys, Authenticator, JwtVerifier};
 use crate::logging::LogFormat;
 use crate::media::hw::{
     HwChoice, DEFAULT_CUDA_DEVICE, DEFAULT_HW_ACCEL_OPTIONS, DEFAULT_HW_RETRY, DEFAULT_VAAPI_DEVICE,
@@ -55,6 +56,8 @@ pub const DEFAULT_LOG_FORMAT: LogFormat = LogFormat::Text;
 pub const DEFAULT_MAX_CAMERAS: usize = 256;
 /// Open HTTP connections at most, all workers together; each holds a file descriptor.
 pub const DEFAULT_MAX_CONNECTIONS: usize = 1024;
+/// HS256 wants a key as long as its hash: 256 bits.
+pub const MIN_JWT_SECRET_BYTES: usize = 32;
 
 /// A configuration value that cannot be used. The message names the variable and what
 /// it accepts, so one line is enough to fix it.
@@ -72,6 +75,10 @@ pub enum ConfigError {
         path: PathBuf,
         reason: String,
     },
+    /// A value described without repeating it (it may be a secret), or a file it
+    /// names that cannot be read or used.
+    #[error("{name}: {problem}")]
+    Unusable { name: &'static str, problem: String },
 }
 
 /// Everything the daemon needs to know, validated.
@@ -127,6 +134,8 @@ pub struct Config {
     pub cors_allowed_origins: CorsOrigins,
     /// `None`: plain HTTP.
     pub tls: Option<TlsFiles>,
+    /// The API keys and JWT key callers authenticate with; off when none is set.
+    pub auth: Authenticator,
 }
 
 /// Raw values by variable name: from the config file, the environment and flags,
@@ -161,7 +170,7 @@ const fn setting(
 }
 
 /// Every setting the daemon reads.
-pub const SETTINGS: [Setting; 38] = [
+pub const SETTINGS: [Setting; 44] = [
     setting("CONFIG_FILE", Some("config-file"), "",
         "a TOML file with settings (lowercase names) and [[camera]] tables started at boot; flags and the environment override it"),
     setting("HOST", Some("host"), DEFAULT_HOST, "the IP address to listen on"),
@@ -225,6 +234,17 @@ pub const SETTINGS: [Setting; 38] = [
         "PEM certificate chain: with TLS_KEY_FILE, the API is served over HTTPS only"),
     setting("TLS_KEY_FILE", Some("tls-key-file"), "",
         "PEM private key of TLS_CERT_FILE (PKCS#8, PKCS#1 or SEC1)"),
+    setting("API_KEYS", None, "",
+        "comma-separated key:scope pairs that callers send as Authorization: Bearer KEY or X-API-Key: KEY; scope read or control (control implies read); keys of 16 or more of A-Z a-z 0-9 - . _ ~ + / =; with no key and no JWT setting every route is open"),
+    setting("API_KEYS_FILE", Some("api-keys-file"), "",
+        "a file of key:scope lines (# comments), read at start, in addition to API_KEYS; a warning if every user may read it"),
+    setting("JWT_SECRET", None, "",
+        "accept bearer JWTs signed with this secret (HS256, HS384, HS512), at least 32 bytes; not together with JWT_PUBLIC_KEY_FILE"),
+    setting("JWT_PUBLIC_KEY_FILE", Some("jwt-public-key-file"), "",
+        "accept bearer JWTs signed by the private half of this PEM public key, read at start: RSA (RS256..PS512), EC (ES256, ES384) or Ed25519 (EdDSA); never HMAC"),
+    setting("JWT_AUDIENCE", Some("jwt-audience"), "",
+        "the aud claim a JWT must carry; unset: a JWT must carry none"),
+    setting("JWT_ISSUER", Some("jwt-issuer"), "", "the iss claim a JWT must carry; unset: any"),
     setting("LOG_FORMAT", None, "text",
         "text: human-readable lines; json: one JSON object per line (time, level, target, camera, message)"),
     setting("RUST_LOG", None, "info", "the log filter, in env_logger's syntax"),
@@ -274,7 +294,7 @@ pub fn raw_from_env() -> RawValues {
 }
 
 impl Config {
-    /// Validates raw values without touching the disk.
+    /// Validates raw values; the disk is only read for the key files they name.
     pub fn parse(raw: &RawValues) -> Result<Config, ConfigError> {
         let get = |name: &str| raw.get(name).map(|v| v.trim());
         Ok(Config {
@@ -490,6 +510,7 @@ impl Config {
                 })?,
             },
             tls: TlsFiles::parse(get("TLS_CERT_FILE"), get("TLS_KEY_FILE"))?,
+            auth: parse_auth(&get)?,
             clear_on_start: match get("CLEAR_ON_START") {
                 None => DEFAULT_CLEAR_ON_START,
                 Some(v) => {
@@ -527,7 +548,9 @@ impl ConfigError {
     /// The variable the error is about.
     pub fn variable(&self) -> &'static str {
         match self {
-            ConfigError::Invalid { name, .. } | ConfigError::NotWritable { name, .. } => name,
+            ConfigError::Invalid { name, .. }
+            | ConfigError::NotWritable { name, .. }
+            | ConfigError::Unusable { name, .. } => name,
         }
     }
 }
@@ -537,6 +560,82 @@ fn invalid(name: &'static str, value: &str, expected: &'static str) -> ConfigErr
         name,
         value: value.to_owned(),
         expected,
+    }
+}
+
+fn unusable(name: &'static str, problem: impl Into<String>) -> ConfigError {
+    ConfigError::Unusable {
+        name,
+        problem: problem.into(),
+    }
+}
+
+/// The credentials: `API_KEYS`, the keys of `API_KEYS_FILE`, and one JWT key. A
+/// setting that names a file whose content gives no credential is an error, never a
+/// silently open API.
+fn parse_auth<'a>(get: &impl Fn(&str) -> Option<&'a str>) -> Result<Authenticator, ConfigError> {
+    let mut keys = match get("API_KEYS") {
+        None => ApiKeys::default(),
+        Some(v) => ApiKeys::parse_list(v).map_err(|e| unusable("API_KEYS", e.to_string()))?,
+    };
+    if let Some(path) = get("API_KEYS_FILE") {
+        let name = "API_KEYS_FILE";
+        let text = fs::read_to_string(path)
+            .map_err(|e| unusable(name, format!("{path:?} cannot be read: {e}")))?;
+        let listed =
+            ApiKeys::parse_file(&text).map_err(|e| unusable(name, format!("{path:?} {e}")))?;
+        if listed.is_empty() {
+            return Err(unusable(name, format!("{path:?} holds no key:scope line")));
+        }
+        warn_if_others_may_read(name, Path::new(path));
+        keys.extend(listed);
+    }
+    let audience = get("JWT_AUDIENCE");
+    let issuer = get("JWT_ISSUER");
+    let jwt = match (get("JWT_SECRET"), get("JWT_PUBLIC_KEY_FILE")) {
+        (Some(_), Some(_)) => {
+            return Err(unusable(
+                "JWT_SECRET",
+                "set JWT_SECRET or JWT_PUBLIC_KEY_FILE, not both",
+            ))
+        }
+        (Some(secret), None) if secret.len() < MIN_JWT_SECRET_BYTES => {
+            return Err(unusable(
+                "JWT_SECRET",
+                format!(
+                    "shorter than {MIN_JWT_SECRET_BYTES} bytes (openssl rand -base64 32 makes one)"
+                ),
+            ))
+        }
+        (Some(secret), None) => Some(JwtVerifier::hmac(secret.as_bytes(), audience, issuer)),
+        (None, Some(path)) => {
+            let name = "JWT_PUBLIC_KEY_FILE";
+            let pem = fs::read(path)
+                .map_err(|e| unusable(name, format!("{path:?} cannot be read: {e}")))?;
+            let jwt = JwtVerifier::public_key(&pem, audience, issuer)
+                .map_err(|e| unusable(name, format!("{path:?} {e}")))?;
+            Some(jwt)
+        }
+        (None, None) => {
+            for name in ["JWT_AUDIENCE", "JWT_ISSUER"] {
+                if get(name).is_some() {
+                    return Err(unusable(name, "needs JWT_SECRET or JWT_PUBLIC_KEY_FILE"));
+                }
+            }
+            None
+        }
+    };
+    Ok(Authenticator::new(keys, jwt))
+}
+
+/// A file of secrets that every user of the machine may read is worth a warning, not a
+/// refusal: in a container that is often how a mounted secret looks.
+fn warn_if_others_may_read(name: &str, path: &Path) {
+    use std::os::unix::fs::PermissionsExt;
+    if let Ok(metadata) = fs::metadata(path) {
+        if metadata.permissions().mode() & 0o004 != 0 {
+            log::warn!("{name} {path:?} can be read by every user of this machine: chmod 600 it");
+        }
     }
 }
 
@@ -807,6 +906,94 @@ mod tests {
         for off in ["off", "0"] {
             let config = Config::parse(&raw(&[("RATE_LIMIT_PER_MINUTE", off)])).unwrap();
             assert_eq!(config.rate_limit_per_minute, None, "{off}");
+        }
+    }
+
+    #[test]
+    fn authentication_is_off_by_default_and_on_with_keys_or_a_jwt_key() {
+        assert!(!Config::parse(&RawValues::new()).unwrap().auth.is_on());
+        let keys = "0123456789abcdef0123:read, fedcba9876543210fedc:control";
+        let config = Config::parse(&raw(&[("API_KEYS", keys)])).unwrap();
+        assert_eq!(config.auth.describe(), "2 API keys");
+        assert!(!format!("{config:?}").contains("0123456789abcdef"));
+        let secret = "an HS256 secret of at least 32 bytes";
+        let jwt = Config::parse(&raw(&[("JWT_SECRET", secret), ("JWT_AUDIENCE", "cameras")]));
+        let described = jwt.unwrap().auth.describe();
+        assert!(
+            described.starts_with("JWT (HS256/HS384/HS512"),
+            "{described}"
+        );
+        assert!(described.contains("aud checked"), "{described}");
+    }
+
+    #[test]
+    fn key_files_are_read_and_their_problems_named() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let keys = dir.path().join("keys");
+        fs::write(&keys, "# operators\n0123456789abcdef0123:control\n").unwrap();
+        fs::set_permissions(&keys, fs::Permissions::from_mode(0o600)).unwrap();
+        let both = raw(&[
+            ("API_KEYS", "fedcba9876543210fedc:read"),
+            ("API_KEYS_FILE", keys.to_str().unwrap()),
+        ]);
+        assert_eq!(Config::parse(&both).unwrap().auth.describe(), "2 API keys");
+
+        let missing = dir.path().join("missing");
+        let missing = missing.to_str().unwrap();
+        let empty = dir.path().join("empty");
+        fs::write(&empty, "# none yet\n").unwrap();
+        let bad = dir.path().join("bad");
+        fs::write(&bad, "0123456789abcdef0123:admin\n").unwrap();
+        let private = dir.path().join("private.pem");
+        fs::write(
+            &private,
+            "-----BEGIN PRIVATE KEY-----\nAA==\n-----END PRIVATE KEY-----\n",
+        )
+        .unwrap();
+        for (pairs, expected) in [
+            (vec![("API_KEYS_FILE", missing)], "cannot be read"),
+            (
+                vec![("API_KEYS_FILE", empty.to_str().unwrap())],
+                "holds no key:scope line",
+            ),
+            (
+                vec![("API_KEYS_FILE", bad.to_str().unwrap())],
+                "line 1: unknown scope \"admin\"",
+            ),
+            (vec![("JWT_PUBLIC_KEY_FILE", missing)], "cannot be read"),
+            (
+                vec![("JWT_PUBLIC_KEY_FILE", private.to_str().unwrap())],
+                "holds a private key",
+            ),
+        ] {
+            let err = Config::parse(&raw(&pairs)).unwrap_err();
+            assert_eq!(err.variable(), pairs[0].0, "{err}");
+            assert!(err.to_string().contains(expected), "{err}");
+        }
+    }
+
+    #[test]
+    fn bad_auth_values_name_the_variable_but_not_the_secret() {
+        let secret = "an HS256 secret of at least 32 bytes";
+        for (pairs, variable) in [
+            (vec![("API_KEYS", "0123456789abcdef0123:write")], "API_KEYS"),
+            (vec![("API_KEYS", "tooshort:read")], "API_KEYS"),
+            (vec![("JWT_SECRET", "tooshort-secret")], "JWT_SECRET"),
+            (
+                vec![("JWT_SECRET", secret), ("JWT_PUBLIC_KEY_FILE", "/k.pem")],
+                "JWT_SECRET",
+            ),
+            (vec![("JWT_AUDIENCE", "cameras")], "JWT_AUDIENCE"),
+            (vec![("JWT_ISSUER", "https://idp.example")], "JWT_ISSUER"),
+        ] {
+            let err = Config::parse(&raw(&pairs)).unwrap_err();
+            assert_eq!(err.variable(), variable, "{err}");
+            let text = err.to_string();
+            assert!(text.starts_with(variable), "{text}");
+            for secret in ["0123456789abcdef0123", "tooshort", secret] {
+                assert!(!text.contains(secret), "{text}");
+            }
         }
     }
 

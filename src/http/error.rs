@@ -7,6 +7,8 @@ use serde::Serialize;
 use thiserror::Error;
 use utoipa::ToSchema;
 
+use crate::auth::Scope;
+
 /// Every error answer: `{"detail": "..."}`.
 #[derive(Debug, Serialize, ToSchema)]
 #[schema(as = Error)]
@@ -23,6 +25,16 @@ pub enum ApiError {
     /// A value of the right type that is not allowed.
     #[error("{0}")]
     BadRequest(String),
+    /// No credential, or one that is not valid.
+    #[error("{detail}")]
+    Unauthorized {
+        detail: String,
+        /// Whether a credential was sent (the challenge then says `invalid_token`).
+        credential_sent: bool,
+    },
+    /// A valid credential without the scope the route needs.
+    #[error("Forbidden: this route needs the {} scope", .needed.as_str())]
+    Forbidden { needed: Scope },
     #[error("{0}")]
     NotFound(String),
     #[error("Method Not Allowed")]
@@ -51,6 +63,23 @@ impl ApiError {
     pub fn internal(error: impl std::fmt::Display) -> ApiError {
         ApiError::Internal(format!("Internal error: {error}"))
     }
+
+    /// The `WWW-Authenticate` value of a 401 or 403 (RFC 6750).
+    fn challenge(&self) -> Option<String> {
+        const REALM: &str = "Bearer realm=\"video-pipeline\"";
+        match self {
+            ApiError::Unauthorized {
+                credential_sent: false,
+                ..
+            } => Some(REALM.to_owned()),
+            ApiError::Unauthorized { .. } => Some(format!("{REALM}, error=\"invalid_token\"")),
+            ApiError::Forbidden { needed } => Some(format!(
+                "{REALM}, error=\"insufficient_scope\", scope=\"{}\"",
+                needed.as_str()
+            )),
+            _ => None,
+        }
+    }
 }
 
 impl ResponseError for ApiError {
@@ -58,6 +87,8 @@ impl ResponseError for ApiError {
         match self {
             ApiError::Unprocessable(_) => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
+            ApiError::Unauthorized { .. } => StatusCode::UNAUTHORIZED,
+            ApiError::Forbidden { .. } => StatusCode::FORBIDDEN,
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
             ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
@@ -76,6 +107,9 @@ impl ResponseError for ApiError {
         } = self
         {
             response.insert_header((header::RETRY_AFTER, seconds.to_string()));
+        }
+        if let Some(challenge) = self.challenge() {
+            response.insert_header((header::WWW_AUTHENTICATE, challenge));
         }
         response.json(ErrorBody {
             detail: self.to_string(),

@@ -1,6 +1,7 @@
 //! The control and status API. It reads snapshots from the registry and sends
 //! commands to the supervisor; it never touches libav itself.
 
+mod auth;
 mod body_limit;
 mod connection;
 mod error;
@@ -69,9 +70,13 @@ impl Verb {
 /// Who may call a route once authentication is configured (docs/security.md).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Access {
-    /// Always open: the health check of load balancers and orchestrators.
+    /// Always open: the health check of load balancers and orchestrators, and the
+    /// status page's script and style (compiled-in files that hold no data).
     Open,
-    /// Reads state or frames: status, cameras, frames, events, metrics, the page, docs.
+    /// `GET /`: open when it answers a browser the status page (a shell with no data,
+    /// which asks for a key), `Read` when it answers the JSON greeting.
+    Page,
+    /// Reads state or frames: status, cameras, frames, events, metrics, docs.
     Read,
     /// Changes what the daemon does: starts, stops, uploads.
     Control,
@@ -108,21 +113,21 @@ pub const ROUTES: &[ApiRoute] = &[
     ApiRoute {
         path: "/",
         verb: Verb::Get,
-        access: Access::Read,
+        access: Access::Page,
         handler: |r| r.to(routes::front),
         doc: openapi::front,
     },
     ApiRoute {
         path: page::SCRIPT_PATH,
         verb: Verb::Get,
-        access: Access::Read,
+        access: Access::Open,
         handler: |r| r.to(page::script),
         doc: openapi::page_script,
     },
     ApiRoute {
         path: page::STYLE_PATH,
         verb: Verb::Get,
-        access: Access::Read,
+        access: Access::Open,
         handler: |r| r.to(page::style),
         doc: openapi::page_style,
     },

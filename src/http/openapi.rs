@@ -13,6 +13,9 @@ use utoipa::openapi::request_body::RequestBodyBuilder;
 use utoipa::openapi::schema::{
     AllOfBuilder, ArrayBuilder, KnownFormat, ObjectBuilder, Schema, SchemaFormat, Type,
 };
+use utoipa::openapi::security::{
+    ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityRequirement, SecurityScheme,
+};
 use utoipa::openapi::{
     ContentBuilder, HeaderBuilder, OpenApi, Paths, Ref, RefOr, Required, ResponseBuilder,
 };
@@ -23,7 +26,7 @@ use super::status::{
     CameraList, DecodeAnswer, Health, HwAccelCap, Message, StatusReport, StopAnswer,
     VideoInfoAnswer,
 };
-use super::{ApiRoute, Verb, ROUTES};
+use super::{auth, Access, ApiRoute, Verb, ROUTES};
 use crate::camera::{Status, FIELDS};
 use crate::config::DEFAULT_MAX_FRAMES_PER_CAMERA;
 use crate::media::hw::HwChoice;
@@ -40,7 +43,11 @@ use crate::output::retention::{MAX_AGE_LIMIT_SECONDS, MAX_FRAMES_LIMIT};
             unknown path 404, both `{\"detail\": ...}`. POST fields are read from \
             `multipart/form-data`, `application/x-www-form-urlencoded` or `application/json` \
             alike: in JSON, strings, numbers and booleans all count as the field's text, `null` \
-            and an empty string as absent, and unknown fields are ignored.",
+            and an empty string as absent, and unknown fields are ignored. Authentication is off \
+            unless the daemon is given API keys or a JWT key: then an operation with a `security` \
+            requirement answers 401 (with `WWW-Authenticate: Bearer`) without a valid credential, \
+            403 for one without the scope it names (`control` implies `read`), and an unknown path \
+            or method is 401 rather than 404 or 405 for a caller without a credential.",
         license(name = "MIT", identifier = "MIT"),
     ),
     components(schemas(
@@ -66,6 +73,7 @@ pub fn document() -> OpenApi {
         .get_or_insert_with(Default::default)
         .schemas;
     schemas.insert("DecodeFields".into(), decode_fields().into());
+    add_security_schemes(document.components.get_or_insert_with(Default::default));
     let mut paths = Paths::new();
     for route in ROUTES {
         paths.add_path_operation(route.path, vec![http_method(route.verb)], operation(route));
@@ -95,6 +103,7 @@ fn operation(route: &ApiRoute) -> Operation {
         words.join("_")
     };
     operation.operation_id = Some(format!("{}_{name}", route.verb.as_str().to_lowercase()));
+    secure(&mut operation, route);
     if let Some(other) = route.other_form() {
         let note = format!("Also answers, the same way, at `{other}`.");
         operation.description = Some(match operation.description.take() {
@@ -103,6 +112,101 @@ fn operation(route: &ApiRoute) -> Operation {
         });
     }
     operation
+}
+
+/// The names of the security schemes in `components`.
+const BEARER: &str = "bearer";
+const API_KEY: &str = "apiKey";
+const PAGE_COOKIE: &str = "pageCookie";
+
+fn add_security_schemes(components: &mut utoipa::openapi::Components) {
+    components.add_security_scheme(
+        BEARER,
+        SecurityScheme::Http(
+            HttpBuilder::new()
+                .scheme(HttpAuthScheme::Bearer)
+                .description(Some(
+                    "An API key (`API_KEYS`, `API_KEYS_FILE`) or a JWT (`JWT_SECRET`, \
+                     `JWT_PUBLIC_KEY_FILE`) as `Authorization: Bearer <key or token>`. A JWT's scopes are \
+                     its `scope` (space-separated) or `scopes` (a list) claim.",
+                ))
+                .build(),
+        ),
+    );
+    components.add_security_scheme(
+        API_KEY,
+        SecurityScheme::ApiKey(ApiKey::Header(ApiKeyValue::with_description(
+            "X-API-Key",
+            "An API key (`API_KEYS`, `API_KEYS_FILE`); not a JWT.",
+        ))),
+    );
+    components.add_security_scheme(
+        PAGE_COOKIE,
+        SecurityScheme::ApiKey(ApiKey::Cookie(ApiKeyValue::with_description(
+            auth::COOKIE,
+            "The status page's copy of its key or token, for what a browser cannot send a header with: \
+             taken on GET operations that read, from the daemon's own origin only, never to control.",
+        ))),
+    );
+}
+
+/// The route's `security` and its 401 and 403 answers, from its [`Access`].
+fn secure(operation: &mut Operation, route: &ApiRoute) {
+    let scope = match route.access {
+        Access::Open => {
+            operation.security = Some(Vec::new());
+            return;
+        }
+        Access::Page | Access::Read => "read",
+        Access::Control => "control",
+    };
+    let mut requirements = vec![
+        SecurityRequirement::new(BEARER, [scope]),
+        SecurityRequirement::new(API_KEY, [scope]),
+    ];
+    if route.verb == Verb::Get && route.access != Access::Control {
+        requirements.push(SecurityRequirement::new(PAGE_COOKIE, [scope]));
+    }
+    if route.access == Access::Page {
+        // A browser asking for HTML gets the page shell with no credential.
+        requirements.push(SecurityRequirement::default());
+    }
+    operation.security = Some(requirements);
+    let challenge = |description: &str, when: &str| {
+        ResponseBuilder::new()
+            .description(when)
+            .header(
+                "WWW-Authenticate",
+                HeaderBuilder::new()
+                    .schema(Some(string()))
+                    .description(Some(description))
+                    .build(),
+            )
+            .content(
+                "application/json",
+                ContentBuilder::new()
+                    .schema(Some(schema_ref::<ErrorBody>()))
+                    .build(),
+            )
+            .build()
+    };
+    let answers = &mut operation.responses.responses;
+    answers.insert(
+        "401".into(),
+        challenge(
+            "`Bearer realm=\"video-pipeline\"`, with `error=\"invalid_token\"` when a credential was sent.",
+            "Authentication is configured and no valid credential was sent (the message says why).",
+        )
+        .into(),
+    );
+    answers.insert(
+        "403".into(),
+        challenge(
+            "`Bearer realm=\"video-pipeline\", error=\"insufficient_scope\", scope=\"<scope>\"`.",
+            "The credential is valid but lacks the scope this operation needs.",
+        )
+        .into(),
+    );
 }
 
 fn schema_ref<T: ToSchema>() -> RefOr<Schema> {
@@ -1034,6 +1138,39 @@ mod tests {
                 start_field(name).is_some(),
                 "{name} has no schema in start_field"
             );
+        }
+    }
+
+    #[test]
+    fn every_route_says_what_credential_it_needs() {
+        let document = document_json();
+        let schemes = &document["components"]["securitySchemes"];
+        assert_eq!(schemes[BEARER]["scheme"], "bearer");
+        assert_eq!(schemes[API_KEY]["name"], "X-API-Key");
+        assert_eq!(schemes[PAGE_COOKIE]["in"], "cookie");
+        for route in ROUTES {
+            let method = route.verb.as_str().to_lowercase();
+            let operation = &document["paths"][route.path][&method];
+            let security = operation["security"].as_array().unwrap();
+            let answers = operation["responses"].as_object().unwrap();
+            let expected = match route.access {
+                Access::Open => None,
+                Access::Page | Access::Read => Some("read"),
+                Access::Control => Some("control"),
+            };
+            match expected {
+                None => {
+                    assert!(security.is_empty(), "{}", route.path);
+                    assert!(!answers.contains_key("401"), "{}", route.path);
+                }
+                Some(scope) => {
+                    assert_eq!(security[0][BEARER][0], scope, "{}", route.path);
+                    assert_eq!(security[1][API_KEY][0], scope, "{}", route.path);
+                    let cookie = security.iter().any(|r| r.get(PAGE_COOKIE).is_some());
+                    assert_eq!(cookie, route.verb == Verb::Get, "{}", route.path);
+                    assert!(answers.contains_key("401") && answers.contains_key("403"));
+                }
+            }
         }
     }
 

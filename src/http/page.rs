@@ -137,6 +137,12 @@ mod tests {
     }
 
     #[test]
+    fn the_script_sets_the_cookie_the_gate_reads() {
+        let name = format!("const COOKIE = \"{}\";", super::super::auth::COOKIE);
+        assert!(SCRIPT.body.contains(&name), "page.js must use {name}");
+    }
+
+    #[test]
     fn the_etag_changes_with_the_content() {
         assert_ne!(fnv1a(b"a"), fnv1a(b"b"));
         assert_ne!(INDEX.etag(), SCRIPT.etag());

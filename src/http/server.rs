@@ -15,6 +15,7 @@ use std::time::Duration;
 
 use actix_cors::Cors;
 use actix_web::http::{header, Method};
+use actix_web::middleware::from_fn;
 use actix_web::middleware::Condition;
 use actix_web::{web, App, HttpServer};
 
@@ -69,8 +70,10 @@ pub fn run(state: web::Data<AppState>, config: &Config, prepared: Prepared) -> s
             if let Some(limit) = &rate_limit {
                 app = app.app_data(limit.clone());
             }
+            // The last wrap is the outermost: CORS answers preflights and marks every
+            // answer, the 401s and 403s of authentication included.
             app.configure(configure(state.clone()))
-                // Authentication wraps here, inside CORS: `.wrap(auth)`.
+                .wrap(from_fn(super::auth::authorize))
                 .wrap(cors(&origins))
         })
         .workers(workers)

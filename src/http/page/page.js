@@ -1,6 +1,12 @@
 // The status page: a row per camera, kept current from the event stream when the
 // daemon has one, and by polling `cameras/` in any case. Every value from the API is
 // put in the page as text (textContent), never as markup.
+//
+// When the API answers 401 the page asks for a key (or token) and keeps it for this
+// tab in sessionStorage. It sends it as `Authorization: Bearer` with its own calls,
+// and mirrors it in a SameSite=Strict cookie limited to the API's path, for the
+// requests a browser cannot add a header to (thumbnails, the event stream); the
+// daemon takes that cookie only for reading, never to stop a camera.
 "use strict";
 
 const API = "api/v1/video-pipeline/";
@@ -13,17 +19,94 @@ const SLOW_POLL_MS = 10000;  // with one: catches anything an event did not say
 const THUMB_MS = 1000;
 const RESUBSCRIBE_MS = 30000;
 
+const KEY_ITEM = "video-pipeline-key";
+const COOKIE = "video_pipeline_auth";
+// A key or a JWT as the daemon accepts them; anything else is never put in a cookie.
+const COOKIE_SAFE = /^[A-Za-z0-9._~+\/=-]+$/;
+
 const rows = new Map();      // camera id -> row
 let live = false;            // whether the event stream is open
 const pending = new Set();   // cameras named by events, refreshed together
 let flushTimer = null;
+let source = null;           // the EventSource, while there is one
+
+function storedKey() {
+  try {
+    return sessionStorage.getItem(KEY_ITEM);
+  } catch {
+    return null;
+  }
+}
+
+// Keeps the key (or forgets it, for null) in the tab's session and in the cookie.
+function useKey(key) {
+  try {
+    if (key) sessionStorage.setItem(KEY_ITEM, key);
+    else sessionStorage.removeItem(KEY_ITEM);
+  } catch {
+    // No storage (a private window may refuse it): the key lasts until a reload.
+  }
+  const value = key && COOKIE_SAFE.test(key) ? key : "";
+  const path = new URL(API, location.href).pathname;
+  const secure = location.protocol === "https:" ? "; Secure" : "";
+  const expiry = value ? "" : "; Max-Age=0";
+  document.cookie = `${COOKIE}=${value}; Path=${path}; SameSite=Strict${secure}${expiry}`;
+  document.getElementById("forget").hidden = !key;
+}
+
+let currentKey = storedKey();
+
+function askForKey(reason) {
+  const form = document.getElementById("login");
+  document.getElementById("login-reason").textContent = reason || "";
+  if (form.hidden) {
+    form.hidden = false;
+    document.getElementById("key").focus();
+  }
+}
+
+function onLogin(submit) {
+  submit.preventDefault();
+  const input = document.getElementById("key");
+  const key = input.value.trim();
+  if (!key) return;
+  input.value = "";
+  currentKey = key;
+  useKey(key);
+  document.getElementById("login").hidden = true;
+  notice("");
+  refreshAll();
+  if (!live) subscribe();
+}
+
+function forgetKey() {
+  currentKey = null;
+  useKey(null);
+  if (source) {
+    source.close();
+    source = null;
+  }
+  setLive(false);
+  askForKey("");
+}
 
 async function api(path, options) {
-  const response = await fetch(API + path, options);
+  const request = { ...options, headers: { ...(options && options.headers) } };
+  if (currentKey) request.headers.Authorization = `Bearer ${currentKey}`;
+  const response = await fetch(API + path, request);
   const body = await response.json().catch(() => ({}));
   if (!response.ok) {
     const detail = typeof body.detail === "string" ? body.detail : response.statusText;
-    throw new Error(`${response.status} ${detail}`);
+    if (response.status === 401) {
+      if (currentKey) {
+        currentKey = null;
+        useKey(null);
+      }
+      askForKey(detail);
+    }
+    const error = new Error(`${response.status} ${detail}`);
+    error.status = response.status;
+    throw error;
   }
   return body;
 }
@@ -159,7 +242,8 @@ async function refreshAll() {
     render(Array.isArray(body.cameras) ? body.cameras : []);
     notice("");
   } catch (e) {
-    notice(`Cannot read cameras/: ${e.message}`);
+    // A 401 shows as the request for a key instead.
+    notice(e.status === 401 ? "" : `Cannot read cameras/: ${e.message}`);
   }
 }
 
@@ -172,7 +256,7 @@ async function refreshOne(id) {
     update(row, report);
     summarize();
   } catch (e) {
-    notice(`Cannot read the status of ${id}: ${e.message}`);
+    if (e.status !== 401) notice(`Cannot read the status of ${id}: ${e.message}`);
   }
 }
 
@@ -221,16 +305,22 @@ function subscribe() {
     setLive(false);
     return;
   }
-  const source = new EventSource(`${API}events/`);
-  source.addEventListener("open", () => setLive(true));
-  source.addEventListener("error", () => {
+  if (source) source.close();
+  const stream = new EventSource(`${API}events/`);
+  source = stream;
+  stream.addEventListener("open", () => setLive(true));
+  stream.addEventListener("error", () => {
+    if (source !== stream) return;  // replaced meanwhile
     setLive(false);
     // The browser reconnects by itself after a network error, but gives up on an
-    // answer that is not an event stream: try again later.
-    if (source.readyState === EventSource.CLOSED) setTimeout(subscribe, RESUBSCRIBE_MS);
+    // answer that is not an event stream (a 401 among them): try again later.
+    if (stream.readyState === EventSource.CLOSED) {
+      source = null;
+      setTimeout(() => { if (!source) subscribe(); }, RESUBSCRIBE_MS);
+    }
   });
-  source.addEventListener("message", onEvent);
-  for (const type of EVENT_TYPES) source.addEventListener(type, onEvent);
+  stream.addEventListener("message", onEvent);
+  for (const type of EVENT_TYPES) stream.addEventListener(type, onEvent);
 }
 
 async function poll() {
@@ -238,6 +328,9 @@ async function poll() {
   setTimeout(poll, live ? SLOW_POLL_MS : FAST_POLL_MS);
 }
 
+document.getElementById("login").addEventListener("submit", onLogin);
+document.getElementById("forget").addEventListener("click", forgetKey);
+useKey(currentKey);  // the cookie follows this tab's key, or is cleared
 setLive(false);
 subscribe();
 poll();

@@ -110,13 +110,16 @@ fn size_change() -> PathBuf {
     joined
 }
 
+/// A camera, its clip, its fields and the frame size they must give.
+type Case<'a> = (&'a str, &'a Path, &'a [(&'a str, &'a str)], (u32, u32));
+
 #[test]
 fn frames_have_the_asked_size_with_the_aspect_kept_for_1080p_4k_and_odd_sources() {
     let daemon = Daemon::start();
     let hd = place(&daemon, &h264_1080p(1));
     let uhd = place(&daemon, &h264_4k());
     let odd = place(&daemon, &mjpeg_odd());
-    let cases: [(&str, &Path, &[(&str, &str)], (u32, u32)); 7] = [
+    let cases: [Case; 7] = [
         ("hd_width", &hd, &[("width", "640")], (640, 360)),
         ("hd_height", &hd, &[("height", "480")], (854, 480)),
         (

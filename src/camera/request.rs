@@ -37,8 +37,8 @@ pub const FIELDS: [&str; 17] = [
     "width",
     "height",
     "max_side",
-    "quality",
     "crop",
+    "quality",
 ];
 
 /// The JPEG quality a camera may ask for.

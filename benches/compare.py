@@ -12,6 +12,10 @@ Sections (all by default; pick with --only):
             a frame a second on the same input.
   http      latest-frame/ under `wrk -t2 -c16 -d10s` against nginx serving the same
             JPEG from disk.
+  shape     frames at a model's size: `video-pipeline extract --fps 1 --width 640`
+            against the same at full size and against ffmpeg doing the same job,
+            `ffmpeg -i IN -vf fps=1,scale=640:-2 -q:v 2 ...`, on the cpu section's file:
+            CPU, wall and bytes per frame.
 
 Run through benches/compare.sh, which builds the release binary first.
 Needs: ffmpeg, GNU time (/usr/bin/time), and for `http`: wrk and nginx.
@@ -34,7 +38,7 @@ import urllib.request
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-BIN = ROOT / "target" / "release" / "video-pipeline"
+BIN = ROOT / os.environ.get("CARGO_TARGET_DIR", "target") / "release" / "video-pipeline"
 MEDIA = ROOT / "target" / "bench-media"
 API = "/api/v1/video-pipeline"
 
@@ -106,6 +110,58 @@ def section_cpu(runs, work):
         verdict = f"<= {target} {'ok' if ratio <= target else 'MISSED'}" if target else ""
         print(f"| {name} | {cpu:.2f} | {wall:.2f} | {rss:.0f} | {frames:.0f} | "
               f"{ratio:.3f}x | {verdict} |")
+
+
+def section_shape(runs, work):
+    source = generate_input()
+    out = work / "out"
+    ffmpeg = lambda: ["ffmpeg", "-hide_banner", "-loglevel", "error", "-y", "-i", str(source),
+                      "-vf", "fps=1,scale=640:-2", "-q:v", "2", str(out / "frame_%04d.jpg")]
+    ours = lambda *shape: [str(BIN), "extract", str(source), "--fps", "1", "--out", str(out),
+                           *shape]
+    cases = [
+        ("ffmpeg -vf fps=1,scale=640:-2", ffmpeg),
+        ("video-pipeline fps=1, full size", lambda: ours()),
+        ("video-pipeline fps=1, --width 640", lambda: ours("--width", "640")),
+    ]
+    results = {name: [] for name, _ in cases}
+    for run in range(runs):
+        for name, command in cases:
+            log(f"shape: run {run + 1}/{runs}: {name}")
+            cpu, wall, _, frames = timed(command(), out)
+            frame_files = list(out.glob("frame_*.jpg"))
+            size = sum(f.stat().st_size for f in frame_files) / max(len(frame_files), 1)
+            width, height = jpeg_size(frame_files[0]) if frame_files else (0, 0)
+            results[name].append((cpu, wall, frames, size, f"{width}x{height}"))
+    med = {name: (statistics.median(r[0] for r in rows), statistics.median(r[1] for r in rows),
+                  rows[0][2], statistics.median(r[3] for r in rows), rows[0][4])
+           for name, rows in results.items()}
+    anchor = med["ffmpeg -vf fps=1,scale=640:-2"][0]
+    print(f"\n## Frames at a model's size, one 60 s 1080p30 H.264 file (median of {runs} runs)\n")
+    print("| case | frame size | CPU s | wall s | frames | KiB per frame | CPU vs ffmpeg |")
+    print("|---|---|---:|---:|---:|---:|---:|")
+    for name, (cpu, wall, frames, size, dims) in med.items():
+        print(f"| {name} | {dims} | {cpu:.2f} | {wall:.2f} | {frames} | {size / 1024:.1f} |"
+              f" {cpu / anchor:.3f}x |")
+    scaled = med["video-pipeline fps=1, --width 640"][0]
+    full = med["video-pipeline fps=1, full size"][0]
+    cheaper = "ok" if scaled < full else "MISSED"
+    ratio = scaled / anchor
+    print(f"\n640 wide against full size: {scaled / full:.3f}x CPU (target < 1: {cheaper}); "
+          f"against ffmpeg: {ratio:.3f}x (target <= 0.35: {'ok' if ratio <= 0.35 else 'MISSED'})")
+
+
+def jpeg_size(path):
+    """(width, height) from a baseline JPEG's SOF0 segment."""
+    data = path.read_bytes()
+    at = 2
+    while at + 4 <= len(data):
+        marker, length = data[at + 1], int.from_bytes(data[at + 2:at + 4], "big")
+        if marker in (0xC0, 0xC1, 0xC2):
+            return (int.from_bytes(data[at + 7:at + 9], "big"),
+                    int.from_bytes(data[at + 5:at + 7], "big"))
+        at += 2 + length
+    return (0, 0)
 
 
 def free_port():
@@ -372,7 +428,8 @@ def machine():
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--only", nargs="*", default=["cpu", "memory", "capacity", "http"])
+    parser.add_argument("--only", nargs="*",
+                        default=["cpu", "memory", "capacity", "http", "shape"])
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--capacity", type=int, nargs="*", default=[24, 32, 40])
     parser.add_argument("--baseline-capacity", type=int, nargs="*", default=[6, 8, 10, 12],
@@ -390,6 +447,8 @@ def main():
             section_capacity(work, args.capacity, args.baseline_capacity, args.window)
         if "http" in args.only:
             section_http(work)
+        if "shape" in args.only:
+            section_shape(args.runs, work)
 
 
 if __name__ == "__main__":

@@ -13,6 +13,7 @@ pub mod metrics;
 pub mod output;
 pub mod picture;
 pub mod sampling;
+pub mod shape;
 pub mod source;
 pub mod stop;
 pub mod uploads;

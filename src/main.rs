@@ -16,6 +16,7 @@ use video_pipeline::logging::LogFormat;
 use video_pipeline::media::hw::HwChoice;
 use video_pipeline::metrics::Metrics;
 use video_pipeline::sampling::{Fps, Sampling};
+use video_pipeline::shape::{self, Crop, FrameShape};
 use video_pipeline::source::Source;
 use video_pipeline::stop::StopToken;
 use video_pipeline::{http, logging, media, VERSION};
@@ -76,6 +77,18 @@ enum Command {
         /// Hardware decoding: none, auto, cuda, qsv, vaapi, ...; software when it fails.
         #[arg(long, default_value = "none", value_parser = parse_hwaccel)]
         hwaccel: HwChoice,
+        /// Frame width (even, 16..8192); alone, the height follows the aspect ratio.
+        #[arg(long, value_parser = |v: &str| parse_side("width", v))]
+        width: Option<u32>,
+        /// Frame height (even, 16..8192); alone, the width follows the aspect ratio.
+        #[arg(long, value_parser = |v: &str| parse_side("height", v))]
+        height: Option<u32>,
+        /// Shrink the longest side to this (even, 16..8192), never enlarging.
+        #[arg(long, value_parser = |v: &str| parse_side("max_side", v))]
+        max_side: Option<u32>,
+        /// Region of interest x,y,w,h in source pixels (even), taken before scaling.
+        #[arg(long, value_parser = parse_crop)]
+        crop: Option<Crop>,
     },
 }
 
@@ -192,8 +205,20 @@ fn main() -> ExitCode {
             low_latency,
             threads,
             hwaccel,
+            width,
+            height,
+            max_side,
+            crop,
         }) => {
+            let shape = match FrameShape::new(width, height, max_side, crop) {
+                Ok(shape) => shape,
+                Err(e) => {
+                    eprintln!("video-pipeline: {}", e.message);
+                    return ExitCode::from(EXIT_CONFIG);
+                }
+            };
             let job = extract::Job {
+                shape,
                 fps,
                 jpeg_quality: quality,
                 threads,
@@ -412,6 +437,14 @@ fn parse_sampling(value: &str) -> Result<Sampling, String> {
 }
 
 /// On the command line the user may read any file they can open.
+fn parse_side(field: &'static str, value: &str) -> Result<u32, String> {
+    shape::parse_side(field, value).map_err(|e| e.message)
+}
+
+fn parse_crop(value: &str) -> Result<Crop, String> {
+    Crop::parse(value).map_err(|e| e.message)
+}
+
 fn cli_source(input: &str) -> Result<Source, String> {
     let everywhere = [PathBuf::from("/")];
     Source::parse(input, &everywhere).map_err(|e| e.to_string())

@@ -227,6 +227,11 @@ fn a_bad_config_file_stops_the_start_naming_file_line_and_key() {
             ":4:",
             "fps",
         ),
+        (
+            "[[camera]]\nid = \"a\"\nurl = \"rtsp://h/s\"\nwidth = 640\ncrop = \"1,0,64,64\"\n",
+            ":5:",
+            "crop",
+        ),
         ("port = \n", ":1:", "TOML"),
     ];
     for (text, line, word) in cases {

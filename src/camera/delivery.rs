@@ -19,6 +19,7 @@ use crate::output::encode_pool::{EncodeJob, EncodePool};
 use crate::output::exif::{self, FrameMetadata};
 use crate::output::jpeg::JpegError;
 use crate::output::store::FrameStore;
+use crate::shape::Size;
 
 pub struct Delivery<'a> {
     pub camera: Arc<Camera>,
@@ -40,6 +41,10 @@ impl Delivery<'_> {
         let camera = &self.camera;
         camera.hardware(&sample.hwaccel);
         camera.pacing_fell_behind(sample.lag_events);
+        camera.frames_sized(Size {
+            width: sample.picture.width as u32,
+            height: sample.picture.height as u32,
+        });
         if self.gate.is_paused() {
             camera.frames_dropped(DropReason::DiskFull, 1);
             return true;
@@ -58,6 +63,7 @@ impl Delivery<'_> {
         };
         let job = EncodeJob {
             picture: sample.picture.to_owned_picture(),
+            quality: camera.settings().quality,
             deliver: Box::new(move |jpeg, took| written.deliver(jpeg, took)),
         };
         if self.pool.try_submit(job).is_err() {

@@ -62,6 +62,9 @@ pub enum Change {
     WritingPaused { message: String },
     /// There is room again: frames are written again.
     WritingResumed,
+    /// The frames handed to the encoders have a new size: the first frame, or the
+    /// source's size changed.
+    FramesSized { width: u32, height: u32 },
     /// Realtime pacing fell more than a second behind its clock (the total so far).
     PacingFellBehind { total: u64 },
     /// A caller asked the camera to stop; its thread ends soon after.

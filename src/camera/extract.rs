@@ -11,6 +11,7 @@ use crate::output::jpeg::JpegEncoder;
 use crate::output::store::FrameStore;
 use crate::sampling::sampler::Sampler;
 use crate::sampling::{Fps, Sampling};
+use crate::shape::FrameShape;
 use crate::source::Source;
 use crate::stop::StopToken;
 
@@ -26,6 +27,8 @@ pub struct Job {
     pub threads: usize,
     /// Hardware to decode with (`auto`: the default order, on the default devices).
     pub hwaccel: HwChoice,
+    /// The size and region of the frames written (default: as decoded).
+    pub shape: FrameShape,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -54,6 +57,7 @@ pub fn extract(
         low_latency: job.low_latency,
         threads: job.threads,
         hwaccel: HwPolicy::default().request(job.hwaccel),
+        shape: job.shape,
         ..OpenOptions::default()
     };
     let mut video = VideoSource::open(source, &options, stop)?;

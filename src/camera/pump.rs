@@ -27,6 +27,14 @@ pub enum PipelineError {
     Sink(String),
 }
 
+impl PipelineError {
+    /// A failure that ends the camera even for a live source (see
+    /// `MediaError::ends_camera`).
+    pub fn ends_camera(&self) -> bool {
+        matches!(self, PipelineError::Media(e) if e.ends_camera())
+    }
+}
+
 /// One sampled frame, as the decoder holds it until the next is decoded.
 #[derive(Debug)]
 pub struct Sample<'a> {

@@ -16,6 +16,7 @@ use super::timings::CameraTimings;
 use super::HwStatus;
 use crate::media::FailureKind;
 use crate::output::store::FrameStore;
+use crate::shape::Size;
 use crate::source::CameraId;
 use crate::stop::StopToken;
 
@@ -246,6 +247,10 @@ impl Camera {
 
     pub(super) fn pacing_fell_behind(&self, total: u64) {
         self.transition(|state| state.pacing_fell_behind(total));
+    }
+
+    pub(super) fn frames_sized(&self, size: Size) {
+        self.transition(|state| state.frames_sized(size));
     }
 
     /// Ends the session and wakes the newest frame's followers, so they see it ended.

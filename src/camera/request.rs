@@ -13,12 +13,15 @@ use thiserror::Error;
 use super::settings::{CameraSettings, FrameLimit};
 use crate::config::{parse_bool, Config};
 use crate::media::hw::HwChoice;
+use crate::media::{self, VideoInfo};
 use crate::output::retention::{MAX_AGE_LIMIT_SECONDS, MAX_FRAMES_LIMIT};
 use crate::sampling::{Fps, FpsError, Sampling};
+use crate::shape::{self, Crop, FieldError, FrameShape, ShapeError, Size};
 use crate::source::{CameraId, RtspTransport, Source, SourceError};
+use crate::stop::StopToken;
 
 /// Every field a start request may carry, in the order they are checked.
-pub const FIELDS: [&str; 12] = [
+pub const FIELDS: [&str; 17] = [
     "camera_id",
     "fps",
     "force_format",
@@ -31,7 +34,15 @@ pub const FIELDS: [&str; 12] = [
     "live",
     "max_frames",
     "max_age_seconds",
+    "width",
+    "height",
+    "max_side",
+    "crop",
+    "quality",
 ];
+
+/// The JPEG quality a camera may ask for.
+pub const QUALITY_RANGE: std::ops::RangeInclusive<u8> = 1..=100;
 
 /// Why a request cannot start a camera, with the field it is about.
 #[derive(Debug, Error, PartialEq)]
@@ -172,6 +183,11 @@ impl StartRequest {
             Some(seconds) => (seconds > 0.0).then(|| Duration::from_secs_f64(seconds)),
             None => config.max_frame_age,
         };
+        let shape = self.shape()?;
+        let quality = self.quality()?;
+        if !shape.is_full_size() {
+            check_shape_fits_file(&shape, &source, config)?;
+        }
         let output_folder = config.output_folder.join(id.as_str());
         let settings = CameraSettings {
             hwaccel_requested,
@@ -183,6 +199,8 @@ impl StartRequest {
             sampling,
             max_frames,
             max_age,
+            shape,
+            quality,
             request: self.clone(),
             ..CameraSettings::new(source, fps, output_folder)
         };
@@ -256,6 +274,47 @@ impl StartRequest {
         Ok(Some(seconds))
     }
 
+    /// `width`, `height`, `max_side` and `crop`. Every bad value is invalid (400),
+    /// a word where a number belongs too: these fields have no callers from before.
+    fn shape(&self) -> Result<FrameShape, RequestError> {
+        let side = |field: &'static str| {
+            self.get(field)
+                .map(|value| shape::parse_side(field, value))
+                .transpose()
+        };
+        let width = side("width").map_err(field_error)?;
+        let height = side("height").map_err(field_error)?;
+        let max_side = side("max_side").map_err(field_error)?;
+        let crop = self
+            .get("crop")
+            .map(Crop::parse)
+            .transpose()
+            .map_err(field_error)?;
+        FrameShape::new(width, height, max_side, crop).map_err(field_error)
+    }
+
+    /// `quality`: a whole number 1..100.
+    fn quality(&self) -> Result<Option<u8>, RequestError> {
+        let Some(value) = self.get("quality") else {
+            return Ok(None);
+        };
+        value
+            .parse::<u8>()
+            .ok()
+            .filter(|q| QUALITY_RANGE.contains(q))
+            .map(Some)
+            .ok_or_else(|| {
+                RequestError::invalid(
+                    "quality",
+                    format!(
+                        "invalid quality {value:?} (expected a whole number {}..{}; default JPEG_QUALITY)",
+                        QUALITY_RANGE.start(),
+                        QUALITY_RANGE.end()
+                    ),
+                )
+            })
+    }
+
     /// A yes/no field; absent means no. Any other word is the wrong type.
     fn flag(&self, name: &'static str) -> Result<bool, RequestError> {
         self.optional_flag(name).map(Option::unwrap_or_default)
@@ -271,6 +330,46 @@ impl StartRequest {
                 })
             })
             .transpose()
+    }
+}
+
+fn field_error(error: FieldError) -> RequestError {
+    RequestError::invalid(error.field, error.message)
+}
+
+/// A local file's size is known now: a shape it cannot take is refused with the
+/// request, rather than ending the camera in `error` once it opens (as it does for a
+/// URL, whose size is known only then). A file that cannot be probed is left to the
+/// camera, which reports why it cannot be opened.
+fn check_shape_fits_file(
+    shape: &FrameShape,
+    source: &Source,
+    config: &Config,
+) -> Result<(), RequestError> {
+    let Source::File(_) = source else {
+        return Ok(());
+    };
+    let Ok(VideoInfo { width, height, .. }) =
+        media::probe(source, config.probe_timeout, &StopToken::new())
+    else {
+        return Ok(());
+    };
+    match shape.plan(Size { width, height }) {
+        Ok(_) => Ok(()),
+        Err(error @ ShapeError::CropOutside { .. }) => {
+            Err(RequestError::invalid("crop", error.to_string()))
+        }
+        Err(error @ ShapeError::TooLarge { .. }) => {
+            let field = if shape.width.is_some() {
+                "width"
+            } else {
+                "height"
+            };
+            Err(RequestError::invalid(
+                field,
+                format!("invalid {field} for this source: {error}"),
+            ))
+        }
     }
 }
 

@@ -7,6 +7,7 @@ use super::request::StartRequest;
 use crate::media::hw::HwChoice;
 use crate::output::retention::Limits;
 use crate::sampling::{Fps, Sampling};
+use crate::shape::FrameShape;
 use crate::source::{RtspTransport, Source};
 
 #[derive(Debug, Clone)]
@@ -39,6 +40,10 @@ pub struct CameraSettings {
     pub max_frames: FrameLimit,
     /// Frames older than this are deleted; `None`: no age limit.
     pub max_age: Option<Duration>,
+    /// The size and region of the frames written (default: as decoded).
+    pub shape: FrameShape,
+    /// The camera's own JPEG quality 1..100; `None`: `JPEG_QUALITY`.
+    pub quality: Option<u8>,
 }
 
 impl CameraSettings {
@@ -60,6 +65,8 @@ impl CameraSettings {
             from_config_file: false,
             max_frames: FrameLimit::fixed(0),
             max_age: None,
+            shape: FrameShape::default(),
+            quality: None,
         }
     }
 

@@ -65,6 +65,7 @@ impl Opener for LibavOpener {
             live: settings.live,
             stall_timeout: Some(self.stall_timeout),
             rtsp_transport: settings.rtsp_transport,
+            shape: settings.shape,
             ..self.options.clone()
         };
         VideoSource::open(&settings.source, &options, stop)

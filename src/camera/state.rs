@@ -7,6 +7,7 @@ use std::time::{Duration, SystemTime};
 use super::events::Change;
 use super::HwStatus;
 use crate::media::FailureKind;
+use crate::shape::Size;
 
 /// Weight of the newest interval in the measured frame rate.
 const MEASURED_FPS_SMOOTHING: f64 = 0.2;
@@ -199,6 +200,8 @@ pub struct CameraSnapshot {
     /// Whether the source is treated as live: from its last connection, or before the
     /// first one the caller's word; `None` until known.
     pub live: Option<bool>,
+    /// The size of the frames being written; `None` until the first one.
+    pub output_size: Option<Size>,
 }
 
 #[derive(Debug)]
@@ -219,6 +222,7 @@ pub struct CameraState {
     writing_paused: bool,
     finished_at: Option<SystemTime>,
     live: Option<bool>,
+    output_size: Option<Size>,
 }
 
 impl CameraState {
@@ -242,6 +246,7 @@ impl CameraState {
             writing_paused: false,
             finished_at: None,
             live,
+            output_size: None,
         }
     }
 
@@ -263,6 +268,7 @@ impl CameraState {
             writing_paused: self.writing_paused,
             finished_at: self.finished_at,
             live: self.live,
+            output_size: self.output_size,
         }
     }
 
@@ -411,6 +417,18 @@ impl CameraState {
         Some(Change::PacingFellBehind { total })
     }
 
+    /// A frame of `size` is on its way to the encoders.
+    pub fn frames_sized(&mut self, size: Size) -> Option<Change> {
+        if self.output_size == Some(size) {
+            return None;
+        }
+        self.output_size = Some(size);
+        Some(Change::FramesSized {
+            width: size.width,
+            height: size.height,
+        })
+    }
+
     pub fn stop_requested(&mut self) -> Option<Change> {
         if self.status != Status::Running {
             return None;
@@ -551,6 +569,23 @@ mod tests {
         );
         assert_eq!(state.frames_dropped(DropReason::Corrupt, 0), None);
         assert_eq!(state.frames_deleted(0), None);
+    }
+
+    #[test]
+    fn a_new_frame_size_is_one_change() {
+        let mut state = state();
+        let size = |width, height| Size { width, height };
+        assert_eq!(state.snapshot().output_size, None);
+        assert_eq!(
+            state.frames_sized(size(640, 360)),
+            Some(Change::FramesSized {
+                width: 640,
+                height: 360
+            })
+        );
+        assert_eq!(state.frames_sized(size(640, 360)), None);
+        assert!(state.frames_sized(size(640, 480)).is_some());
+        assert_eq!(state.snapshot().output_size, Some(size(640, 480)));
     }
 
     #[test]

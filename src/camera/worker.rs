@@ -180,7 +180,7 @@ fn reconnect_loop<O: Opener, C: Clock>(
                 message: format!("{}: end of stream", settings.source.redacted()),
                 kind: FailureKind::EndOfStream,
             },
-            Err(e) if !endless => return Err(e.into()),
+            Err(e) if !endless || e.ends_camera() => return Err(e.into()),
             Err(e) => e.into(),
         };
         if attempt.queued > 0 {

@@ -114,6 +114,7 @@ fn describe(change: &Change) -> Option<(&'static str, Value)> {
         | Change::WritingPaused { .. }
         | Change::WritingResumed
         | Change::PacingFellBehind { .. }
+        | Change::FramesSized { .. }
         | Change::StopRequested => return None,
     })
 }

@@ -27,10 +27,12 @@ use super::status::{
     VideoInfoAnswer,
 };
 use super::{auth, Access, ApiRoute, Verb, ROUTES};
+use crate::camera::request::QUALITY_RANGE;
 use crate::camera::{Status, FIELDS};
 use crate::config::DEFAULT_MAX_FRAMES_PER_CAMERA;
 use crate::media::hw::HwChoice;
 use crate::output::retention::{MAX_AGE_LIMIT_SECONDS, MAX_FRAMES_LIMIT};
+use crate::shape::{MAX_SIDE, MIN_SIDE};
 
 #[derive(utoipa::OpenApi)]
 #[openapi(
@@ -420,9 +422,50 @@ fn start_field(name: &str) -> Option<Schema> {
                 "Frames older than this are deleted; 0: no age limit. Default `MAX_FRAME_AGE_SECONDS` (off). \
                  Not a number: 422; outside 0..{MAX_AGE_LIMIT_SECONDS}: 400."
             ))),
+        "width" => side(
+            "Frame width in pixels, up or down; alone, the height follows the source's (or the crop's) \
+             aspect ratio, rounded to the nearest even number. With `height`: exactly that size.",
+        ),
+        "height" => side(
+            "Frame height in pixels, up or down; alone, the width follows the aspect ratio, rounded to \
+             the nearest even number.",
+        ),
+        "max_side" => side(
+            "Shrink the longest side to this, the other following the aspect ratio; a frame already \
+             within it is left as it is (never enlarged). Not with `width` or `height`: 400.",
+        ),
+        "quality" => ObjectBuilder::new()
+            .schema_type(Type::Integer)
+            .minimum(Some(*QUALITY_RANGE.start()))
+            .maximum(Some(*QUALITY_RANGE.end()))
+            .description(Some(format!(
+                "This camera's JPEG quality; default `JPEG_QUALITY`. Anything but a whole number {}..{}: 400.",
+                QUALITY_RANGE.start(),
+                QUALITY_RANGE.end()
+            ))),
+        "crop" => string()
+            .pattern(Some("^ *[0-9]+ *, *[0-9]+ *, *[0-9]+ *, *[0-9]+ *$"))
+            .description(Some(format!(
+                "Region of interest `x,y,w,h` in source pixels, taken before scaling: even whole numbers \
+                 (4:2:0 chroma covers 2x2 pixels), `w` and `h` {MIN_SIDE}..{MAX_SIDE}; anything else is 400. \
+                 A region outside a local file is 400; outside a URL's frames (known once it opens), the \
+                 camera ends in `error`."
+            ))),
         _ => return None,
     };
     Some(schema.into())
+}
+
+/// `width`, `height`, `max_side`: an even number of pixels.
+fn side(description: &str) -> ObjectBuilder {
+    ObjectBuilder::new()
+        .schema_type(Type::Integer)
+        .minimum(Some(MIN_SIDE))
+        .maximum(Some(MAX_SIDE))
+        .multiple_of(Some(2.0))
+        .description(Some(format!(
+            "{description} Anything but an even whole number {MIN_SIDE}..{MAX_SIDE}: 400."
+        )))
 }
 
 /// The fields of `decode/`, in the order they are checked.

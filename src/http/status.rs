@@ -154,6 +154,28 @@ pub struct StatusReport {
     /// When the session ended (RFC 3339); absent while running.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub finished_at: Option<String>,
+    /// The frame width asked for; absent when not asked.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub width: Option<u32>,
+    /// The frame height asked for; absent when not asked.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub height: Option<u32>,
+    /// The longest side asked for; absent when not asked.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_side: Option<u32>,
+    /// The region of interest asked for, `x,y,w,h` in source pixels; absent when not asked.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub crop: Option<String>,
+    /// The camera's own JPEG quality; absent: `JPEG_QUALITY`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub quality: Option<u8>,
+    /// Width of the frames being written (what `width`, `height`, `max_side` and `crop`
+    /// made of the source, else its own); absent until the first frame.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub output_width: Option<u32>,
+    /// Height of the frames being written; absent until the first frame.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub output_height: Option<u32>,
 }
 
 /// `{"message": ...}`, the answer of the roots.
@@ -311,6 +333,13 @@ impl StatusReport {
             frames_deleted: Some(state.frames_deleted),
             writing_paused: Some(state.writing_paused),
             finished_at: state.finished_at.map(rfc3339),
+            width: settings.shape.width,
+            height: settings.shape.height,
+            max_side: settings.shape.max_side,
+            crop: settings.shape.crop.map(|crop| crop.to_string()),
+            quality: settings.quality,
+            output_width: state.output_size.map(|size| size.width),
+            output_height: state.output_size.map(|size| size.height),
         }
     }
 
@@ -346,6 +375,13 @@ impl StatusReport {
             frames_deleted: None,
             writing_paused: None,
             finished_at: None,
+            width: None,
+            height: None,
+            max_side: None,
+            crop: None,
+            quality: None,
+            output_width: None,
+            output_height: None,
         }
     }
 }
@@ -430,7 +466,8 @@ mod tests {
 
     /// The answers, byte for byte, that the service gave for these states before
     /// camera state became snapshots (old callers parse them as they are), extended
-    /// only by keys added since: `disk_full` and the retention keys at the end.
+    /// only by keys added since: `disk_full`, the retention keys and the frame shape
+    /// keys at the end.
     #[test]
     fn reports_are_byte_for_byte_what_callers_always_got() {
         let mut rtsp = CameraSettings::new(
@@ -441,6 +478,9 @@ mod tests {
         rtsp.hwaccel_requested = crate::media::hw::HwChoice::parse("cuda").unwrap();
         rtsp.sampling = crate::sampling::Sampling::Keyframes;
         rtsp.max_frames = crate::camera::settings::FrameLimit::fixed(1000);
+        rtsp.shape.width = Some(640);
+        rtsp.shape.crop = Some(crate::shape::Crop::parse("0,120,1920,960").unwrap());
+        rtsp.quality = Some(80);
         let door = camera("door", rtsp);
         let reconnecting = CameraSnapshot {
             status: Status::Running,
@@ -473,11 +513,15 @@ mod tests {
             writing_paused: true,
             finished_at: None,
             live: Some(true),
+            output_size: Some(crate::shape::Size {
+                width: 640,
+                height: 320,
+            }),
         };
         let json = serde_json::to_string(&StatusReport::from_snapshot(&door, reconnecting));
         assert_eq!(
             json.unwrap(),
-            r#"{"camera_id":"door","status":"running","frame_count":42,"last_error":"rtsp://u:***@h:8554/s: could not open (refused): Connection refused","restart_count":7,"phase":"reconnecting","source":"rtsp://u:***@h:8554/s","fps":2.5,"measured_fps":2.4,"hwaccel":"none","hwaccel_requested":"cuda","hwaccel_reason":"cuda: device context could not be created: x; decoding in software","frames_dropped":10,"frames_dropped_reasons":{"corrupt":3,"write_failed":2,"queue_full":1,"disk_full":4},"last_error_kind":"refused","rtsp_transport":"tcp","sampling":"keyframes","realtime":false,"loop":false,"live":true,"last_frame_at":"2023-11-14T22:15:00.456Z","started_at":"2023-11-14T22:13:20.123Z","output_folder":"/data/frames/door","max_frames":1000,"frames_deleted":9,"writing_paused":true}"#
+            r#"{"camera_id":"door","status":"running","frame_count":42,"last_error":"rtsp://u:***@h:8554/s: could not open (refused): Connection refused","restart_count":7,"phase":"reconnecting","source":"rtsp://u:***@h:8554/s","fps":2.5,"measured_fps":2.4,"hwaccel":"none","hwaccel_requested":"cuda","hwaccel_reason":"cuda: device context could not be created: x; decoding in software","frames_dropped":10,"frames_dropped_reasons":{"corrupt":3,"write_failed":2,"queue_full":1,"disk_full":4},"last_error_kind":"refused","rtsp_transport":"tcp","sampling":"keyframes","realtime":false,"loop":false,"live":true,"last_frame_at":"2023-11-14T22:15:00.456Z","started_at":"2023-11-14T22:13:20.123Z","output_folder":"/data/frames/door","max_frames":1000,"frames_deleted":9,"writing_paused":true,"width":640,"crop":"0,120,1920,960","quality":80,"output_width":640,"output_height":320}"#
         );
 
         let mut file = CameraSettings::new(
@@ -506,11 +550,15 @@ mod tests {
             writing_paused: false,
             finished_at: Some(at(1_700_000_061_500)),
             live: Some(false),
+            output_size: Some(crate::shape::Size {
+                width: 1920,
+                height: 1080,
+            }),
         };
         let json = serde_json::to_string(&StatusReport::from_snapshot(&clip, completed));
         assert_eq!(
             json.unwrap(),
-            r#"{"camera_id":"clip","status":"completed","frame_count":12,"last_error":null,"restart_count":0,"phase":"finished","source":"/videos/clip.mp4","fps":0.2,"measured_fps":0.2,"hwaccel":"none","hwaccel_requested":"auto","frames_dropped":0,"frames_dropped_reasons":{"corrupt":0,"write_failed":0,"queue_full":0,"disk_full":0},"sampling":"exact","realtime":true,"pacing_lag_events":5,"loop":true,"live":false,"last_frame_at":"2023-11-14T22:14:20.999Z","started_at":"2023-11-14T22:13:20.000Z","progress":1.0,"output_folder":"/data/frames/clip","max_frames":0,"max_age_seconds":3600.0,"frames_deleted":0,"writing_paused":false,"finished_at":"2023-11-14T22:14:21.500Z"}"#
+            r#"{"camera_id":"clip","status":"completed","frame_count":12,"last_error":null,"restart_count":0,"phase":"finished","source":"/videos/clip.mp4","fps":0.2,"measured_fps":0.2,"hwaccel":"none","hwaccel_requested":"auto","frames_dropped":0,"frames_dropped_reasons":{"corrupt":0,"write_failed":0,"queue_full":0,"disk_full":0},"sampling":"exact","realtime":true,"pacing_lag_events":5,"loop":true,"live":false,"last_frame_at":"2023-11-14T22:14:20.999Z","started_at":"2023-11-14T22:13:20.000Z","progress":1.0,"output_folder":"/data/frames/clip","max_frames":0,"max_age_seconds":3600.0,"frames_deleted":0,"writing_paused":false,"finished_at":"2023-11-14T22:14:21.500Z","output_width":1920,"output_height":1080}"#
         );
 
         let never = StatusReport::not_started(&CameraId::parse("nobody").unwrap());

@@ -11,6 +11,7 @@ mod log_bridge;
 mod nal;
 mod planner;
 mod probe;
+mod scale;
 
 use std::time::Duration;
 
@@ -25,6 +26,7 @@ pub use decode::{
 };
 
 pub use probe::{probe, StreamSummary, VideoInfo};
+pub use scale::{ShapeFailure, Shaper};
 
 /// Prepares libav once per process. libav's own messages go to our logger (after the
 /// logger is set up, at its level), rate-limited per camera; every libav failure also
@@ -151,6 +153,13 @@ pub enum MediaError {
         source_name: String,
         message: String,
     },
+    /// The source cannot be given the frames asked for (a crop outside it); trying
+    /// again cannot help.
+    #[error("{source_name}: {message}")]
+    Shape {
+        source_name: String,
+        message: String,
+    },
     #[error("stopped")]
     Stopped,
 }
@@ -164,8 +173,16 @@ impl MediaError {
             MediaError::NoVideoStream { .. } | MediaError::Decoder { .. } => {
                 FailureKind::UnsupportedCodec
             }
-            MediaError::Convert { .. } | MediaError::Stopped => FailureKind::Other,
+            MediaError::Convert { .. } | MediaError::Shape { .. } | MediaError::Stopped => {
+                FailureKind::Other
+            }
         }
+    }
+
+    /// A failure that ends the camera even for a live source, which is otherwise
+    /// reconnected: it would only happen again.
+    pub fn ends_camera(&self) -> bool {
+        matches!(self, MediaError::Shape { .. })
     }
 }
 

@@ -16,6 +16,8 @@ pub type Delivery = Box<dyn FnOnce(Result<Vec<u8>, JpegError>, Duration) + Send>
 
 pub struct EncodeJob {
     pub picture: OwnedYuv420,
+    /// The camera's own JPEG quality; `None`: the pool's.
+    pub quality: Option<u8>,
     pub deliver: Delivery,
 }
 
@@ -92,7 +94,9 @@ fn encode_until_closed(jobs: &Receiver<EncodeJob>, quality: u8) {
     };
     for job in jobs {
         let started = Instant::now();
-        let result = encoder.encode(&job.picture.view());
+        let result = encoder
+            .set_quality(job.quality.unwrap_or(quality))
+            .and_then(|()| encoder.encode(&job.picture.view()));
         (job.deliver)(result, started.elapsed());
     }
 }
@@ -114,6 +118,7 @@ mod tests {
             let done = done.clone();
             let job = EncodeJob {
                 picture: picture(),
+                quality: None,
                 deliver: Box::new(move |jpeg, took| done.send((n, jpeg.unwrap(), took)).unwrap()),
             };
             assert!(pool.try_submit(job).is_ok());
@@ -133,6 +138,7 @@ mod tests {
         let (release, wait) = mpsc::channel::<()>();
         let blocker = EncodeJob {
             picture: picture(),
+            quality: None,
             deliver: Box::new(move |_, _| {
                 let _ = wait.recv();
             }),
@@ -142,6 +148,7 @@ mod tests {
         for _ in 0..5 {
             let job = EncodeJob {
                 picture: picture(),
+                quality: None,
                 deliver: Box::new(|_, _| {}),
             };
             if pool.try_submit(job).is_err() {

@@ -24,6 +24,7 @@ pub enum JpegError {
 /// One encoder per camera thread; it keeps libjpeg-turbo's state between frames.
 pub struct JpegEncoder {
     compressor: Compressor,
+    quality: u8,
     padded_luma: Vec<u8>,
 }
 
@@ -35,8 +36,19 @@ impl JpegEncoder {
         compressor.set_subsamp(Subsamp::Sub2x2)?;
         Ok(JpegEncoder {
             compressor,
+            quality,
             padded_luma: Vec::new(),
         })
+    }
+
+    /// Encodes at `quality` (1..=100) from now on; the same quality as before changes
+    /// nothing.
+    pub fn set_quality(&mut self, quality: u8) -> Result<(), JpegError> {
+        if quality != self.quality {
+            self.compressor.set_quality(i32::from(quality))?;
+            self.quality = quality;
+        }
+        Ok(())
     }
 
     pub fn encode(&mut self, picture: &Yuv420<'_>) -> Result<Vec<u8>, JpegError> {
@@ -137,6 +149,37 @@ mod tests {
         assert_eq!(header.subsamp, Subsamp::Sub2x2);
         // SOF0 marks a baseline JPEG.
         assert!(jpeg.windows(2).any(|w| w == [0xFF, 0xC0]));
+    }
+
+    #[test]
+    fn quality_can_change_between_frames_and_back() {
+        let (y, c) = flat(64, 64);
+        let y: Vec<u8> = y
+            .iter()
+            .enumerate()
+            .map(|(i, _)| (i * 7 % 251) as u8)
+            .collect();
+        let picture = Yuv420 {
+            width: 64,
+            height: 64,
+            y: &y,
+            u: &c,
+            v: &c,
+            y_stride: 64,
+            u_stride: 32,
+            v_stride: 32,
+        };
+        let mut encoder = JpegEncoder::new(90).unwrap();
+        let at_90 = encoder.encode(&picture).unwrap();
+        encoder.set_quality(30).unwrap();
+        let at_30 = encoder.encode(&picture).unwrap();
+        assert!(at_30.len() < at_90.len());
+        assert_eq!(
+            at_30,
+            JpegEncoder::new(30).unwrap().encode(&picture).unwrap()
+        );
+        encoder.set_quality(90).unwrap();
+        assert_eq!(encoder.encode(&picture).unwrap(), at_90);
     }
 
     #[test]

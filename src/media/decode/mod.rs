@@ -15,15 +15,16 @@ mod reader;
 mod slot;
 mod timestamps;
 
-use super::convert::Converter;
 use super::hw::{HwRequest, HwStatus};
 use super::input;
 use super::liveness;
 use super::planner::Step;
+use super::scale::{ShapeFailure, Shaper};
 use super::MediaError;
 use crate::picture::Yuv420;
 use crate::sampling::FrameDemand;
 use crate::sampling::Sampling;
+use crate::shape::FrameShape;
 use crate::source::{RtspTransport, Source};
 use crate::stop::StopToken;
 use damage::DamageFilter;
@@ -56,6 +57,8 @@ pub struct OpenOptions {
     pub rtsp_transport: RtspTransport,
     /// Hardware to decode with, tried before software.
     pub hwaccel: HwRequest,
+    /// The size and region of the frames handed on (default: as decoded).
+    pub shape: FrameShape,
 }
 
 impl Default for OpenOptions {
@@ -70,6 +73,7 @@ impl Default for OpenOptions {
             stall_timeout: None,
             rtsp_transport: RtspTransport::default(),
             hwaccel: HwRequest::default(),
+            shape: FrameShape::default(),
         }
     }
 }
@@ -92,7 +96,7 @@ pub struct VideoSource {
     damage: DamageFilter,
     timestamps: Timestamps,
     frame: frame::Video,
-    converter: Converter,
+    shaper: Shaper,
     /// Frames not used because of damage: flagged by the decoder, lost to a decode
     /// error, or following damage until the next keyframe.
     damaged: u64,
@@ -159,7 +163,7 @@ impl VideoSource {
             timestamps,
             name,
             frame: frame::Video::empty(),
-            converter: Converter::default(),
+            shaper: Shaper::new(options.shape),
             damaged: 0,
             live,
             decoding: Duration::ZERO,
@@ -273,16 +277,20 @@ impl VideoSource {
         Ok(())
     }
 
-    /// The last decoded frame as full-range 4:2:0 planes, converted only when the
-    /// decoder's format is not already that.
+    /// The last decoded frame as full-range 4:2:0 planes of the shape asked for,
+    /// converted only when the decoder's format is not already that.
     pub fn picture(&mut self) -> Result<Yuv420<'_>, MediaError> {
         let name = &self.name;
-        self.converter
-            .convert(&self.frame)
-            .map_err(|e| MediaError::Convert {
+        self.shaper.shape(&self.frame).map_err(|e| match e {
+            ShapeFailure::Shape(e) => MediaError::Shape {
                 source_name: name.clone(),
                 message: e.to_string(),
-            })
+            },
+            ShapeFailure::Libav(e) => MediaError::Convert {
+                source_name: name.clone(),
+                message: e.to_string(),
+            },
+        })
     }
 
     /// How long the pass through the source read so far lasts: from its first packet

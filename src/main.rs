@@ -274,7 +274,7 @@ fn serve(args: ServeArgs, log_format: LogFormat) -> ExitCode {
             log::info!("{name} is ignored: decoding runs in-process with libav");
         }
     }
-    media::init();
+    media::init_with(config.max_frame_pixels);
     let registry = Arc::new(Registry::with_max_running(config.max_cameras));
     // Before any camera starts, so that the live event streams miss none of its events.
     let camera_events = registry.events().subscribe();
@@ -456,8 +456,13 @@ fn probe(input: &str, timeout: f64) -> ExitCode {
         return ExitCode::from(EXIT_CONFIG);
     }
     let result = cli_source(input).and_then(|source| {
-        media::probe(&source, Duration::from_secs_f64(timeout), &StopToken::new())
-            .map_err(|e| e.to_string())
+        media::probe(
+            &source,
+            Duration::from_secs_f64(timeout),
+            media::DEFAULT_FRAME_LIMIT,
+            &StopToken::new(),
+        )
+        .map_err(|e| e.to_string())
     });
     match result {
         Ok(info) => {

@@ -4,6 +4,8 @@
 use std::fmt;
 use std::path::{Path, PathBuf};
 
+use base64::prelude::{Engine, BASE64_STANDARD};
+use percent_encoding::percent_decode_str;
 use thiserror::Error;
 
 pub const MAX_CAMERA_ID_LEN: usize = 64;
@@ -16,6 +18,8 @@ pub enum SourceError {
     SchemeNotAllowed { scheme: String, allowed: String },
     #[error("Malformed URL {0}: it needs a host")]
     MalformedUrl(String),
+    #[error("Malformed URL {0:?}: it contains a control character")]
+    ControlCharacter(String),
     #[error("Local file {0:?} does not exist or cannot be read")]
     FileNotFound(String),
     #[error(
@@ -125,6 +129,9 @@ impl Source {
                         allowed: allowed_schemes(),
                     });
                 }
+                if value.chars().any(char::is_control) {
+                    return Err(SourceError::ControlCharacter(redact_url(value)));
+                }
                 let rest = &value[scheme.len() + 1..];
                 let host_part = rest.trim_start_matches("//");
                 if !rest.starts_with("//") || host_part.is_empty() || host_part.starts_with('/') {
@@ -222,52 +229,167 @@ fn scheme_of(value: &str) -> Option<String> {
     valid.then(|| scheme.to_ascii_lowercase())
 }
 
-/// Replaces the password (or a lone user token) in `scheme://user:pass@host/...`, and
-/// credential-looking query parameters, with `***`.
+/// Replaces the password (or a lone user token) in `scheme://user:pass@host/...` (also
+/// written `scheme:user:pass@host` or with one slash), and credential-looking query
+/// parameters, with `***`.
 pub fn redact_url(url: &str) -> String {
     let mut out = url.to_owned();
-    if let Some(start) = out.find("://").map(|i| i + 3) {
-        let authority_end = out[start..]
-            .find(['/', '?', '#'])
-            .map_or(out.len(), |i| start + i);
-        if let Some(at) = out[start..authority_end].rfind('@').map(|i| start + i) {
-            let userinfo = &out[start..at];
-            let replaced = match userinfo.split_once(':') {
-                Some((user, _)) => format!("{user}:***"),
-                None => "***".to_owned(),
-            };
-            out.replace_range(start..at, &replaced);
-        }
+    if let Some((start, at)) = userinfo_span(&out) {
+        let replaced = match out[start..at].split_once(':') {
+            Some((user, _)) => format!("{user}:***"),
+            None => "***".to_owned(),
+        };
+        out.replace_range(start..at, &replaced);
     }
-    if let Some(q) = out.find('?') {
-        let (base, query) = out.split_at(q + 1);
-        let redacted: Vec<String> = query
-            .split('&')
-            .map(|pair| match pair.split_once('=') {
-                Some((key, _)) if is_secret_key(key) => format!("{key}=***"),
-                _ => pair.to_owned(),
-            })
-            .collect();
-        out = format!("{base}{}", redacted.join("&"));
+    redact_query(&out)
+}
+
+/// Where the user information of `url` lies (from its first byte to the `@`), if it
+/// has any: after `scheme:` and any slashes, before the path, query or fragment.
+fn userinfo_span(url: &str) -> Option<(usize, usize)> {
+    // `://` wherever it is, so that a URL in quotes or brackets is found too.
+    let after_scheme = match url.find("://") {
+        Some(i) => i + 3,
+        None => scheme_of(url)?.len() + 1,
+    };
+    let rest = &url[after_scheme..];
+    let start = after_scheme + (rest.len() - rest.trim_start_matches('/').len());
+    let authority_end = url[start..]
+        .find(['/', '?', '#'])
+        .map_or(url.len(), |i| start + i);
+    let at = url[start..authority_end].rfind('@')? + start;
+    Some((start, at))
+}
+
+/// Replaces the values of credential-looking parameters after the first `?` of
+/// `text` with `***`. A value ends at `&`, `#`, a quote or white space, so a URL
+/// quoted in a message keeps its closing quote.
+fn redact_query(text: &str) -> String {
+    let Some(q) = text.find('?') else {
+        return text.to_owned();
+    };
+    let (base, query) = text.split_at(q + 1);
+    let mut out = String::from(base);
+    let mut rest = query;
+    while !rest.is_empty() {
+        let pair_end = rest
+            .find(|c: char| c == '&' || c == '#' || c == '\'' || c == '"' || c.is_whitespace())
+            .unwrap_or(rest.len());
+        let (pair, tail) = rest.split_at(pair_end);
+        match pair.split_once('=') {
+            Some((key, value)) if is_secret_key(key) && !value.is_empty() => {
+                out.push_str(key);
+                out.push_str("=***");
+            }
+            _ => out.push_str(pair),
+        }
+        let mut chars = tail.chars();
+        match chars.next() {
+            Some(separator) => {
+                out.push(separator);
+                rest = chars.as_str();
+            }
+            None => rest = "",
+        }
     }
     out
 }
 
 fn is_secret_key(key: &str) -> bool {
     let key = key.to_ascii_lowercase();
-    ["pass", "pwd", "token", "secret", "key", "auth", "signature"]
-        .iter()
-        .any(|s| key.contains(s))
+    [
+        "pass",
+        "pwd",
+        "token",
+        "secret",
+        "key",
+        "auth",
+        "sig",
+        "credential",
+        "session",
+        "jwt",
+    ]
+    .iter()
+    .any(|s| key.contains(s))
 }
 
-/// Removes every credential of `url` from a message (libav repeats the URL in errors).
+/// Secrets shorter than this are replaced only where they appear in their URL:
+/// replacing every occurrence of two letters would garble messages.
+const MIN_SECRET_LEN: usize = 4;
+
+/// The secrets in `url`, as they may appear in a message without the URL around them:
+/// its password (or lone user token) and the values of its credential-looking query
+/// parameters, as written and percent-decoded, and the `Basic` authorization that
+/// HTTP and RTSP clients send for its user and password.
+fn secrets_of(url: &str) -> Vec<String> {
+    let mut secrets = Vec::new();
+    if let Some((start, at)) = userinfo_span(url) {
+        let userinfo = &url[start..at];
+        let decoded = |s: &str| percent_decode_str(s).decode_utf8_lossy().into_owned();
+        match userinfo.split_once(':') {
+            Some((user, password)) => {
+                secrets.push(password.to_owned());
+                secrets.push(decoded(password));
+                let basic = format!("{}:{}", decoded(user), decoded(password));
+                secrets.push(BASE64_STANDARD.encode(basic));
+            }
+            None => {
+                secrets.push(userinfo.to_owned());
+                secrets.push(decoded(userinfo));
+            }
+        }
+    }
+    if let Some((_, query)) = url.split_once('?') {
+        let query = query.split('#').next().unwrap_or_default();
+        for (key, value) in query.split('&').filter_map(|pair| pair.split_once('=')) {
+            if is_secret_key(key) {
+                secrets.push(value.to_owned());
+                secrets.push(percent_decode_str(value).decode_utf8_lossy().into_owned());
+            }
+        }
+    }
+    secrets.retain(|s| s.len() >= MIN_SECRET_LEN);
+    // Longest first, so that no shorter secret inside a longer one is replaced first.
+    secrets.sort_by_key(|s| std::cmp::Reverse(s.len()));
+    secrets.dedup();
+    secrets
+}
+
+/// Removes every credential of `url` from a message (libav repeats the URL in errors,
+/// and at debug level writes its request lines and headers), and any credentials of
+/// other URLs or query strings in it (see [`redact_words`]).
 pub fn redact_in(message: &str, url: &str) -> String {
     let redacted = redact_url(url);
-    if redacted == url {
+    let mut out = if redacted == url {
         message.to_owned()
     } else {
         message.replace(url, &redacted)
+    };
+    for secret in secrets_of(url) {
+        if out.contains(&secret) {
+            out = out.replace(&secret, "***");
+        }
     }
+    redact_words(&out)
+}
+
+/// Redacts each word of `message` that is a URL or carries a query string (a request
+/// line's path): its user information and credential-looking parameters.
+pub fn redact_words(message: &str) -> String {
+    if !message.contains("://") && !message.contains('?') {
+        return message.to_owned();
+    }
+    message
+        .split(' ')
+        .map(|word| {
+            if word.contains("://") || word.contains('?') {
+                redact_url(word)
+            } else {
+                word.to_owned()
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 #[cfg(test)]
@@ -396,6 +518,54 @@ mod tests {
             redact_in(message, "rtsp://u:p@h/s"),
             "rtsp://u:***@h/s: Server returned 401"
         );
+        // Without the slashes, or with one, as a caller may mistype it.
+        assert_eq!(redact_url("rtsp:u:hunter2@h/s"), "rtsp:u:***@h/s");
+        assert_eq!(redact_url("rtsp:/u:hunter2@h/s"), "rtsp:/u:***@h/s");
+        assert_eq!(
+            redact_url("'http://u:hunter2@h/a?token=x'"),
+            "'http://u:***@h/a?token=***'"
+        );
+        assert_eq!(
+            redact_url("/a/b?n=1&jwt=abc.def#top"),
+            "/a/b?n=1&jwt=***#top"
+        );
+    }
+
+    #[test]
+    fn secrets_are_removed_wherever_they_appear() {
+        let url = "rtsp://user:S3cret%21Pass@cam/live?token=T0kenValue&res=hd";
+        let secrets = secrets_of(url);
+        for expected in ["S3cret%21Pass", "S3cret!Pass", "T0kenValue"] {
+            assert!(secrets.contains(&expected.to_owned()), "{secrets:?}");
+        }
+        // The Basic authorization of user:S3cret!Pass.
+        assert!(
+            secrets.contains(&"dXNlcjpTM2NyZXQhUGFzcw==".to_owned()),
+            "{secrets:?}"
+        );
+        let message = "GET /live?token=T0kenValue; Authorization: Basic dXNlcjpTM2NyZXQhUGFzcw==; S3cret!Pass";
+        let redacted = redact_in(message, url);
+        assert!(
+            !redacted.contains("T0ken")
+                && !redacted.contains("S3cret")
+                && !redacted.contains("dXNlcj"),
+            "{redacted}"
+        );
+        // Short secrets only where their URL shows them.
+        assert_eq!(
+            redact_in("a b rtsp://u:ab@h/x", "rtsp://u:ab@h/x"),
+            "a b rtsp://u:***@h/x"
+        );
+        assert_eq!(redact_words("no secrets here"), "no secrets here");
+    }
+
+    #[test]
+    fn urls_with_control_characters_are_refused() {
+        assert_eq!(
+            Source::parse("rtsp://u:hunter2@h/a\0b", &[]),
+            Err(SourceError::ControlCharacter("rtsp://u:***@h/a\0b".into()))
+        );
+        assert!(Source::parse("http://h/a\nb", &[]).is_err());
     }
 
     #[test]

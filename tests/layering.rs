@@ -1,19 +1,23 @@
 //! The layout rules of docs/architecture.md, checked on the source: libav only under
 //! `media/`, actix only in the HTTP layer and `main.rs`, the Prometheus client only in
 //! `metrics/`, the OpenAPI description (utoipa) only in the HTTP layer, token and key
-//! verification only in `auth/`, `unsafe` only where hardware devices, the allocator and libav's log
-//! callback are handled, each block with a `// SAFETY:` comment.
+//! verification only in `auth/`, `unsafe` only where hardware devices, the allocator, libav's
+//! log callback and libav's limits are handled, each block with a `// SAFETY:` comment.
 
 use std::fs;
 use std::path::{Path, PathBuf};
 
-/// Files where `unsafe` is allowed: hardware device contexts, the allocator's trim, and
+/// Files where `unsafe` is allowed: hardware device contexts, the allocator's trim,
 /// libav's log callback (a C callback with a va_list, reading the logging context's
-/// class and a codec context's `opaque`).
-const UNSAFE_FILES: [&str; 3] = [
+/// class and a codec context's `opaque`), and the limits libav is held to that
+/// ffmpeg-next has no safe call for (decoder options while reading stream information,
+/// a stream's stated frame size, the largest allocation): without them a header
+/// claiming a huge frame costs gigabytes before any check can refuse it.
+const UNSAFE_FILES: [&str; 4] = [
     "src/media/hw/device.rs",
     "src/memory.rs",
     "src/media/log_bridge.rs",
+    "src/media/libav_limits.rs",
 ];
 
 /// How far above an `unsafe` its `// SAFETY:` comment may start (attributes and a

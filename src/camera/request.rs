@@ -349,9 +349,12 @@ fn check_shape_fits_file(
     let Source::File(_) = source else {
         return Ok(());
     };
-    let Ok(VideoInfo { width, height, .. }) =
-        media::probe(source, config.probe_timeout, &StopToken::new())
-    else {
+    let Ok(VideoInfo { width, height, .. }) = media::probe(
+        source,
+        config.probe_timeout,
+        config.max_frame_pixels,
+        &StopToken::new(),
+    ) else {
         return Ok(());
     };
     match shape.plan(Size { width, height }) {

@@ -180,6 +180,7 @@ impl Supervisor {
             options: OpenOptions {
                 open_timeout: config.open_timeout,
                 read_timeout: config.read_timeout,
+                frame_limit: config.max_frame_pixels,
                 threads: self.decode_threads(),
                 hwaccel,
                 ..OpenOptions::default()
@@ -295,7 +296,12 @@ impl Supervisor {
 
     /// Describes a source in-process. Blocking: call it off the HTTP threads.
     pub fn probe(&self, source: &Source) -> Result<VideoInfo, MediaError> {
-        media::probe(source, self.config.probe_timeout, &StopToken::new())
+        media::probe(
+            source,
+            self.config.probe_timeout,
+            self.config.max_frame_pixels,
+            &StopToken::new(),
+        )
     }
 
     /// Which hardware backends work here, probed on first use.

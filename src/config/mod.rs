@@ -21,6 +21,7 @@ use crate::logging::LogFormat;
 use crate::media::hw::{
     HwChoice, DEFAULT_CUDA_DEVICE, DEFAULT_HW_ACCEL_OPTIONS, DEFAULT_HW_RETRY, DEFAULT_VAAPI_DEVICE,
 };
+use crate::media::FrameLimit;
 use crate::output::disk_guard::MinFree;
 use crate::output::retention::{MAX_AGE_LIMIT_SECONDS, MAX_FRAMES_LIMIT};
 
@@ -34,6 +35,7 @@ pub const DEFAULT_PROBE_TIMEOUT_SECONDS: u64 = 10;
 pub const DEFAULT_OPEN_TIMEOUT_SECONDS: u64 = crate::media::DEFAULT_OPEN_TIMEOUT.as_secs();
 pub const DEFAULT_READ_TIMEOUT_SECONDS: u64 = crate::media::DEFAULT_READ_TIMEOUT.as_secs();
 pub const DEFAULT_STALL_TIMEOUT_SECONDS: u64 = 10;
+pub const DEFAULT_MAX_FRAME_PIXELS: FrameLimit = crate::media::DEFAULT_FRAME_LIMIT;
 pub const DEFAULT_RECONNECT_INITIAL_SECONDS: f64 = 0.5;
 pub const DEFAULT_RECONNECT_MAX_SECONDS: f64 = 30.0;
 /// 0: live sources never give up.
@@ -98,6 +100,8 @@ pub struct Config {
     pub open_timeout: Duration,
     pub read_timeout: Duration,
     pub stall_timeout: Duration,
+    /// Sources whose frames are larger are refused.
+    pub max_frame_pixels: FrameLimit,
     pub reconnect_initial: Duration,
     pub reconnect_max: Duration,
     pub max_restarts: u32,
@@ -170,7 +174,7 @@ const fn setting(
 }
 
 /// Every setting the daemon reads.
-pub const SETTINGS: [Setting; 44] = [
+pub const SETTINGS: [Setting; 45] = [
     setting("CONFIG_FILE", Some("config-file"), "",
         "a TOML file with settings (lowercase names) and [[camera]] tables started at boot; flags and the environment override it"),
     setting("HOST", Some("host"), DEFAULT_HOST, "the IP address to listen on"),
@@ -195,6 +199,8 @@ pub const SETTINGS: [Setting; 44] = [
     setting("READ_TIMEOUT_SECONDS", Some("read-timeout-seconds"), "10", "each packet read"),
     setting("STALL_TIMEOUT_SECONDS", Some("stall-timeout-seconds"), "10",
         "a live source that yields no video frame this long (even while packets arrive) is reconnected"),
+    setting("MAX_FRAME_PIXELS", Some("max-frame-pixels"), "8192x8192",
+        "the largest frame a source may have, WIDTHxHEIGHT or a pixel count up to 2147483647: larger ones are refused (too_large) before they are decoded, and no libav allocation may exceed 8 bytes per pixel of it plus 16 MiB"),
     setting("RECONNECT_INITIAL_SECONDS", Some("reconnect-initial-seconds"), "0.5",
         "the first reconnection delay; it doubles per failure"),
     setting("RECONNECT_MAX_SECONDS", Some("reconnect-max-seconds"), "30",
@@ -367,6 +373,16 @@ impl Config {
                 "STALL_TIMEOUT_SECONDS",
                 DEFAULT_STALL_TIMEOUT_SECONDS,
             )?,
+            max_frame_pixels: match get("MAX_FRAME_PIXELS") {
+                None => DEFAULT_MAX_FRAME_PIXELS,
+                Some(v) => FrameLimit::parse(v).ok_or_else(|| {
+                    invalid(
+                        "MAX_FRAME_PIXELS",
+                        v,
+                        "WIDTHxHEIGHT such as 8192x8192, or a pixel count 1..2147483647",
+                    )
+                })?,
+            },
             reconnect_initial: fractional_seconds(
                 get("RECONNECT_INITIAL_SECONDS"),
                 "RECONNECT_INITIAL_SECONDS",
@@ -877,6 +893,9 @@ mod tests {
             ("CORS_ALLOWED_ORIGINS", "*,https://a.example"),
             ("TLS_CERT_FILE", "cert.pem"),
             ("TLS_KEY_FILE", "key.pem"),
+            ("MAX_FRAME_PIXELS", "0"),
+            ("MAX_FRAME_PIXELS", "huge"),
+            ("MAX_FRAME_PIXELS", "65536x65536"),
         ] {
             let err = Config::parse(&raw(&[(name, value)])).unwrap_err();
             assert!(err.to_string().contains(name), "{err}");
@@ -1053,6 +1072,21 @@ mod tests {
         for bad in ["", "GiB", "1.2.3MB", "-1", "5 XB", "1e3", "99999999999TiB"] {
             assert_eq!(parse_size(bad), None, "{bad}");
         }
+    }
+
+    #[test]
+    fn frame_limits_as_a_size_or_a_pixel_count() {
+        let defaults = Config::parse(&RawValues::new()).unwrap();
+        assert_eq!(defaults.max_frame_pixels.pixels(), 8192 * 8192);
+        let size = Config::parse(&raw(&[("MAX_FRAME_PIXELS", "3840x2160")])).unwrap();
+        assert_eq!(size.max_frame_pixels.pixels(), 3840 * 2160);
+        let count = Config::parse(&raw(&[("MAX_FRAME_PIXELS", "2000000")])).unwrap();
+        assert!(!count.max_frame_pixels.admits(1920, 1080 + 2));
+        let err = Config::parse(&raw(&[("MAX_FRAME_PIXELS", "8K")])).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "invalid MAX_FRAME_PIXELS \"8K\" (expected WIDTHxHEIGHT such as 8192x8192, or a pixel count 1..2147483647)"
+        );
     }
 
     #[test]

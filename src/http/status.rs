@@ -99,8 +99,8 @@ pub struct StatusReport {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub frames_dropped_reasons: Option<DropReasons>,
     /// `authentication`, `not_found`, `refused`, `timeout`, `stalled`,
-    /// `unsupported_codec`, `end_of_stream`, `network`, `write_failed`, `disk_full` or
-    /// `other`.
+    /// `unsupported_codec`, `invalid_data`, `too_large`, `end_of_stream`, `network`,
+    /// `write_failed`, `disk_full` or `other`.
     #[schema(value_type = Option<String>)]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub last_error_kind: Option<&'static str>,

@@ -7,6 +7,8 @@ use std::time::{Duration, Instant};
 
 use ffmpeg_next::{format, Dictionary};
 
+use super::frame_limit::FrameLimit;
+use super::libav_limits;
 use super::{classify, MediaError};
 use crate::source::{redact_in, RtspTransport, Source};
 use crate::stop::StopToken;
@@ -63,17 +65,28 @@ impl Deadline {
     }
 }
 
-/// Opens `source` and reads its stream information, within `timeout` (a timeout says
-/// it happened while `doing`) and until `stop` is requested.
+/// How an input is opened.
+#[derive(Debug, Clone, Copy)]
+pub struct Opening {
+    /// Opening and reading the stream information must end within this.
+    pub timeout: Duration,
+    pub transport: RtspTransport,
+    /// The decoders that read the stream information refuse larger frames.
+    pub frame_limit: FrameLimit,
+    /// What a timeout says it happened while doing.
+    pub doing: &'static str,
+}
+
+/// Opens `source` and reads its stream information, as `opening` says, until `stop`
+/// is requested.
 pub fn open(
     source: &Source,
-    timeout: Duration,
-    transport: RtspTransport,
+    opening: Opening,
     stop: &StopToken,
-    doing: &'static str,
 ) -> Result<(format::context::Input, Deadline), MediaError> {
     let name = source.redacted();
-    open_input(source, timeout, transport, stop).map_err(|e| {
+    let Opening { timeout, doing, .. } = opening;
+    open_input(source, opening, stop).map_err(|e| {
         classify(e, &name, stop, timeout, doing, |message, kind| {
             MediaError::Open {
                 message: redact_in(&message, &source.location()),
@@ -84,16 +97,15 @@ pub fn open(
     })
 }
 
-/// The open itself; fails with libav's `Exit` error once `timeout` passes or `stop` is
-/// requested.
+/// The open itself; fails with libav's `Exit` error once the timeout passes or `stop`
+/// is requested.
 fn open_input(
     source: &Source,
-    timeout: Duration,
-    transport: RtspTransport,
+    opening: Opening,
     stop: &StopToken,
 ) -> Result<(format::context::Input, Deadline), ffmpeg_next::Error> {
     let deadline = Deadline::new();
-    deadline.arm(timeout);
+    deadline.arm(opening.timeout);
     let callback_deadline = deadline.clone();
     let callback_stop = stop.clone();
     let interrupt = move || callback_stop.is_stopped() || callback_deadline.expired();
@@ -108,15 +120,19 @@ fn open_input(
         let url = url.to_ascii_lowercase();
         if url.starts_with("rtsp") {
             // libav's default (no option) tries UDP first, then TCP.
-            if transport != RtspTransport::Auto {
-                options.set("rtsp_transport", transport.as_str());
+            if opening.transport != RtspTransport::Auto {
+                options.set("rtsp_transport", opening.transport.as_str());
             }
         }
         if url.starts_with("http") {
             options.set("reconnect", "0");
         }
     }
-    match format::input_with_interrupt_and_dictionary(&source.location(), interrupt, options) {
+    // libav decodes frames to learn a stream's parameters: a header claiming a huge
+    // size would be allocated before any check of ours could see it.
+    let mut decoder_options = Dictionary::new();
+    decoder_options.set("max_pixels", &opening.frame_limit.pixels().to_string());
+    match libav_limits::open_input(&source.location(), interrupt, options, &decoder_options) {
         Ok(input) => Ok((input, deadline)),
         // libav's RTSP client drops the cause when a request gets no answer and reports
         // "Invalid data found when processing input"; past the deadline, it was the

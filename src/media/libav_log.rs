@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use log::{Level, LevelFilter};
 
 use crate::logging::{current_camera, CameraLabel, CAMERA_KEY};
-use crate::source::{redact_in, redact_url};
+use crate::source::{redact_in, redact_words};
 
 /// Lines a camera's libav messages may use at once: a failing open or one damaged
 /// keyframe says what went wrong in a few to a few dozen lines, and the first ones are
@@ -294,26 +294,12 @@ pub fn message_text(bytes: &[u8], camera: Option<&CameraLabel>) -> Option<String
 }
 
 /// Removes the camera's own credentials from a libav message, and any others that
-/// look like a URL's.
+/// look like a URL's or a query string's.
 pub fn redact(message: &str, camera: Option<&CameraLabel>) -> String {
-    let known = match camera {
+    match camera {
         Some(camera) => redact_in(message, &camera.location),
-        None => message.to_owned(),
-    };
-    if !known.contains("://") {
-        return known;
+        None => redact_words(message),
     }
-    known
-        .split(' ')
-        .map(|word| {
-            if word.contains("://") {
-                redact_url(word)
-            } else {
-                word.to_owned()
-            }
-        })
-        .collect::<Vec<_>>()
-        .join(" ")
 }
 
 fn write(level: Level, target: &str, camera: Option<&str>, message: &str) {
@@ -487,6 +473,21 @@ mod tests {
             "{other}"
         );
         assert_eq!(redact("plain words", None), "plain words");
+        // libav's debug and trace lines: a request line, an authorization header.
+        let camera = CameraLabel::new("cam", "rtsp://user:S3cretPass@h/x?token=S3cretTok");
+        for line in [
+            "request: GET /x?token=S3cretTok HTTP/1.1",
+            "Sending:\nDESCRIBE rtsp://h/x RTSP/1.0\nAuthorization: Basic dXNlcjpTM2NyZXRQYXNz\n--",
+            "password S3cretPass rejected",
+        ] {
+            let redacted = redact(line, Some(&camera));
+            assert!(
+                !redacted.contains("S3cret") && !redacted.contains("dXNlcjpTM2NyZXRQYXNz"),
+                "{redacted}"
+            );
+        }
+        let unknown = redact("request: GET /seg1.ts?sig=abcdef&n=1 HTTP/1.1", None);
+        assert_eq!(unknown, "request: GET /seg1.ts?sig=***&n=1 HTTP/1.1");
     }
 
     #[test]

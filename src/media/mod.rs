@@ -3,8 +3,10 @@
 
 mod convert;
 mod decode;
+mod frame_limit;
 pub mod hw;
 mod input;
+mod libav_limits;
 mod libav_log;
 mod liveness;
 mod log_bridge;
@@ -24,16 +26,26 @@ pub use convert::{range_tables, Converter};
 pub use decode::{
     DecodedFrame, OpenOptions, VideoSource, DEFAULT_OPEN_TIMEOUT, DEFAULT_READ_TIMEOUT,
 };
+pub use frame_limit::{FrameLimit, DEFAULT_FRAME_LIMIT};
 
 pub use probe::{probe, StreamSummary, VideoInfo};
 pub use scale::{ShapeFailure, Shaper};
 
-/// Prepares libav once per process. libav's own messages go to our logger (after the
-/// logger is set up, at its level), rate-limited per camera; every libav failure also
-/// reaches the caller as an error with its camera's context.
+/// Prepares libav once per process, with the default frame limit's cap on any one
+/// allocation unless [`init_with`] ran first.
 pub fn init() {
+    init_with(DEFAULT_FRAME_LIMIT);
+}
+
+/// Prepares libav once per process: no single libav allocation may exceed what frames
+/// of `limit` need (see `FrameLimit::allocation_cap`), whatever a source claims.
+/// libav's own messages go to our logger (after the logger is set up, at its level),
+/// rate-limited per camera; every libav failure also reaches the caller as an error
+/// with its camera's context. Only the first call of the process counts.
+pub fn init_with(limit: FrameLimit) {
     static ONCE: std::sync::Once = std::sync::Once::new();
     ONCE.call_once(|| {
+        libav_limits::cap_allocations(limit.allocation_cap());
         if let Err(e) = ffmpeg_next::init() {
             log::error!("libav initialisation failed: {e}");
         }
@@ -57,6 +69,12 @@ pub enum FailureKind {
     Timeout,
     Stalled,
     UnsupportedCodec,
+    /// The source sent what libav cannot make sense of: a broken or hostile file,
+    /// stream or answer.
+    InvalidData,
+    /// The source's frames exceed `MAX_FRAME_PIXELS`, or it needs more memory at once
+    /// than libav may allocate.
+    TooLarge,
     EndOfStream,
     Network,
     Other,
@@ -71,6 +89,8 @@ impl FailureKind {
             FailureKind::Timeout => "timeout",
             FailureKind::Stalled => "stalled",
             FailureKind::UnsupportedCodec => "unsupported_codec",
+            FailureKind::InvalidData => "invalid_data",
+            FailureKind::TooLarge => "too_large",
             FailureKind::EndOfStream => "end_of_stream",
             FailureKind::Network => "network",
             FailureKind::Other => "other",
@@ -79,12 +99,16 @@ impl FailureKind {
 
     /// Failures that retrying soon cannot fix: retried at the longest delay.
     pub fn needs_slow_retry(self) -> bool {
-        matches!(self, FailureKind::Authentication | FailureKind::NotFound)
+        matches!(
+            self,
+            FailureKind::Authentication | FailureKind::NotFound | FailureKind::TooLarge
+        )
     }
 
     fn of(error: &ffmpeg_next::Error) -> FailureKind {
         use ffmpeg_next::util::error::{
-            ECONNREFUSED, ECONNRESET, EHOSTUNREACH, EIO, ENETUNREACH, ENOENT, EPIPE, ETIMEDOUT,
+            ECONNREFUSED, ECONNRESET, EHOSTUNREACH, EIO, ENETUNREACH, ENOENT, ENOMEM, EPIPE,
+            ETIMEDOUT,
         };
         use ffmpeg_next::Error as E;
         match *error {
@@ -92,6 +116,8 @@ impl FailureKind {
             E::HttpNotFound | E::StreamNotFound => FailureKind::NotFound,
             E::Exit => FailureKind::Timeout,
             E::Eof => FailureKind::EndOfStream,
+            E::InvalidData => FailureKind::InvalidData,
+            E::Other { errno: ENOMEM } => FailureKind::TooLarge,
             E::DecoderNotFound | E::DemuxerNotFound | E::ProtocolNotFound | E::PatchWelcome => {
                 FailureKind::UnsupportedCodec
             }
@@ -148,6 +174,17 @@ pub enum MediaError {
         message: String,
         kind: FailureKind,
     },
+    #[error("{source_name}: frames of {width}x{height} are larger than MAX_FRAME_PIXELS allows ({limit})")]
+    FrameTooLarge {
+        source_name: String,
+        width: u32,
+        height: u32,
+        limit: FrameLimit,
+    },
+    #[error(
+        "{source_name}: ended without a usable video frame ({damaged} damaged frames dropped)"
+    )]
+    NoUsableFrame { source_name: String, damaged: u64 },
     #[error("{source_name}: pixel conversion failed: {message}")]
     Convert {
         source_name: String,
@@ -173,6 +210,8 @@ impl MediaError {
             MediaError::NoVideoStream { .. } | MediaError::Decoder { .. } => {
                 FailureKind::UnsupportedCodec
             }
+            MediaError::FrameTooLarge { .. } => FailureKind::TooLarge,
+            MediaError::NoUsableFrame { .. } => FailureKind::InvalidData,
             MediaError::Convert { .. } | MediaError::Shape { .. } | MediaError::Stopped => {
                 FailureKind::Other
             }
@@ -207,7 +246,19 @@ fn classify(
                 doing,
             }
         }
-        e => other(e.to_string(), FailureKind::of(&e)),
+        e => other(describe(&e), FailureKind::of(&e)),
+    }
+}
+
+/// libav's words for `error`; for a refused allocation, also why it may have been.
+fn describe(error: &ffmpeg_next::Error) -> String {
+    match (FailureKind::of(error), libav_limits::allocation_cap()) {
+        (FailureKind::TooLarge, Some(cap)) => format!(
+            "{error} (the source needed more than libav may allocate at once, {} MiB for \
+             frames up to MAX_FRAME_PIXELS, or the system is out of memory)",
+            cap >> 20
+        ),
+        _ => error.to_string(),
     }
 }
 
@@ -248,6 +299,12 @@ mod tests {
             FailureKind::of(&E::DecoderNotFound),
             FailureKind::UnsupportedCodec
         );
+        assert_eq!(FailureKind::of(&E::InvalidData), FailureKind::InvalidData);
+        let refused_allocation = E::Other {
+            errno: ffmpeg_next::util::error::ENOMEM,
+        };
+        assert_eq!(FailureKind::of(&refused_allocation), FailureKind::TooLarge);
+        assert!(FailureKind::TooLarge.needs_slow_retry());
         assert!(FailureKind::Authentication.needs_slow_retry());
         assert!(!FailureKind::Refused.needs_slow_retry());
     }

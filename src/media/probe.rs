@@ -5,7 +5,8 @@ use std::time::Duration;
 use ffmpeg_next::{codec, media};
 use serde::Serialize;
 
-use super::input;
+use super::frame_limit::FrameLimit;
+use super::input::{self, Opening};
 use super::MediaError;
 use crate::source::{RtspTransport, Source};
 use crate::stop::StopToken;
@@ -36,16 +37,24 @@ pub struct StreamSummary {
     pub codec: String,
 }
 
-/// Opens `source` (bounded by `timeout`) and describes its best video stream.
+/// Opens `source` (bounded by `timeout`) and describes its best video stream. The
+/// decoders libav opens to read it refuse frames larger than `frame_limit`; the size
+/// a stream states is described, whatever it is.
 pub fn probe(
     source: &Source,
     timeout: Duration,
+    frame_limit: FrameLimit,
     stop: &StopToken,
 ) -> Result<VideoInfo, MediaError> {
     super::init();
     let name = source.redacted();
-    let (context, _deadline) =
-        input::open(source, timeout, RtspTransport::default(), stop, "probing")?;
+    let opening = Opening {
+        timeout,
+        transport: RtspTransport::default(),
+        frame_limit,
+        doing: "probing",
+    };
+    let (context, _deadline) = input::open(source, opening, stop)?;
 
     let format = context.format().name().to_owned();
     let no_video = || MediaError::NoVideoStream {

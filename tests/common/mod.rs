@@ -1,9 +1,11 @@
 //! Shared test harness: the real `video-pipeline` binary on a free port, an HTTP
 //! client, and test media generated at run time with the `ffmpeg` CLI; the RTSP server
 //! and camera helpers in `rtsp`, hand-written faulty servers in `servers`, the MPEG-TS
-//! they send in `mpegts`, and a file server with live HLS playlists in `http_files`.
+//! they send in `mpegts`, a file server with live HLS playlists in `http_files`, and
+//! broken or lying media made from generated clips in `hostile`.
 #![allow(dead_code)]
 
+pub mod hostile;
 pub mod http_files;
 pub mod mpegts;
 pub mod rtsp;
@@ -40,7 +42,10 @@ pub struct Daemon {
     pub uploads: PathBuf,
     /// A directory listed in ALLOWED_INPUT_DIRS.
     pub media: PathBuf,
+    /// The daemon's stderr, where it logs.
     pub log: PathBuf,
+    /// The daemon's stdout (the library never prints: it stays empty).
+    pub stdout: PathBuf,
     pub state_file: PathBuf,
     /// The extra environment, for restarts.
     env: Vec<(String, String)>,
@@ -59,6 +64,7 @@ impl Daemon {
         let media = dir.path().join("media");
         std::fs::create_dir_all(&media).unwrap();
         let log = dir.path().join("daemon.log");
+        let stdout = dir.path().join("daemon.stdout");
         let env = env
             .iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))
@@ -72,6 +78,7 @@ impl Daemon {
             uploads,
             media,
             log,
+            stdout,
             env,
         };
         daemon.spawn();
@@ -104,7 +111,7 @@ impl Daemon {
             .env("STATE_FILE", &self.state_file)
             .env("RUST_LOG", "info")
             .stdin(Stdio::null())
-            .stdout(Stdio::null())
+            .stdout(std::fs::File::create(&self.stdout).unwrap())
             .stderr(std::fs::File::create(&self.log).unwrap());
         for (k, v) in &self.env {
             command.env(k, v);
@@ -142,6 +149,22 @@ impl Daemon {
 
     pub fn log_text(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    pub fn stdout_text(&self) -> String {
+        std::fs::read_to_string(&self.stdout).unwrap_or_default()
+    }
+
+    /// The most memory the daemon has held so far (its peak resident set, VmHWM).
+    pub fn peak_memory_bytes(&self) -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))
+            .expect("the daemon's /proc status");
+        let kib: u64 = status
+            .lines()
+            .find_map(|line| line.strip_prefix("VmHWM:"))
+            .and_then(|value| value.trim().trim_end_matches("kB").trim().parse().ok())
+            .expect("VmHWM in /proc/PID/status");
+        kib * 1024
     }
 
     fn try_get(&self, path: &str) -> Result<Reply, String> {

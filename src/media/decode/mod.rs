@@ -15,8 +15,10 @@ mod reader;
 mod slot;
 mod timestamps;
 
+use super::frame_limit::FrameLimit;
 use super::hw::{HwRequest, HwStatus};
-use super::input;
+use super::input::{self, Opening};
+use super::libav_limits;
 use super::liveness;
 use super::planner::Step;
 use super::scale::{ShapeFailure, Shaper};
@@ -42,6 +44,8 @@ pub const DEFAULT_READ_TIMEOUT: Duration = Duration::from_secs(10);
 pub struct OpenOptions {
     pub open_timeout: Duration,
     pub read_timeout: Duration,
+    /// Larger frames are refused (`MAX_FRAME_PIXELS`).
+    pub frame_limit: FrameLimit,
     /// Decoder threads; 0 lets libav choose.
     pub threads: usize,
     /// How much to decode (see `planner`).
@@ -66,6 +70,7 @@ impl Default for OpenOptions {
         OpenOptions {
             open_timeout: DEFAULT_OPEN_TIMEOUT,
             read_timeout: DEFAULT_READ_TIMEOUT,
+            frame_limit: FrameLimit::default(),
             threads: 0,
             sampling: Sampling::default(),
             low_latency: false,
@@ -100,6 +105,8 @@ pub struct VideoSource {
     /// Frames not used because of damage: flagged by the decoder, lost to a decode
     /// error, or following damage until the next keyframe.
     damaged: u64,
+    /// Frames returned on this connection.
+    delivered: u64,
     /// What libav reported when the input opened: it goes on until stopped.
     live: bool,
     /// Time spent in the decoder since the last frame was returned.
@@ -110,7 +117,9 @@ pub struct VideoSource {
 
 impl VideoSource {
     /// Opens `source`, picks its best video stream and opens its decoder: on the
-    /// hardware `options` ask for when it opens, else in software.
+    /// hardware `options` ask for when it opens, else in software. A stream whose
+    /// parameters state frames larger than `options.frame_limit` is refused here,
+    /// before a decoder exists.
     pub fn open(
         source: &Source,
         options: &OpenOptions,
@@ -118,13 +127,13 @@ impl VideoSource {
     ) -> Result<VideoSource, MediaError> {
         super::init();
         let name = source.redacted();
-        let (input, deadline) = input::open(
-            source,
-            options.open_timeout,
-            options.rtsp_transport,
-            stop,
-            "opening",
-        )?;
+        let opening = Opening {
+            timeout: options.open_timeout,
+            transport: options.rtsp_transport,
+            frame_limit: options.frame_limit,
+            doing: "opening",
+        };
+        let (input, deadline) = input::open(source, opening, stop)?;
 
         let stream =
             input
@@ -135,6 +144,15 @@ impl VideoSource {
                 })?;
         let stream_index = stream.index();
         let parameters = stream.parameters().clone();
+        let (width, height) = libav_limits::stated_size(&parameters);
+        if !options.frame_limit.admits(width, height) {
+            return Err(MediaError::FrameTooLarge {
+                source_name: name,
+                width,
+                height,
+                limit: options.frame_limit,
+            });
+        }
         let live = liveness::reports_live(source, &input);
         let read_live = options.live.unwrap_or(live);
         let queue = PacketQueue::new(
@@ -144,7 +162,13 @@ impl VideoSource {
         );
         let stall_timeout = options.stall_timeout.filter(|_| read_live);
         let timestamps = Timestamps::of(&input, &stream);
-        let slot = DecoderSlot::open(name.clone(), parameters, options.threads, &options.hwaccel)?;
+        let slot = DecoderSlot::open(
+            name.clone(),
+            parameters,
+            options.threads,
+            options.frame_limit,
+            &options.hwaccel,
+        )?;
 
         Ok(VideoSource {
             stop: stop.clone(),
@@ -165,6 +189,7 @@ impl VideoSource {
             frame: frame::Video::empty(),
             shaper: Shaper::new(options.shape),
             damaged: 0,
+            delivered: 0,
             live,
             decoding: Duration::ZERO,
             last_decode_time: Duration::ZERO,
@@ -191,10 +216,19 @@ impl VideoSource {
                         continue;
                     }
                     self.reader.mark_alive();
+                    self.delivered += 1;
                     self.last_decode_time = std::mem::take(&mut self.decoding);
                     return Ok(Some(self.timestamps.frame(self.frame.timestamp())));
                 }
                 Received::Hungry => self.feed_decoder(demand)?,
+                // Damage from the first packet to the last is a broken or hostile
+                // source, not one that ended well.
+                Received::Ended if self.delivered == 0 && self.damaged > 0 => {
+                    return Err(MediaError::NoUsableFrame {
+                        source_name: self.name.clone(),
+                        damaged: self.damaged,
+                    })
+                }
                 Received::Ended => return Ok(None),
                 Received::Damaged => {
                     self.damaged += 1;
@@ -364,6 +398,35 @@ mod tests {
         assert!((video.pass_length() - 1.2).abs() < 1e-9);
         video.rewind().unwrap();
         assert_eq!(timestamps(&mut video), first);
+    }
+
+    #[test]
+    fn frames_beyond_the_limit_are_refused_when_the_source_opens() {
+        crate::media::init();
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("gop10.ts");
+        write_h264_clip(&path, 10, 10).unwrap();
+        let source = Source::parse(path.to_str().unwrap(), &[dir.path().to_owned()]).unwrap();
+        let open = |limit: &str| {
+            let options = OpenOptions {
+                frame_limit: FrameLimit::parse(limit).unwrap(),
+                ..OpenOptions::default()
+            };
+            VideoSource::open(&source, &options, &StopToken::new())
+        };
+        // The probe clip's size.
+        let (width, height) = (256, 144);
+        assert!(open(&format!("{width}x{height}")).is_ok());
+        let Err(refused) = open(&(width * height - 1).to_string()) else {
+            panic!("a frame one pixel too large was accepted");
+        };
+        assert_eq!(refused.kind(), super::super::FailureKind::TooLarge);
+        let message = refused.to_string();
+        assert!(
+            message.contains(&format!("{width}x{height}"))
+                && message.contains(&format!("{} pixels", width * height - 1)),
+            "{message}"
+        );
     }
 
     #[test]

@@ -10,6 +10,7 @@ use std::time::Instant;
 use ffmpeg_next::util::error::EAGAIN;
 use ffmpeg_next::{codec, frame, Packet};
 
+use crate::media::frame_limit::FrameLimit;
 use crate::media::hw::{Decoder, HwFailure, HwRequest, HwState, HwStatus};
 use crate::media::MediaError;
 
@@ -61,22 +62,28 @@ pub struct DecoderSlot {
     /// What a decoder is rebuilt from when it changes backend.
     parameters: codec::Parameters,
     threads: usize,
+    /// Larger frames end the source.
+    limit: FrameLimit,
     hw: HwState,
 }
 
 impl DecoderSlot {
     /// A decoder for `parameters` on the first of `request`'s backends that opens, else
-    /// in software with `threads` frame threads (0: libav's choice).
+    /// in software with `threads` frame threads (0: libav's choice), that refuses
+    /// frames larger than `limit`.
     pub fn open(
         name: String,
         parameters: codec::Parameters,
         threads: usize,
+        limit: FrameLimit,
         request: &HwRequest,
     ) -> Result<DecoderSlot, MediaError> {
         let (decoder, failure) =
-            Decoder::open(&parameters, threads, request).map_err(|e| MediaError::Decoder {
-                source_name: name.clone(),
-                message: format!("{e} (codec {:?})", parameters.id()),
+            Decoder::open(&parameters, threads, limit, request).map_err(|e| {
+                MediaError::Decoder {
+                    source_name: name.clone(),
+                    message: format!("{e} (codec {:?})", parameters.id()),
+                }
             })?;
         let mut hw = HwState::new(request.clone());
         if let Some(failure) = failure {
@@ -91,6 +98,7 @@ impl DecoderSlot {
             activity: Activity::Decoding,
             parameters,
             threads,
+            limit,
             hw,
         })
     }
@@ -98,8 +106,15 @@ impl DecoderSlot {
     /// The next frame into `frame`, or why there is none.
     pub fn receive(&mut self, frame: &mut frame::Video) -> Result<Received, MediaError> {
         let inside_before = self.decoder.decoding_in_software().is_some();
-        match self.decoder.receive_frame(frame) {
+        let received = self.decoder.receive_frame(frame);
+        if received.is_err() {
+            self.check_size(self.decoder.coded_size())?;
+        }
+        match received {
             Ok(()) => {
+                // A decoder that does not check sizes itself (a vendor's) is held to
+                // the limit here.
+                self.check_size((frame.width(), frame.height()))?;
                 if !inside_before {
                     self.note_software_inside();
                 }
@@ -157,10 +172,26 @@ impl DecoderSlot {
         match self.decoder.send_packet(packet) {
             Ok(()) => Ok(Fed::Sent),
             Err(_) => {
+                self.check_size(self.decoder.coded_size())?;
                 self.check_hardware()?;
                 Ok(Fed::Refused)
             }
         }
+    }
+
+    /// A frame size the decoder met (a decoded frame's, or the one it set itself up
+    /// for from a new sequence header, and refused to allocate) ends the source when
+    /// it is beyond the limit.
+    fn check_size(&self, (width, height): (u32, u32)) -> Result<(), MediaError> {
+        if self.limit.admits(width, height) {
+            return Ok(());
+        }
+        Err(MediaError::FrameTooLarge {
+            source_name: self.name.clone(),
+            width,
+            height,
+            limit: self.limit,
+        })
     }
 
     /// Drains the decoder and starts it afresh (what it holds was never needed), and
@@ -218,7 +249,7 @@ impl DecoderSlot {
         if !self.decoder.is_software() || !self.hw.retry_due(Instant::now()) {
             return None;
         }
-        match Decoder::open_hardware(&self.parameters, &self.hw.request) {
+        match Decoder::open_hardware(&self.parameters, self.limit, &self.hw.request) {
             Ok(decoder) => {
                 if let Some(backend) = decoder.backend() {
                     log::info!("{}: decoding on {backend} again", self.name);
@@ -239,9 +270,11 @@ impl DecoderSlot {
     }
 
     fn software_decoder(&self) -> Result<Decoder, MediaError> {
-        Decoder::software(&self.parameters, self.threads).map_err(|e| MediaError::Decoder {
-            source_name: self.name.clone(),
-            message: e.to_string(),
+        Decoder::software(&self.parameters, self.threads, self.limit).map_err(|e| {
+            MediaError::Decoder {
+                source_name: self.name.clone(),
+                message: e.to_string(),
+            }
         })
     }
 

@@ -6,10 +6,11 @@ use std::time::Instant;
 
 use ffmpeg_next::codec::{self, threading};
 use ffmpeg_next::util::error::EAGAIN;
-use ffmpeg_next::{frame, Packet};
+use ffmpeg_next::{frame, Dictionary, Packet};
 
 use super::device::{self, DeviceNames, HwDevice};
 use super::{HwBackend, HwChoice, HwRequest};
+use crate::media::frame_limit::FrameLimit;
 use crate::media::libav_log::ContextTag;
 use crate::media::log_bridge;
 
@@ -87,11 +88,15 @@ pub struct Decoder {
 }
 
 impl Decoder {
-    /// A software decoder with `threads` frame threads (0: libav's choice).
+    /// A software decoder with `threads` frame threads (0: libav's choice) that
+    /// refuses frames beyond `limit`.
     pub fn software(
         parameters: &codec::Parameters,
         threads: usize,
+        limit: FrameLimit,
     ) -> Result<Decoder, ffmpeg_next::Error> {
+        let codec = ffmpeg_next::decoder::find(parameters.id())
+            .ok_or(ffmpeg_next::Error::DecoderNotFound)?;
         let mut context = codec::context::Context::from_parameters(parameters.clone())?;
         context.set_threading(threading::Config {
             kind: threading::Type::Frame,
@@ -99,11 +104,11 @@ impl Decoder {
             ..Default::default()
         });
         let log_tag = log_bridge::tag(&mut context);
-        Ok(Decoder::new(
-            context.decoder().video()?,
-            Kind::Software,
-            log_tag,
-        ))
+        let inner = context
+            .decoder()
+            .open_as_with(codec, open_options(limit))?
+            .video()?;
+        Ok(Decoder::new(inner, Kind::Software, log_tag))
     }
 
     /// A decoder on `backend`: libav's own decoder with the backend's device when it
@@ -113,10 +118,11 @@ impl Decoder {
         parameters: &codec::Parameters,
         backend: HwBackend,
         devices: &DeviceNames,
+        limit: FrameLimit,
     ) -> Result<Decoder, HwFailure> {
         #[cfg(test)]
         if let HwBackend::FaultInjection { good_frames } = backend {
-            return Decoder::fault(parameters, good_frames);
+            return Decoder::fault(parameters, good_frames, limit);
         }
         let id = parameters.id();
         let native = ffmpeg_next::decoder::find(id)
@@ -156,7 +162,7 @@ impl Decoder {
         let log_tag = log_bridge::tag(&mut context);
         let inner = context
             .decoder()
-            .open_as(codec)
+            .open_as_with(codec, open_options(limit))
             .and_then(|opened| opened.video())
             .map_err(|e| {
                 HwFailure::passing(format!("{} could not be opened: {e}", codec.name()))
@@ -169,8 +175,12 @@ impl Decoder {
     }
 
     #[cfg(test)]
-    fn fault(parameters: &codec::Parameters, good_frames: u64) -> Result<Decoder, HwFailure> {
-        let mut decoder = Decoder::software(parameters, 1)
+    fn fault(
+        parameters: &codec::Parameters,
+        good_frames: u64,
+        limit: FrameLimit,
+    ) -> Result<Decoder, HwFailure> {
+        let mut decoder = Decoder::software(parameters, 1, limit)
             .map_err(|e| HwFailure::lasting(format!("decoder setup failed: {e}")))?;
         decoder.kind = Kind::Fault {
             good_frames,
@@ -196,26 +206,31 @@ impl Decoder {
     pub fn open(
         parameters: &codec::Parameters,
         threads: usize,
+        limit: FrameLimit,
         request: &HwRequest,
     ) -> Result<(Decoder, Option<HwFailure>), ffmpeg_next::Error> {
         if request.backends.is_empty() {
-            return Ok((Decoder::software(parameters, threads)?, None));
+            return Ok((Decoder::software(parameters, threads, limit)?, None));
         }
-        match Decoder::open_hardware(parameters, request) {
+        match Decoder::open_hardware(parameters, limit, request) {
             Ok(decoder) => Ok((decoder, None)),
-            Err(failure) => Ok((Decoder::software(parameters, threads)?, Some(failure))),
+            Err(failure) => Ok((
+                Decoder::software(parameters, threads, limit)?,
+                Some(failure),
+            )),
         }
     }
 
     /// The first of `request`'s backends that opens, or why none did.
     pub fn open_hardware(
         parameters: &codec::Parameters,
+        limit: FrameLimit,
         request: &HwRequest,
     ) -> Result<Decoder, HwFailure> {
         let mut failures = Vec::new();
         let mut retryable = false;
         for &backend in &request.backends {
-            match Decoder::hardware(parameters, backend, &request.devices) {
+            match Decoder::hardware(parameters, backend, &request.devices, limit) {
                 Ok(decoder) => return Ok(decoder),
                 Err(failure) => {
                     retryable |= failure.retryable;
@@ -241,6 +256,12 @@ impl Decoder {
 
     pub fn is_software(&self) -> bool {
         matches!(self.kind, Kind::Software)
+    }
+
+    /// The frame size the decoder has set itself up for, from the stream's headers
+    /// (0 before it knows): also when it refused to allocate such frames.
+    pub fn coded_size(&self) -> (u32, u32) {
+        (self.inner.width(), self.inner.height())
     }
 
     pub fn send_packet(&mut self, packet: &Packet) -> Result<(), ffmpeg_next::Error> {
@@ -343,6 +364,14 @@ impl Decoder {
     }
 }
 
+/// What a decoder is opened with: libav's own check of frame sizes (`max_pixels`), so
+/// that a frame larger than `limit` is never allocated.
+fn open_options(limit: FrameLimit) -> Dictionary<'static> {
+    let mut options = Dictionary::new();
+    options.set("max_pixels", &limit.pixels().to_string());
+    options
+}
+
 /// What a source knows about its hardware: the request, why decoding is not where it
 /// was asked to be, and when to try again.
 #[derive(Debug)]
@@ -416,7 +445,8 @@ mod tests {
             },
             ..HwRequest::default()
         };
-        let (decoder, failure) = Decoder::open(&h264_parameters(), 1, &request).unwrap();
+        let (decoder, failure) =
+            Decoder::open(&h264_parameters(), 1, FrameLimit::default(), &request).unwrap();
         assert!(decoder.is_software());
         assert_eq!(decoder.backend(), None);
         let failure = failure.unwrap();
@@ -436,7 +466,8 @@ mod tests {
             backends: vec![HwBackend::FaultInjection { good_frames: 2 }],
             ..HwRequest::default()
         };
-        let (mut decoder, failure) = Decoder::open(&h264_parameters(), 1, &request).unwrap();
+        let (mut decoder, failure) =
+            Decoder::open(&h264_parameters(), 1, FrameLimit::default(), &request).unwrap();
         assert!(failure.is_none());
         assert_eq!(
             decoder.backend(),

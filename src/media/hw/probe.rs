@@ -10,6 +10,7 @@ use serde::Serialize;
 use super::decoder::Decoder;
 use super::device;
 use super::{DeviceNames, HwBackend};
+use crate::media::frame_limit::FrameLimit;
 use crate::media::libav_log::DebugOnly;
 
 /// What `hw-accel-cap/` reports: the backends that decoded the probe clip, the device
@@ -136,8 +137,8 @@ fn probe_backend(
     let mut parameters = codec::Parameters::new();
     parameters.set_medium(media::Type::Video);
     parameters.set_id(codec::Id::H264);
-    let mut decoder =
-        Decoder::hardware(&parameters, backend, devices).map_err(|failure| failure.message)?;
+    let mut decoder = Decoder::hardware(&parameters, backend, devices, FrameLimit::default())
+        .map_err(|failure| failure.message)?;
     let mut frame = frame::Video::empty();
     let mut frames = 0;
     let mut receive = |decoder: &mut Decoder| -> Result<(), String> {

@@ -12,6 +12,7 @@ pub mod metrics;
 pub mod output;
 pub mod picture;
 pub mod sampling;
+pub mod shard;
 pub mod source;
 pub mod stop;
 pub mod uploads;

@@ -257,14 +257,28 @@ fn serve(args: ServeArgs, log_format: LogFormat) -> ExitCode {
         }
     };
     let from_file: Vec<_> = boot_cameras.iter().map(|c| c.id.clone()).collect();
+    if let Some(shard) = &config.shard {
+        log::info!(
+            "replica {} of {}: runs the cameras whose ids hash to it",
+            shard.index(),
+            shard.count()
+        );
+    }
     for ValidStart { id, mut settings } in boot_cameras {
+        if !supervisor.owns(&id) {
+            log::debug!(camera:% = id; "in the config file, owned by another replica");
+            continue;
+        }
         log::info!(camera:% = id; "starting from the config file");
         settings.from_config_file = true;
         // A boot is not a new session of the camera: its numbering goes on.
         settings.resume = true;
         supervisor.start(&id, settings);
     }
-    supervisor.restore(&from_file);
+    let handoffs = supervisor.restore(&from_file);
+    if let Err(e) = http::handoff::spawn(Arc::clone(&supervisor), handoffs) {
+        log::error!("cannot start the hand-over thread: {e}");
+    }
     if let Err(e) = video_pipeline::memory::spawn_periodic_trim() {
         log::warn!("cannot start the memory trim thread: {e}");
     }

@@ -35,6 +35,9 @@ pub struct StateFile {
     written: Mutex<Option<Vec<StartRequest>>>,
     /// Set at shutdown: the cameras stopped then are meant to come back.
     frozen: AtomicBool,
+    /// Saved cameras that another replica owns now (the number of replicas changed),
+    /// kept in the file until that replica has taken them over.
+    handoffs: Mutex<Vec<StartRequest>>,
 }
 
 impl StateFile {
@@ -43,6 +46,7 @@ impl StateFile {
             path,
             written: Mutex::new(None),
             frozen: AtomicBool::new(false),
+            handoffs: Mutex::new(Vec::new()),
         }
     }
 
@@ -107,6 +111,13 @@ impl StateFile {
             .filter(|camera| camera.is_running() && !camera.settings().from_config_file)
             .map(|camera| (camera.id().to_string(), resolved_request(&camera)))
             .collect();
+        running.extend(
+            self.handoffs
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .iter()
+                .map(|r| (r.fields.get("camera_id").cloned().unwrap_or_default(), r.clone())),
+        );
         running.sort_by(|a, b| a.0.cmp(&b.0));
         let cameras: Vec<StartRequest> = running.into_iter().map(|(_, r)| r).collect();
         if written.as_ref() == Some(&cameras) {
@@ -119,6 +130,20 @@ impl StateFile {
                 self.path.display()
             ),
         }
+    }
+
+    /// Keeps these saved cameras in the file, beside the running ones, until each is
+    /// [`handed_off`](Self::handed_off).
+    pub fn keep_for_handoff(&self, requests: Vec<StartRequest>) {
+        *self.handoffs.lock().unwrap_or_else(|e| e.into_inner()) = requests;
+    }
+
+    /// Drops a camera kept for its hand-over: its owner took it, or refused it.
+    pub fn handed_off(&self, request: &StartRequest) {
+        self.handoffs
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .retain(|kept| kept != request);
     }
 
     /// Stops saving: what is stopped from now on (a shutdown) stays in the file.
@@ -246,6 +271,26 @@ mod tests {
             .request_stop();
         file.save_running(&registry);
         assert_eq!(file.load().len(), 2, "a frozen file keeps what it had");
+    }
+
+    #[test]
+    fn cameras_kept_for_their_handoff_stay_until_handed_off() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = StateFile::new(dir.path().join("state.json"));
+        let registry = Registry::new();
+        start(&registry, "b");
+        let moved = StartRequest::from_fields([("camera_id", "a"), ("url", "rtsp://h/a")], None);
+        file.keep_for_handoff(vec![moved.clone()]);
+        file.save_running(&registry);
+        let ids: Vec<String> = file
+            .load()
+            .iter()
+            .map(|r| r.fields["camera_id"].clone())
+            .collect();
+        assert_eq!(ids, ["a", "b"]);
+        file.handed_off(&moved);
+        file.save_running(&registry);
+        assert_eq!(file.load().len(), 1);
     }
 
     #[test]

@@ -19,6 +19,7 @@ use crate::media::hw::{
 };
 use crate::output::disk_guard::MinFree;
 use crate::output::retention::{MAX_AGE_LIMIT_SECONDS, MAX_FRAMES_LIMIT};
+use crate::shard::{self, Shard, MAX_REPLICAS};
 
 pub const DEFAULT_HOST: &str = "0.0.0.0";
 pub const DEFAULT_PORT: u16 = 8002;
@@ -110,6 +111,8 @@ pub struct Config {
     pub min_free_disk: MinFree,
     /// How log lines are written (the logger is set up from it before the rest).
     pub log_format: LogFormat,
+    /// This replica's place among several sharing the cameras; `None`: alone.
+    pub shard: Option<Shard>,
 }
 
 /// Raw values by variable name: from the config file, the environment and flags,
@@ -144,7 +147,7 @@ const fn setting(
 }
 
 /// Every setting the daemon reads.
-pub const SETTINGS: [Setting; 32] = [
+pub const SETTINGS: [Setting; 37] = [
     setting("CONFIG_FILE", Some("config-file"), "",
         "a TOML file with settings (lowercase names) and [[camera]] tables started at boot; flags and the environment override it"),
     setting("HOST", Some("host"), DEFAULT_HOST, "the IP address to listen on"),
@@ -196,6 +199,16 @@ pub const SETTINGS: [Setting; 32] = [
         "a camera ended this long ago is forgotten and its folder removed; 0: never"),
     setting("MIN_FREE_DISK", Some("min-free-disk"), "1GiB",
         "free space kept on the output filesystem (bytes, 500MB, 2GiB or 5%): below it the oldest frames of live cameras go, then writing pauses"),
+    setting("SHARD_COUNT", Some("shard-count"), "1",
+        "replicas sharing the cameras, 1..1024; each camera runs on the one its id hashes to (docs/scaling.md); 1: alone"),
+    setting("SHARD_INDEX", Some("shard-index"), "",
+        "this replica's index, 0..SHARD_COUNT-1; unset: the ordinal of POD_NAME"),
+    setting("POD_NAME", None, "",
+        "a StatefulSet pod name (name-<ordinal>), whose ordinal is the replica index when SHARD_INDEX is unset"),
+    setting("PEER_URL_TEMPLATE", Some("peer-url-template"), "",
+        "how replicas reach each other, {index} standing for a replica's index, e.g. http://video-pipeline-{index}.video-pipeline:8002"),
+    setting("PEER_URLS", Some("peer-urls"), "",
+        "instead of PEER_URL_TEMPLATE: comma-separated http://host:port of every replica, in index order"),
     setting("LOG_FORMAT", None, "text",
         "text: human-readable lines; json: one JSON object per line (time, level, target, camera, message)"),
     setting("RUST_LOG", None, "info", "the log filter, in env_logger's syntax"),
@@ -421,6 +434,7 @@ impl Config {
                 })?,
             },
             log_format: parse_log_format(get("LOG_FORMAT"))?,
+            shard: parse_shard(&get)?,
             clear_on_start: match get("CLEAR_ON_START") {
                 None => DEFAULT_CLEAR_ON_START,
                 Some(v) => {
@@ -560,6 +574,77 @@ pub fn parse_size(value: &str) -> Option<u64> {
     };
     let bytes = (number * scale).round();
     (bytes.is_finite() && bytes < u64::MAX as f64).then_some(bytes as u64)
+}
+
+/// `SHARD_COUNT`, `SHARD_INDEX` (or `POD_NAME`'s ordinal) and the peers' URLs; `None`
+/// for a daemon alone. The index and the URLs are checked only for several replicas.
+fn parse_shard<'a>(get: &impl Fn(&str) -> Option<&'a str>) -> Result<Option<Shard>, ConfigError> {
+    let count = match get("SHARD_COUNT") {
+        None => 1,
+        Some(v) => v
+            .parse::<usize>()
+            .ok()
+            .filter(|n| (1..=MAX_REPLICAS).contains(n))
+            .ok_or_else(|| invalid("SHARD_COUNT", v, "an integer 1..1024"))?,
+    };
+    let index = match (get("SHARD_INDEX"), get("POD_NAME")) {
+        (Some(v), _) => v
+            .parse::<usize>()
+            .ok()
+            .filter(|i| *i < count)
+            .ok_or_else(|| invalid("SHARD_INDEX", v, "a replica index 0..SHARD_COUNT-1"))?,
+        (None, Some(pod)) if count > 1 => shard::pod_ordinal(pod)
+            .filter(|i| *i < count)
+            .ok_or_else(|| {
+                invalid(
+                    "POD_NAME",
+                    pod,
+                    "a StatefulSet pod name ending in -<ordinal>, the ordinal below SHARD_COUNT (or set SHARD_INDEX)",
+                )
+            })?,
+        (None, _) if count > 1 => {
+            return Err(invalid(
+                "SHARD_INDEX",
+                "",
+                "this replica's index 0..SHARD_COUNT-1, or POD_NAME of a StatefulSet pod",
+            ))
+        }
+        (None, _) => 0,
+    };
+    if count == 1 {
+        return Ok(None);
+    }
+    let shard = match (get("PEER_URL_TEMPLATE"), get("PEER_URLS")) {
+        (Some(template), None) => Shard::from_template(index, count, template).map_err(|_| {
+            invalid(
+                "PEER_URL_TEMPLATE",
+                template,
+                "http://host:port with {index} for the replica's index, e.g. http://video-pipeline-{index}.video-pipeline:8002",
+            )
+        })?,
+        (None, Some(list)) => Shard::from_list(index, count, list).map_err(|_| {
+            invalid(
+                "PEER_URLS",
+                list,
+                "SHARD_COUNT comma-separated http://host:port URLs, in index order",
+            )
+        })?,
+        (Some(template), Some(_)) => {
+            return Err(invalid(
+                "PEER_URL_TEMPLATE",
+                template,
+                "either PEER_URL_TEMPLATE or PEER_URLS, not both",
+            ))
+        }
+        (None, None) => {
+            return Err(invalid(
+                "PEER_URL_TEMPLATE",
+                "",
+                "PEER_URL_TEMPLATE or PEER_URLS when SHARD_COUNT is above 1",
+            ))
+        }
+    };
+    Ok(Some(shard))
 }
 
 /// `LOG_FORMAT`, read on its own too: the logger starts before the rest is validated.
@@ -702,6 +787,62 @@ mod tests {
         ] {
             let err = Config::parse(&raw(&[(name, value)])).unwrap_err();
             assert!(err.to_string().contains(name), "{err}");
+        }
+    }
+
+    #[test]
+    fn sharding_is_off_unless_there_are_several_replicas() {
+        assert_eq!(Config::parse(&RawValues::new()).unwrap().shard, None);
+        let alone = Config::parse(&raw(&[("SHARD_COUNT", "1"), ("POD_NAME", "web")])).unwrap();
+        assert_eq!(alone.shard, None);
+        let template = "http://video-pipeline-{index}.video-pipeline:8002";
+        let pod = Config::parse(&raw(&[
+            ("SHARD_COUNT", "3"),
+            ("POD_NAME", "video-pipeline-2"),
+            ("PEER_URL_TEMPLATE", template),
+        ]))
+        .unwrap()
+        .shard
+        .unwrap();
+        assert_eq!((pod.index(), pod.count()), (2, 3));
+        assert_eq!(pod.peer_url(0), "http://video-pipeline-0.video-pipeline:8002");
+        let listed = Config::parse(&raw(&[
+            ("SHARD_COUNT", "2"),
+            ("SHARD_INDEX", "1"),
+            ("POD_NAME", "video-pipeline-0"),
+            ("PEER_URLS", "http://127.0.0.1:8002,http://127.0.0.1:8003"),
+        ]))
+        .unwrap()
+        .shard
+        .unwrap();
+        assert_eq!(listed.index(), 1, "SHARD_INDEX wins over POD_NAME");
+        assert_eq!(listed.peer_url(1), "http://127.0.0.1:8003");
+    }
+
+    #[test]
+    fn bad_sharding_names_the_variable() {
+        let template = ("PEER_URL_TEMPLATE", "http://vp-{index}.vp:8002");
+        let cases: [(&[(&'static str, &str)], &str); 10] = [
+            (&[("SHARD_COUNT", "0")], "SHARD_COUNT"),
+            (&[("SHARD_COUNT", "1025")], "SHARD_COUNT"),
+            (&[("SHARD_INDEX", "1")], "SHARD_INDEX"),
+            (&[("SHARD_COUNT", "3"), template], "SHARD_INDEX"),
+            (&[("SHARD_COUNT", "3"), ("SHARD_INDEX", "3"), template], "SHARD_INDEX"),
+            (&[("SHARD_COUNT", "3"), ("POD_NAME", "vp-3"), template], "POD_NAME"),
+            (&[("SHARD_COUNT", "3"), ("POD_NAME", "vp"), template], "POD_NAME"),
+            (&[("SHARD_COUNT", "3"), ("SHARD_INDEX", "0")], "PEER_URL_TEMPLATE"),
+            (
+                &[("SHARD_COUNT", "2"), ("SHARD_INDEX", "0"), ("PEER_URL_TEMPLATE", "http://vp:8002")],
+                "PEER_URL_TEMPLATE",
+            ),
+            (
+                &[("SHARD_COUNT", "3"), ("SHARD_INDEX", "0"), ("PEER_URLS", "http://a:1,http://b:1")],
+                "PEER_URLS",
+            ),
+        ];
+        for (pairs, name) in cases {
+            let err = Config::parse(&raw(pairs)).unwrap_err();
+            assert_eq!(err.variable(), name, "{pairs:?}: {err}");
         }
     }
 

@@ -35,6 +35,9 @@ pub struct StateFile {
     written: Mutex<Option<Vec<StartRequest>>>,
     /// Set at shutdown: the cameras stopped then are meant to come back.
     frozen: AtomicBool,
+    /// Set once the last run's cameras were read: until then the file is theirs, and a
+    /// camera started before (from the config file) must not overwrite it.
+    loaded: AtomicBool,
     /// Saved cameras that another replica owns now (the number of replicas changed),
     /// kept in the file until that replica has taken them over.
     handoffs: Mutex<Vec<StartRequest>>,
@@ -46,6 +49,7 @@ impl StateFile {
             path,
             written: Mutex::new(None),
             frozen: AtomicBool::new(false),
+            loaded: AtomicBool::new(false),
             handoffs: Mutex::new(Vec::new()),
         }
     }
@@ -56,8 +60,9 @@ impl StateFile {
 
     /// The saved cameras. A missing file is no camera; a file that cannot be read as
     /// saved state is moved aside (and logged), so the daemon starts with no camera
-    /// rather than failing at every start.
+    /// rather than failing at every start. Saving starts only after this.
     pub fn load(&self) -> Vec<StartRequest> {
+        self.loaded.store(true, Ordering::SeqCst);
         let bytes = match fs::read(&self.path) {
             Ok(bytes) => bytes,
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Vec::new(),
@@ -98,10 +103,11 @@ impl StateFile {
         PathBuf::from(name)
     }
 
-    /// Saves the requests of the cameras running now. Never fails the caller: a state
+    /// Saves the requests of the cameras running now, once the last run's were
+    /// [`load`](Self::load)ed. Never fails the caller: a state
     /// file that cannot be written is logged, and the cameras go on.
     pub fn save_running(&self, registry: &Registry) {
-        if self.frozen.load(Ordering::SeqCst) {
+        if self.frozen.load(Ordering::SeqCst) || !self.loaded.load(Ordering::SeqCst) {
             return;
         }
         let mut written = self.written.lock().unwrap_or_else(|e| e.into_inner());
@@ -243,6 +249,7 @@ mod tests {
     fn saves_the_running_cameras_privately_and_reads_them_back() {
         let dir = tempfile::tempdir().unwrap();
         let file = StateFile::new(dir.path().join("state.json"));
+        assert!(file.load().is_empty());
         let registry = Registry::new();
         start(&registry, "b");
         start(&registry, "a");
@@ -277,6 +284,7 @@ mod tests {
     fn cameras_kept_for_their_handoff_stay_until_handed_off() {
         let dir = tempfile::tempdir().unwrap();
         let file = StateFile::new(dir.path().join("state.json"));
+        file.load();
         let registry = Registry::new();
         start(&registry, "b");
         let moved = StartRequest::from_fields([("camera_id", "a"), ("url", "rtsp://h/a")], None);
@@ -311,8 +319,23 @@ mod tests {
             HwStatus::default(),
         );
         let file = StateFile::new(dir.path().join("state.json"));
+        file.load();
         file.save_running(&registry);
         assert_eq!(file.load()[0].fields["url"], clip.display().to_string());
+    }
+
+    #[test]
+    fn nothing_is_saved_before_the_last_run_was_read() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("state.json");
+        let before = StateFile::new(path.clone());
+        before.load();
+        let registry = Registry::new();
+        start(&registry, "saved");
+        before.save_running(&registry);
+        let file = StateFile::new(path);
+        file.save_running(&Registry::new());
+        assert_eq!(file.load().len(), 1, "a camera started first kept the file");
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! The layout rules of docs/architecture.md, checked on the source: libav only under
 //! `media/`, actix only in the HTTP layer and `main.rs`, the Prometheus client only in
-//! `metrics/`, the OpenAPI description (utoipa) only in the HTTP layer, `unsafe` only where hardware devices, the allocator and libav's log
+//! `metrics/`, the OpenAPI description (utoipa) and the HTTP client (awc) only in the
+//! HTTP layer, `unsafe` only where hardware devices, the allocator and libav's log
 //! callback are handled, each block with a `// SAFETY:` comment.
 
 use std::fs;
@@ -103,6 +104,16 @@ fn the_api_description_is_only_in_the_http_layer() {
     assert!(
         found.is_empty(),
         "utoipa outside src/http/:\n{}",
+        found.join("\n")
+    );
+}
+
+#[test]
+fn the_http_client_is_only_in_the_http_layer() {
+    let found = offenders("awc", |path| path.starts_with("src/http/"));
+    assert!(
+        found.is_empty(),
+        "awc outside src/http/:\n{}",
         found.join("\n")
     );
 }

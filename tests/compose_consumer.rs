@@ -1,4 +1,4 @@
-//! The compose example's frame consumer (deploy/compose/consumer.py), run against the
+//! The compose example's frame consumer (deploy/consumer/consumer.py), run against the
 //! daemon's real frame folder while frames are written and, past `max_frames`, deleted:
 //! each of its ways of finding the newest frame reads complete frames only, and sees
 //! them change.
@@ -26,7 +26,7 @@ fn the_compose_consumer_reads_complete_frames_only() {
     ];
     start_camera_with(&daemon, "consumed", clip.to_str().unwrap(), &extra);
     daemon.wait_status("consumed", Duration::from_secs(20), |s| frame_count(s) >= 5);
-    let consumer = Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy/compose/consumer.py");
+    let consumer = Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy/consumer/consumer.py");
     for style in ["latest", "mtime", "sorted"] {
         let run = Command::new("python3")
             .arg(&consumer)

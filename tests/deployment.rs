@@ -1,7 +1,7 @@
-//! The compose example's frame consumer (deploy/consumer/consumer.py), run against the
-//! daemon's real frame folder while frames are written and, past `max_frames`, deleted:
-//! each of its ways of finding the newest frame reads complete frames only, and sees
-//! them change.
+//! The deployment files against the real daemon: the example frame consumer
+//! (deploy/consumer/consumer.py, docker-compose.yml's) on the daemon's real frame folder
+//! while frames are written and, past `max_frames`, deleted; and the camera files that
+//! docker-compose.yml and deploy/k8s ship.
 
 mod common;
 
@@ -55,4 +55,20 @@ fn the_compose_consumer_reads_complete_frames_only() {
     }
     // Frames were deleted while the consumer read.
     assert!(!daemon.camera_dir("consumed").join("frame_0001.jpg").exists());
+}
+
+#[test]
+fn the_shipped_camera_files_are_valid_config_files() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    for (file, cameras) in [
+        ("deploy/compose/cameras.toml", &["sample"][..]),
+        ("deploy/k8s/base/cameras.toml", &["entrance", "loading-dock"][..]),
+    ] {
+        let path = root.join(file);
+        let daemon = Daemon::start_with(&[("CONFIG_FILE", path.to_str().unwrap())]);
+        for camera in cameras {
+            let status = daemon.status(camera);
+            assert_ne!(status["status"], "not_started", "{file}: {status}");
+        }
+    }
 }

@@ -257,12 +257,19 @@ fn serve(args: ServeArgs, log_format: LogFormat) -> ExitCode {
         }
     };
     let from_file: Vec<_> = boot_cameras.iter().map(|c| c.id.clone()).collect();
-    if let Some(shard) = &config.shard {
-        log::info!(
+    match &config.shard {
+        Some(shard) if shard.is_leaving() => log::warn!(
+            "replica {} is beyond SHARD_COUNT={}: it owns no camera, hands its saved ones over \
+             and forwards every request (the first step of a scale-down)",
+            shard.index(),
+            shard.count()
+        ),
+        Some(shard) => log::info!(
             "replica {} of {}: runs the cameras whose ids hash to it",
             shard.index(),
             shard.count()
-        );
+        ),
+        None => {}
     }
     for ValidStart { id, mut settings } in boot_cameras {
         if !supervisor.owns(&id) {

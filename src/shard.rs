@@ -24,20 +24,23 @@ pub const MAX_REPLICAS: usize = 1024;
 /// The placeholder of `PEER_URL_TEMPLATE`.
 pub const INDEX_PLACEHOLDER: &str = "{index}";
 
-/// This replica's place in a cluster of several: its index and how each replica,
-/// itself included, is reached. A daemon alone has none.
+/// This replica's place in a cluster of several: its index and how each replica is
+/// reached. A daemon alone has none.
+///
+/// An index at or beyond the number of replicas is a replica that is leaving (a
+/// StatefulSet scaled down in two steps, docs/scaling.md): it owns no camera, hands
+/// its saved ones over and forwards every request.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Shard {
     index: usize,
-    /// Base URLs (`http://host:port`, no trailing slash), one per replica, by index.
+    /// Base URLs (`http://host:port`, no trailing slash), one per replica that owns
+    /// cameras, by index.
     peers: Vec<String>,
 }
 
 /// Why a cluster description cannot be used.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ShardError {
-    /// The index is not below the number of replicas.
-    IndexOutOfRange { index: usize, count: usize },
     /// A peer URL that is not `http://host[:port]`.
     BadPeerUrl(String),
     /// `PEER_URLS` names a different number of replicas than `SHARD_COUNT`.
@@ -47,9 +50,6 @@ pub enum ShardError {
 impl fmt::Display for ShardError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            ShardError::IndexOutOfRange { index, count } => {
-                write!(f, "replica index {index} is not below the replica count {count}")
-            }
             ShardError::BadPeerUrl(url) => write!(
                 f,
                 "peer URL {url:?} is not http://host[:port] (without a path)"
@@ -64,10 +64,6 @@ impl fmt::Display for ShardError {
 impl Shard {
     /// Replica `index` of `peers.len()`, each peer a base URL.
     pub fn new(index: usize, peers: Vec<String>) -> Result<Shard, ShardError> {
-        let count = peers.len();
-        if index >= count {
-            return Err(ShardError::IndexOutOfRange { index, count });
-        }
         let peers = peers
             .iter()
             .map(|url| base_url(url).ok_or_else(|| ShardError::BadPeerUrl(url.clone())))
@@ -113,6 +109,11 @@ impl Shard {
         self.peers.len()
     }
 
+    /// Whether this replica is beyond the count: it owns nothing and is to go away.
+    pub fn is_leaving(&self) -> bool {
+        self.index >= self.count()
+    }
+
     /// The replica that owns `camera_id`.
     pub fn owner(&self, camera_id: &str) -> usize {
         owner(camera_id, self.count())
@@ -143,9 +144,9 @@ fn base_url(url: &str) -> Option<String> {
     let authority = url.strip_prefix("http://")?;
     let fine = !authority.is_empty()
         && !authority.starts_with(':')
-        && authority
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b'_' | b':' | b'[' | b']'));
+        && authority.bytes().all(|b| {
+            b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b'_' | b':' | b'[' | b']')
+        });
     fine.then(|| url.to_owned())
 }
 
@@ -266,7 +267,14 @@ mod tests {
         assert_eq!(pod_ordinal("video-pipeline-0"), Some(0));
         assert_eq!(pod_ordinal("video-pipeline-12"), Some(12));
         assert_eq!(pod_ordinal("web-3"), Some(3));
-        for bad in ["video-pipeline", "video-pipeline-", "-3", "pipeline-x1", "pipeline-1a", ""] {
+        for bad in [
+            "video-pipeline",
+            "video-pipeline-",
+            "-3",
+            "pipeline-x1",
+            "pipeline-1a",
+            "",
+        ] {
             assert_eq!(pod_ordinal(bad), None, "{bad}");
         }
     }
@@ -278,7 +286,10 @@ mod tests {
                 .unwrap();
         assert_eq!(shard.count(), 3);
         assert_eq!(shard.index(), 1);
-        assert_eq!(shard.peer_url(2), "http://video-pipeline-2.video-pipeline:8002");
+        assert_eq!(
+            shard.peer_url(2),
+            "http://video-pipeline-2.video-pipeline:8002"
+        );
         let others: Vec<usize> = shard.others().map(|(i, _)| i).collect();
         assert_eq!(others, [0, 2]);
         let list = Shard::from_list(0, 2, "http://127.0.0.1:8002, http://127.0.0.1:8003").unwrap();
@@ -293,13 +304,24 @@ mod tests {
         ));
         for bad in ["https://a:1", "a:1", "http://", "http://a/x", "http://a b"] {
             assert!(
-                matches!(Shard::new(0, vec![bad.into()]), Err(ShardError::BadPeerUrl(_))),
+                matches!(
+                    Shard::new(0, vec![bad.into()]),
+                    Err(ShardError::BadPeerUrl(_))
+                ),
                 "{bad}"
             );
         }
-        assert_eq!(
-            Shard::new(2, vec!["http://a".into(), "http://b".into()]),
-            Err(ShardError::IndexOutOfRange { index: 2, count: 2 })
-        );
+    }
+
+    #[test]
+    fn a_replica_beyond_the_count_owns_nothing_and_reaches_every_other() {
+        let leaving = Shard::from_list(2, 2, "http://a:1,http://b:1").unwrap();
+        assert!(leaving.is_leaving());
+        assert!(ids().take(1000).all(|id| !leaving.owns(&id)));
+        let others: Vec<usize> = leaving.others().map(|(i, _)| i).collect();
+        assert_eq!(others, [0, 1]);
+        assert!(!Shard::from_list(1, 2, "http://a:1,http://b:1")
+            .unwrap()
+            .is_leaving());
     }
 }

@@ -32,7 +32,14 @@ fn the_compose_consumer_reads_complete_frames_only() {
             .arg(&consumer)
             .arg("--frames")
             .arg(&daemon.output)
-            .args(["--style", style, "--iterations", "40", "--interval", "0.025"])
+            .args([
+                "--style",
+                style,
+                "--iterations",
+                "40",
+                "--interval",
+                "0.025",
+            ])
             .output()
             .expect("python3 runs the consumer");
         assert!(
@@ -51,10 +58,17 @@ fn the_compose_consumer_reads_complete_frames_only() {
             assert_eq!(read["complete"], true, "{style}: {read}");
         }
         let distinct: BTreeSet<&str> = reads.iter().filter_map(|r| r["sha256"].as_str()).collect();
-        assert!(distinct.len() >= 3, "{style}: {} distinct frames", distinct.len());
+        assert!(
+            distinct.len() >= 3,
+            "{style}: {} distinct frames",
+            distinct.len()
+        );
     }
     // Frames were deleted while the consumer read.
-    assert!(!daemon.camera_dir("consumed").join("frame_0001.jpg").exists());
+    assert!(!daemon
+        .camera_dir("consumed")
+        .join("frame_0001.jpg")
+        .exists());
 }
 
 #[test]
@@ -62,7 +76,10 @@ fn the_shipped_camera_files_are_valid_config_files() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     for (file, cameras) in [
         ("deploy/compose/cameras.toml", &["sample"][..]),
-        ("deploy/k8s/base/cameras.toml", &["entrance", "loading-dock"][..]),
+        (
+            "deploy/k8s/base/cameras.toml",
+            &["entrance", "loading-dock"][..],
+        ),
     ] {
         let path = root.join(file);
         let daemon = Daemon::start_with(&[("CONFIG_FILE", path.to_str().unwrap())]);

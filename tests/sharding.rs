@@ -3,7 +3,8 @@
 //! given to all, run once each, on their owners; every replica answers about every
 //! camera with its owner's answer; a killed replica's cameras come back with it; and
 //! after a rescale to four replicas every camera still runs exactly once, on its new
-//! owner, the moved ones handed over from the state files of their old owners.
+//! owner, the moved ones handed over from the state files of their old owners; and so
+//! after the first step of a scale-down back to three, the fourth replica leaving.
 
 mod common;
 
@@ -79,14 +80,14 @@ fn placement(daemons: &[Daemon]) -> BTreeMap<String, Vec<(usize, Value)>> {
     found
 }
 
-/// Waits until each of `running` runs, with a frame written, on its owner and is
-/// listed by no other replica, and none of `stopped` runs anywhere.
+/// Waits until each of `running` runs, with a frame written, on its owner of `count`
+/// replicas and is listed by no other replica, and none of `stopped` runs anywhere.
 fn wait_each_runs_once_on_its_owner(
     daemons: &[Daemon],
+    count: usize,
     running: &BTreeSet<String>,
     stopped: &BTreeSet<String>,
 ) {
-    let count = daemons.len();
     let deadline = Instant::now() + SETTLE;
     loop {
         let found = placement(daemons);
@@ -142,7 +143,11 @@ fn settled_status(daemon: &Daemon, id: &str) -> Reply {
         if now.body == last.body && now.json()["phase"] == "finished" {
             return now;
         }
-        assert!(Instant::now() < deadline, "{id} never settled: {}", now.json());
+        assert!(
+            Instant::now() < deadline,
+            "{id} never settled: {}",
+            now.json()
+        );
         last = now;
     }
 }
@@ -176,6 +181,32 @@ fn saved_ids(state_file: &Path) -> BTreeSet<String> {
         .collect()
 }
 
+/// Waits until each replica's state file holds exactly the cameras it owns of `count`
+/// (those not from the config file, which are never saved).
+fn wait_saved_on_owners(
+    daemons: &[Daemon],
+    count: usize,
+    running: &BTreeSet<String>,
+    boot: &[String],
+) {
+    let deadline = Instant::now() + SETTLE;
+    for (index, daemon) in daemons.iter().enumerate() {
+        let expected: BTreeSet<String> = running
+            .iter()
+            .filter(|id| !boot.contains(*id) && owner(id, count) == index)
+            .cloned()
+            .collect();
+        while saved_ids(&daemon.state_file) != expected {
+            assert!(
+                Instant::now() < deadline,
+                "replica {index} of {count} saves {:?}, not {expected:?}",
+                saved_ids(&daemon.state_file)
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+}
+
 /// The first id `prefix-N` for which `wanted` holds.
 fn id_where(prefix: &str, wanted: impl Fn(&str) -> bool) -> String {
     (0..)
@@ -204,7 +235,12 @@ fn replicas_share_the_cameras_answer_for_each_other_and_survive_a_kill_and_a_res
     std::fs::write(shared.path().join("cameras.toml"), config).unwrap();
     let ports = ports(4);
     let mut daemons: Vec<Daemon> = (0..3)
-        .map(|i| Daemon::start_on(ports[i], &borrowed(&replica_env(i, 3, &ports, shared.path()))))
+        .map(|i| {
+            Daemon::start_on(
+                ports[i],
+                &borrowed(&replica_env(i, 3, &ports, shared.path())),
+            )
+        })
         .collect();
 
     // Thirty cameras, all started through replica 0: each answer is its owner's.
@@ -232,16 +268,23 @@ fn replicas_share_the_cameras_answer_for_each_other_and_survive_a_kill_and_a_res
     let mut running: BTreeSet<String> = ids.iter().chain(&boot).cloned().collect();
     running.insert(uploaded.clone());
     let mut stopped = BTreeSet::new();
-    wait_each_runs_once_on_its_owner(&daemons, &running, &stopped);
+    wait_each_runs_once_on_its_owner(&daemons, 3, &running, &stopped);
     for (index, daemon) in daemons.iter().enumerate() {
         let owned = ids.iter().filter(|id| owner(id, 3) == index).count();
         assert!(owned >= 3, "replica {index} owns {owned} of {CAMERAS}");
         for id in &ids {
-            assert_eq!(daemon.camera_dir(id).exists(), owner(id, 3) == index, "{id}");
+            assert_eq!(
+                daemon.camera_dir(id).exists(),
+                owner(id, 3) == index,
+                "{id}"
+            );
         }
     }
     let upload_owner = &daemons[owner(&uploaded, 3)];
-    let source = upload_owner.status(&uploaded)["source"].as_str().unwrap().to_owned();
+    let source = upload_owner.status(&uploaded)["source"]
+        .as_str()
+        .unwrap()
+        .to_owned();
     assert!(
         source.starts_with(&upload_owner.uploads.display().to_string()),
         "{source}"
@@ -274,10 +317,13 @@ fn replicas_share_the_cameras_answer_for_each_other_and_survive_a_kill_and_a_res
             let forwarded = daemons[other].get_with(&frame_path, &[("If-None-Match", &etag)]);
             assert_same_answer(&not_modified, &forwarded, "latest-frame 304");
         }
-        let stop_again = |d: &Daemon| {
-            d.post_json("/decode/stop/", serde_json::json!({ "camera_id": id }))
-        };
-        assert_same_answer(&stop_again(&daemons[owned_by]), &stop_again(&daemons[third]), "stop");
+        let stop_again =
+            |d: &Daemon| d.post_json("/decode/stop/", serde_json::json!({ "camera_id": id }));
+        assert_same_answer(
+            &stop_again(&daemons[owned_by]),
+            &stop_again(&daemons[third]),
+            "stop",
+        );
     }
 
     // mjpeg/ through a replica that does not own the camera: the owner's stream.
@@ -304,7 +350,11 @@ fn replicas_share_the_cameras_answer_for_each_other_and_survive_a_kill_and_a_res
         &[(FORWARDED_BY, "2")],
     );
     assert_eq!(looped.status, 508, "{}", looped.detail());
-    assert!(looped.detail().contains("SHARD_COUNT"), "{}", looped.detail());
+    assert!(
+        looped.detail().contains("SHARD_COUNT"),
+        "{}",
+        looped.detail()
+    );
 
     // cameras/ shows a replica's own; ?all=true every replica's.
     let all = daemons[2].get("/cameras/?all=true").json();
@@ -326,10 +376,14 @@ fn replicas_share_the_cameras_answer_for_each_other_and_survive_a_kill_and_a_res
     let gone = daemons[0].get(&format!("/decode/status/?camera_id={of_two}"));
     assert_eq!(gone.status, 503, "{}", gone.detail());
     assert!(gone.detail().contains("replica 2"), "{}", gone.detail());
-    assert!(asked.elapsed() < Duration::from_secs(3), "{:?}", asked.elapsed());
+    assert!(
+        asked.elapsed() < Duration::from_secs(3),
+        "{:?}",
+        asked.elapsed()
+    );
     assert_eq!(daemons[0].get("/cameras/?all=true").status, 503);
     daemons[2].restart_with(&borrowed(&replica_env(2, 3, &ports, shared.path())));
-    wait_each_runs_once_on_its_owner(&daemons, &running, &stopped);
+    wait_each_runs_once_on_its_owner(&daemons, 3, &running, &stopped);
     let after_kill = started.elapsed();
 
     // Rescale: the three restarted as replicas of four, and a fourth.
@@ -340,32 +394,25 @@ fn replicas_share_the_cameras_answer_for_each_other_and_survive_a_kill_and_a_res
         ports[3],
         &borrowed(&replica_env(3, 4, &ports, shared.path())),
     ));
-    wait_each_runs_once_on_its_owner(&daemons, &running, &BTreeSet::new());
+    wait_each_runs_once_on_its_owner(&daemons, 4, &running, &BTreeSet::new());
     let moved = running
         .iter()
         .filter(|id| owner(id, 3) != owner(id, 4))
         .count();
     assert!(moved >= 3, "only {moved} cameras moved");
     // The moved cameras left their old owners' state files once handed over.
-    let deadline = Instant::now() + SETTLE;
-    for (index, daemon) in daemons.iter().enumerate() {
-        let expected: BTreeSet<String> = running
-            .iter()
-            .filter(|id| !boot.contains(*id) && owner(id, 4) == index)
-            .cloned()
-            .collect();
-        while saved_ids(&daemon.state_file) != expected {
-            assert!(
-                Instant::now() < deadline,
-                "replica {index} saves {:?}, not {expected:?}",
-                saved_ids(&daemon.state_file)
-            );
-            std::thread::sleep(Duration::from_millis(100));
-        }
+    wait_saved_on_owners(&daemons, 4, &running, &boot);
+
+    // Scaling down, first step: all restarted with a count of three; the fourth owns
+    // nothing now and hands everything over.
+    for (index, daemon) in daemons.iter_mut().enumerate() {
+        daemon.restart_with(&borrowed(&replica_env(index, 3, &ports, shared.path())));
     }
+    wait_each_runs_once_on_its_owner(&daemons, 3, &running, &BTreeSet::new());
+    wait_saved_on_owners(&daemons, 3, &running, &boot);
     eprintln!(
-        "sharding: three replicas up to the kill and restart in {:?}, the rescale done at {:?}",
-        after_kill,
+        "sharding: three replicas up to the kill and restart in {after_kill:?}, the rescale \
+         to four and back done at {:?}",
         started.elapsed()
     );
 }

@@ -122,7 +122,12 @@ impl StateFile {
                 .lock()
                 .unwrap_or_else(|e| e.into_inner())
                 .iter()
-                .map(|r| (r.fields.get("camera_id").cloned().unwrap_or_default(), r.clone())),
+                .map(|r| {
+                    (
+                        r.fields.get("camera_id").cloned().unwrap_or_default(),
+                        r.clone(),
+                    )
+                }),
         );
         running.sort_by(|a, b| a.0.cmp(&b.0));
         let cameras: Vec<StartRequest> = running.into_iter().map(|(_, r)| r).collect();

@@ -202,9 +202,9 @@ pub const SETTINGS: [Setting; 37] = [
     setting("SHARD_COUNT", Some("shard-count"), "1",
         "replicas sharing the cameras, 1..1024; each camera runs on the one its id hashes to (docs/scaling.md); 1: alone"),
     setting("SHARD_INDEX", Some("shard-index"), "",
-        "this replica's index, 0..SHARD_COUNT-1; unset: the ordinal of POD_NAME"),
+        "this replica's index, 0..SHARD_COUNT-1 (beyond: leaving, it owns no camera); unset: the ordinal of POD_NAME"),
     setting("POD_NAME", None, "",
-        "a StatefulSet pod name (name-<ordinal>), whose ordinal is the replica index when SHARD_INDEX is unset"),
+        "a StatefulSet pod name (name-<ordinal>), whose ordinal is the replica index when SHARD_COUNT is set and SHARD_INDEX is not"),
     setting("PEER_URL_TEMPLATE", Some("peer-url-template"), "",
         "how replicas reach each other, {index} standing for a replica's index, e.g. http://video-pipeline-{index}.video-pipeline:8002"),
     setting("PEER_URLS", Some("peer-urls"), "",
@@ -577,7 +577,9 @@ pub fn parse_size(value: &str) -> Option<u64> {
 }
 
 /// `SHARD_COUNT`, `SHARD_INDEX` (or `POD_NAME`'s ordinal) and the peers' URLs; `None`
-/// for a daemon alone. The index and the URLs are checked only for several replicas.
+/// for a daemon alone. `POD_NAME` counts only once `SHARD_COUNT` is set, so that a pod
+/// name alone changes nothing. An index at or beyond the count is a replica that is
+/// leaving (it owns no camera), as in the first step of a scale-down.
 fn parse_shard<'a>(get: &impl Fn(&str) -> Option<&'a str>) -> Result<Option<Shard>, ConfigError> {
     let count = match get("SHARD_COUNT") {
         None => 1,
@@ -587,31 +589,36 @@ fn parse_shard<'a>(get: &impl Fn(&str) -> Option<&'a str>) -> Result<Option<Shar
             .filter(|n| (1..=MAX_REPLICAS).contains(n))
             .ok_or_else(|| invalid("SHARD_COUNT", v, "an integer 1..1024"))?,
     };
-    let index = match (get("SHARD_INDEX"), get("POD_NAME")) {
+    // Alone (a count of 1), a pod name without an ordinal is some other pod's: ignored.
+    let pod_ordinal = match (get("SHARD_COUNT"), get("POD_NAME")) {
+        (Some(_), Some(pod)) => match shard::pod_ordinal(pod).filter(|i| *i < MAX_REPLICAS) {
+            Some(ordinal) => Some(Ok(ordinal)),
+            None if count == 1 => None,
+            None => Some(Err(invalid(
+                "POD_NAME",
+                pod,
+                "a StatefulSet pod name ending in -<ordinal> (or set SHARD_INDEX)",
+            ))),
+        },
+        _ => None,
+    };
+    let index = match (get("SHARD_INDEX"), pod_ordinal) {
         (Some(v), _) => v
             .parse::<usize>()
             .ok()
-            .filter(|i| *i < count)
-            .ok_or_else(|| invalid("SHARD_INDEX", v, "a replica index 0..SHARD_COUNT-1"))?,
-        (None, Some(pod)) if count > 1 => shard::pod_ordinal(pod)
-            .filter(|i| *i < count)
-            .ok_or_else(|| {
-                invalid(
-                    "POD_NAME",
-                    pod,
-                    "a StatefulSet pod name ending in -<ordinal>, the ordinal below SHARD_COUNT (or set SHARD_INDEX)",
-                )
-            })?,
-        (None, _) if count > 1 => {
+            .filter(|i| *i < MAX_REPLICAS)
+            .ok_or_else(|| invalid("SHARD_INDEX", v, "a replica index 0..1023"))?,
+        (None, Some(ordinal)) => ordinal?,
+        (None, None) if count > 1 => {
             return Err(invalid(
                 "SHARD_INDEX",
                 "",
                 "this replica's index 0..SHARD_COUNT-1, or POD_NAME of a StatefulSet pod",
             ))
         }
-        (None, _) => 0,
+        (None, None) => 0,
     };
-    if count == 1 {
+    if count == 1 && index == 0 {
         return Ok(None);
     }
     let shard = match (get("PEER_URL_TEMPLATE"), get("PEER_URLS")) {
@@ -640,7 +647,7 @@ fn parse_shard<'a>(get: &impl Fn(&str) -> Option<&'a str>) -> Result<Option<Shar
             return Err(invalid(
                 "PEER_URL_TEMPLATE",
                 "",
-                "PEER_URL_TEMPLATE or PEER_URLS when SHARD_COUNT is above 1",
+                "PEER_URL_TEMPLATE or PEER_URLS for a replica among several",
             ))
         }
     };
@@ -805,7 +812,10 @@ mod tests {
         .shard
         .unwrap();
         assert_eq!((pod.index(), pod.count()), (2, 3));
-        assert_eq!(pod.peer_url(0), "http://video-pipeline-0.video-pipeline:8002");
+        assert_eq!(
+            pod.peer_url(0),
+            "http://video-pipeline-0.video-pipeline:8002"
+        );
         let listed = Config::parse(&raw(&[
             ("SHARD_COUNT", "2"),
             ("SHARD_INDEX", "1"),
@@ -817,6 +827,21 @@ mod tests {
         .unwrap();
         assert_eq!(listed.index(), 1, "SHARD_INDEX wins over POD_NAME");
         assert_eq!(listed.peer_url(1), "http://127.0.0.1:8003");
+        let leaving = Config::parse(&raw(&[
+            ("SHARD_COUNT", "1"),
+            ("POD_NAME", "video-pipeline-1"),
+            ("PEER_URL_TEMPLATE", template),
+        ]))
+        .unwrap()
+        .shard
+        .unwrap();
+        assert!(leaving.is_leaving(), "{leaving:?}");
+        let deployment = Config::parse(&raw(&[("POD_NAME", "video-pipeline-7d9f8-24567")]));
+        assert_eq!(
+            deployment.unwrap().shard,
+            None,
+            "POD_NAME alone changes nothing"
+        );
     }
 
     #[test]
@@ -825,18 +850,38 @@ mod tests {
         let cases: [(&[(&'static str, &str)], &str); 10] = [
             (&[("SHARD_COUNT", "0")], "SHARD_COUNT"),
             (&[("SHARD_COUNT", "1025")], "SHARD_COUNT"),
-            (&[("SHARD_INDEX", "1")], "SHARD_INDEX"),
+            (&[("SHARD_INDEX", "1")], "PEER_URL_TEMPLATE"),
             (&[("SHARD_COUNT", "3"), template], "SHARD_INDEX"),
-            (&[("SHARD_COUNT", "3"), ("SHARD_INDEX", "3"), template], "SHARD_INDEX"),
-            (&[("SHARD_COUNT", "3"), ("POD_NAME", "vp-3"), template], "POD_NAME"),
-            (&[("SHARD_COUNT", "3"), ("POD_NAME", "vp"), template], "POD_NAME"),
-            (&[("SHARD_COUNT", "3"), ("SHARD_INDEX", "0")], "PEER_URL_TEMPLATE"),
             (
-                &[("SHARD_COUNT", "2"), ("SHARD_INDEX", "0"), ("PEER_URL_TEMPLATE", "http://vp:8002")],
+                &[("SHARD_COUNT", "3"), ("SHARD_INDEX", "x"), template],
+                "SHARD_INDEX",
+            ),
+            (
+                &[("SHARD_COUNT", "3"), ("SHARD_INDEX", "1024"), template],
+                "SHARD_INDEX",
+            ),
+            (
+                &[("SHARD_COUNT", "3"), ("POD_NAME", "vp"), template],
+                "POD_NAME",
+            ),
+            (
+                &[("SHARD_COUNT", "3"), ("SHARD_INDEX", "0")],
                 "PEER_URL_TEMPLATE",
             ),
             (
-                &[("SHARD_COUNT", "3"), ("SHARD_INDEX", "0"), ("PEER_URLS", "http://a:1,http://b:1")],
+                &[
+                    ("SHARD_COUNT", "2"),
+                    ("SHARD_INDEX", "0"),
+                    ("PEER_URL_TEMPLATE", "http://vp:8002"),
+                ],
+                "PEER_URL_TEMPLATE",
+            ),
+            (
+                &[
+                    ("SHARD_COUNT", "3"),
+                    ("SHARD_INDEX", "0"),
+                    ("PEER_URLS", "http://a:1,http://b:1"),
+                ],
                 "PEER_URLS",
             ),
         ];

@@ -247,9 +247,7 @@ pub async fn gather_cameras(
         let outgoing = pass_headers(outgoing, request.headers(), false);
         async move {
             let failed = |why: String| {
-                ApiError::Unavailable(format!(
-                    "cameras/?all=true: replica {index} ({base}) {why}"
-                ))
+                ApiError::Unavailable(format!("cameras/?all=true: replica {index} ({base}) {why}"))
             };
             let mut answer = outgoing
                 .send()
@@ -431,8 +429,12 @@ mod tests {
     }
 
     fn shard(index: usize) -> Shard {
-        Shard::from_list(index, 3, "http://127.0.0.1:1,http://127.0.0.1:2,http://127.0.0.1:3")
-            .unwrap()
+        Shard::from_list(
+            index,
+            3,
+            "http://127.0.0.1:1,http://127.0.0.1:2,http://127.0.0.1:3",
+        )
+        .unwrap()
     }
 
     #[test]
@@ -441,7 +443,10 @@ mod tests {
         assert_eq!(owner_elsewhere(None, &request, "cam").unwrap(), None);
         let id = "cam-7";
         let owner = shard(0).owner(id);
-        assert_eq!(owner_elsewhere(Some(&shard(owner)), &request, id).unwrap(), None);
+        assert_eq!(
+            owner_elsewhere(Some(&shard(owner)), &request, id).unwrap(),
+            None
+        );
         let other = (owner + 1) % 3;
         assert_eq!(
             owner_elsewhere(Some(&shard(other)), &request, id).unwrap(),
@@ -472,7 +477,12 @@ mod tests {
         for name in ["connection", "transfer-encoding", "host", FORWARDED_BY] {
             assert!(NOT_PASSED.contains(&name), "{name}");
         }
-        for name in ["authorization", "x-api-key", "if-none-match", "content-type"] {
+        for name in [
+            "authorization",
+            "x-api-key",
+            "if-none-match",
+            "content-type",
+        ] {
             assert!(!NOT_PASSED.contains(&name), "{name}");
         }
     }

@@ -40,6 +40,7 @@ pub fn spawn(supervisor: Arc<Supervisor>, requests: Vec<StartRequest>) -> std::i
                     .map(|request| hand_over(&supervisor, &shard, request));
                 futures_util::future::join_all(each).await;
             });
+            log::info!("every saved camera that another replica owns was handed over");
         })
         .map(drop)
 }

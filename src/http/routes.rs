@@ -203,7 +203,9 @@ pub async fn status(
     query: Query,
 ) -> Result<HttpResponse, ApiError> {
     let id = camera_id(query.get("camera_id").map(String::as_str))?;
-    if let Some(answer) = forward::to_owner(shard(&state), &request, id.as_str(), Body::None).await? {
+    if let Some(answer) =
+        forward::to_owner(shard(&state), &request, id.as_str(), Body::None).await?
+    {
         return Ok(answer);
     }
     let report = match state.supervisor.registry().get(&id) {
@@ -292,7 +294,9 @@ pub async fn latest_frame(
     query: Query,
 ) -> Result<HttpResponse, ApiError> {
     let id = camera_id(query.get("camera_id").map(String::as_str))?;
-    if let Some(answer) = forward::to_owner(shard(&state), &request, id.as_str(), Body::None).await? {
+    if let Some(answer) =
+        forward::to_owner(shard(&state), &request, id.as_str(), Body::None).await?
+    {
         return Ok(answer);
     }
     let camera = state

@@ -4,7 +4,10 @@
 # and run with the same libraries, without build tools.
 #
 #   docker build -t video-pipeline .
-#   docker run -p 8002:8002 -v frames:/app/frames video-pipeline
+#   docker run -p 8002:8002 -v frames:/app/frames -v state:/app/state video-pipeline
+#
+# docker-compose.yml runs it with a sample camera and a frame consumer; deploy/k8s/
+# runs several replicas sharing the cameras (docs/scaling.md).
 #
 # Hardware decoding (docs/hwaccel.md): NVIDIA through the NVIDIA container runtime
 # (`--gpus all`), Intel and AMD through /dev/dri (`--device /dev/dri --group-add <gid of
@@ -36,6 +39,13 @@ RUN --mount=type=cache,target=/usr/local/cargo/registry \
 
 FROM debian:bookworm-slim
 
+ARG VIDEO_PIPELINE_VERSION=""
+LABEL org.opencontainers.image.title="video-pipeline" \
+      org.opencontainers.image.description="Turns camera streams and video files into JPEG frames for AI inference" \
+      org.opencontainers.image.licenses="MIT" \
+      org.opencontainers.image.version="${VIDEO_PIPELINE_VERSION}" \
+      org.opencontainers.image.base.name="debian:bookworm-slim"
+
 # Only the libav libraries the binary links (they bring libavfilter, libswresample, the
 # codec libraries and the VAAPI, VDPAU and QSV client libraries; libjpeg-turbo is linked
 # in statically), certificates for HTTPS/RTSPS sources, and tini as PID 1.
@@ -62,9 +72,9 @@ RUN apt-get update \
 # --group-add (compose: group_add, Kubernetes: supplementalGroups).
 RUN useradd --system --uid 10001 --gid video --home-dir /app --shell /usr/sbin/nologin \
         video-pipeline \
-    && mkdir -p /app/frames /app/videos \
+    && mkdir -p /app/frames /app/videos /app/state \
     && chown -R 10001:video /app \
-    && chmod 0755 /app/frames /app/videos
+    && chmod 0755 /app/frames /app/videos /app/state
 
 COPY --from=build /usr/local/bin/video-pipeline /usr/local/bin/video-pipeline
 
@@ -72,6 +82,7 @@ ENV HOST=0.0.0.0 \
     PORT=8002 \
     OUTPUT_FOLDER=/app/frames \
     UPLOAD_FOLDER=/app/videos \
+    STATE_FILE=/app/state/state.json \
     RUST_LOG=info \
     VAAPI_DEVICE=/dev/dri/renderD128 \
     NVIDIA_VISIBLE_DEVICES=all \
@@ -79,7 +90,8 @@ ENV HOST=0.0.0.0 \
 
 WORKDIR /app
 USER 10001:video
-VOLUME ["/app/frames"]
+# The frames are what consumers read; the state file lists the cameras to resume.
+VOLUME ["/app/frames", "/app/state"]
 EXPOSE 8002
 
 # No curl in the image: bash asks health/ over /dev/tcp.

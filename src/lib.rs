@@ -14,6 +14,7 @@ pub mod output;
 pub mod picture;
 pub mod sampling;
 pub mod shape;
+pub mod shard;
 pub mod source;
 pub mod stop;
 pub mod uploads;

@@ -291,7 +291,25 @@ fn serve(args: ServeArgs, log_format: LogFormat) -> ExitCode {
     // Read before the config file's cameras start: each start saves over the file.
     let saved = supervisor.load_saved();
     let from_file: Vec<_> = boot_cameras.iter().map(|c| c.id.clone()).collect();
+    match &config.shard {
+        Some(shard) if shard.is_leaving() => log::warn!(
+            "replica {} is beyond SHARD_COUNT={}: it owns no camera, hands its saved ones over \
+             and forwards every request (the first step of a scale-down)",
+            shard.index(),
+            shard.count()
+        ),
+        Some(shard) => log::info!(
+            "replica {} of {}: runs the cameras whose ids hash to it",
+            shard.index(),
+            shard.count()
+        ),
+        None => {}
+    }
     for ValidStart { id, mut settings } in boot_cameras {
+        if !supervisor.owns(&id) {
+            log::debug!(camera:% = id; "in the config file, owned by another replica");
+            continue;
+        }
         log::info!(camera:% = id; "starting from the config file");
         settings.from_config_file = true;
         // A boot is not a new session of the camera: its numbering goes on.
@@ -303,7 +321,10 @@ fn serve(args: ServeArgs, log_format: LogFormat) -> ExitCode {
             );
         }
     }
-    supervisor.restore(saved, &from_file);
+    let handoffs = supervisor.restore(saved, &from_file);
+    if let Err(e) = http::handoff::spawn(Arc::clone(&supervisor), handoffs) {
+        log::error!("cannot start the hand-over thread: {e}");
+    }
     if let Err(e) = video_pipeline::memory::spawn_periodic_trim() {
         log::warn!("cannot start the memory trim thread: {e}");
     }

@@ -1,8 +1,9 @@
 //! The layout rules of docs/architecture.md, checked on the source: libav only under
 //! `media/`, actix only in the HTTP layer and `main.rs`, the Prometheus client only in
-//! `metrics/`, the OpenAPI description (utoipa) only in the HTTP layer, token and key
-//! verification only in `auth/`, `unsafe` only where hardware devices, the allocator, libav's
-//! log callback and libav's limits are handled, each block with a `// SAFETY:` comment.
+//! `metrics/`, the OpenAPI description (utoipa) and the HTTP client (awc) only in the
+//! HTTP layer, token and key verification only in `auth/`, `unsafe` only where hardware
+//! devices, the allocator, libav's log callback and libav's limits are handled, each
+//! block with a `// SAFETY:` comment.
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -130,6 +131,16 @@ fn credentials_are_verified_only_in_auth() {
             found.join("\n")
         );
     }
+}
+
+#[test]
+fn the_http_client_is_only_in_the_http_layer() {
+    let found = offenders("awc", |path| path.starts_with("src/http/"));
+    assert!(
+        found.is_empty(),
+        "awc outside src/http/:\n{}",
+        found.join("\n")
+    );
 }
 
 #[test]

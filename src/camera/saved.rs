@@ -35,6 +35,12 @@ pub struct StateFile {
     written: Mutex<Option<Vec<StartRequest>>>,
     /// Set at shutdown: the cameras stopped then are meant to come back.
     frozen: AtomicBool,
+    /// Set once the last run's cameras were read: until then the file is theirs, and a
+    /// camera started before (from the config file) must not overwrite it.
+    loaded: AtomicBool,
+    /// Saved cameras that another replica owns now (the number of replicas changed),
+    /// kept in the file until that replica has taken them over.
+    handoffs: Mutex<Vec<StartRequest>>,
 }
 
 impl StateFile {
@@ -43,6 +49,8 @@ impl StateFile {
             path,
             written: Mutex::new(None),
             frozen: AtomicBool::new(false),
+            loaded: AtomicBool::new(false),
+            handoffs: Mutex::new(Vec::new()),
         }
     }
 
@@ -52,8 +60,9 @@ impl StateFile {
 
     /// The saved cameras. A missing file is no camera; a file that cannot be read as
     /// saved state is moved aside (and logged), so the daemon starts with no camera
-    /// rather than failing at every start.
+    /// rather than failing at every start. Saving starts only after this.
     pub fn load(&self) -> Vec<StartRequest> {
+        self.loaded.store(true, Ordering::SeqCst);
         let bytes = match fs::read(&self.path) {
             Ok(bytes) => bytes,
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Vec::new(),
@@ -94,10 +103,11 @@ impl StateFile {
         PathBuf::from(name)
     }
 
-    /// Saves the requests of the cameras running now. Never fails the caller: a state
+    /// Saves the requests of the cameras running now, once the last run's were
+    /// [`load`](Self::load)ed. Never fails the caller: a state
     /// file that cannot be written is logged, and the cameras go on.
     pub fn save_running(&self, registry: &Registry) {
-        if self.frozen.load(Ordering::SeqCst) {
+        if self.frozen.load(Ordering::SeqCst) || !self.loaded.load(Ordering::SeqCst) {
             return;
         }
         let mut written = self.written.lock().unwrap_or_else(|e| e.into_inner());
@@ -107,6 +117,18 @@ impl StateFile {
             .filter(|camera| camera.is_running() && !camera.settings().from_config_file)
             .map(|camera| (camera.id().to_string(), resolved_request(&camera)))
             .collect();
+        running.extend(
+            self.handoffs
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .iter()
+                .map(|r| {
+                    (
+                        r.fields.get("camera_id").cloned().unwrap_or_default(),
+                        r.clone(),
+                    )
+                }),
+        );
         running.sort_by(|a, b| a.0.cmp(&b.0));
         let cameras: Vec<StartRequest> = running.into_iter().map(|(_, r)| r).collect();
         if written.as_ref() == Some(&cameras) {
@@ -119,6 +141,20 @@ impl StateFile {
                 self.path.display()
             ),
         }
+    }
+
+    /// Keeps these saved cameras in the file, beside the running ones, until each is
+    /// [`handed_off`](Self::handed_off).
+    pub fn keep_for_handoff(&self, requests: Vec<StartRequest>) {
+        *self.handoffs.lock().unwrap_or_else(|e| e.into_inner()) = requests;
+    }
+
+    /// Drops a camera kept for its hand-over: its owner took it, or refused it.
+    pub fn handed_off(&self, request: &StartRequest) {
+        self.handoffs
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .retain(|kept| kept != request);
     }
 
     /// Stops saving: what is stopped from now on (a shutdown) stays in the file.
@@ -218,6 +254,7 @@ mod tests {
     fn saves_the_running_cameras_privately_and_reads_them_back() {
         let dir = tempfile::tempdir().unwrap();
         let file = StateFile::new(dir.path().join("state.json"));
+        assert!(file.load().is_empty());
         let registry = Registry::new();
         start(&registry, "b");
         start(&registry, "a");
@@ -249,6 +286,27 @@ mod tests {
     }
 
     #[test]
+    fn cameras_kept_for_their_handoff_stay_until_handed_off() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = StateFile::new(dir.path().join("state.json"));
+        file.load();
+        let registry = Registry::new();
+        start(&registry, "b");
+        let moved = StartRequest::from_fields([("camera_id", "a"), ("url", "rtsp://h/a")], None);
+        file.keep_for_handoff(vec![moved.clone()]);
+        file.save_running(&registry);
+        let ids: Vec<String> = file
+            .load()
+            .iter()
+            .map(|r| r.fields["camera_id"].clone())
+            .collect();
+        assert_eq!(ids, ["a", "b"]);
+        file.handed_off(&moved);
+        file.save_running(&registry);
+        assert_eq!(file.load().len(), 1);
+    }
+
+    #[test]
     fn a_local_source_is_saved_by_its_absolute_path() {
         let dir = tempfile::tempdir().unwrap();
         let clip = dir.path().join("clip.mp4");
@@ -266,8 +324,23 @@ mod tests {
             HwStatus::default(),
         );
         let file = StateFile::new(dir.path().join("state.json"));
+        file.load();
         file.save_running(&registry);
         assert_eq!(file.load()[0].fields["url"], clip.display().to_string());
+    }
+
+    #[test]
+    fn nothing_is_saved_before_the_last_run_was_read() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("state.json");
+        let before = StateFile::new(path.clone());
+        before.load();
+        let registry = Registry::new();
+        start(&registry, "saved");
+        before.save_running(&registry);
+        let file = StateFile::new(path);
+        file.save_running(&Registry::new());
+        assert_eq!(file.load().len(), 1, "a camera started first kept the file");
     }
 
     #[test]

@@ -95,17 +95,37 @@ impl Supervisor {
     /// Starts the `saved` cameras ([`Supervisor::load_saved`]), each checked again as a
     /// new request and continuing its folder's numbering; `except` are started from the
     /// config file already. Then removes the uploads that no camera uses.
-    pub fn restore(&self, saved: Vec<StartRequest>, except: &[CameraId]) {
-        if self.saved.is_none() {
-            return;
-        }
-        for request in saved {
+    ///
+    /// Returns the saved cameras that another replica owns now (the number of replicas
+    /// changed): they are not started here, and stay in the file until
+    /// [`handed_off`](Self::handed_off).
+    pub fn restore(
+        &self,
+        saved_requests: Vec<StartRequest>,
+        except: &[CameraId],
+    ) -> Vec<StartRequest> {
+        let Some(saved) = &self.saved else {
+            return Vec::new();
+        };
+        let mut handoffs = Vec::new();
+        for request in saved_requests {
             let valid = request.validate(&self.config);
             let id = request.fields.get("camera_id").map_or("?", String::as_str);
             match valid {
                 Ok(valid) if except.contains(&valid.id) => log::info!(
                     camera = id; "saved in STATE_FILE but started from the config file instead"
                 ),
+                Ok(valid) if !self.owns(&valid.id) => {
+                    if let Some(shard) = &self.config.shard {
+                        log::info!(
+                            camera = id;
+                            "saved here, owned by replica {} of {} now: handing it over",
+                            shard.owner(id),
+                            shard.count()
+                        );
+                    }
+                    handoffs.push(request);
+                }
                 Ok(mut valid) => {
                     valid.settings.resume = true;
                     log::info!(camera = id; "resuming after a restart");
@@ -122,8 +142,9 @@ impl Supervisor {
                 Err(e) => log::error!(camera = id; "cannot be resumed after a restart: {e}"),
             }
         }
+        saved.keep_for_handoff(handoffs.clone());
         self.save_running();
-        let sources: Vec<_> = self
+        let mut sources: Vec<_> = self
             .registry
             .all()
             .iter()
@@ -133,10 +154,29 @@ impl Supervisor {
                 Source::Url(_) => None,
             })
             .collect();
+        sources.extend(handoffs.iter().filter_map(|r| r.upload.clone()));
         let removed = crate::uploads::remove_unused(&self.config.upload_folder, &sources);
         if removed > 0 {
             log::info!("removed {removed} uploads that no running camera uses");
         }
+        handoffs
+    }
+
+    /// Whether this daemon runs `id`: always when alone, else when its replica owns it.
+    pub fn owns(&self, id: &CameraId) -> bool {
+        self.config
+            .shard
+            .as_ref()
+            .is_none_or(|shard| shard.owns(id.as_str()))
+    }
+
+    /// A saved camera returned by [`restore`](Self::restore) was taken over by its
+    /// owner (or refused by it): it leaves the state file.
+    pub fn handed_off(&self, request: &StartRequest) {
+        if let Some(saved) = &self.saved {
+            saved.handed_off(request);
+        }
+        self.save_running();
     }
 
     fn save_running(&self) {

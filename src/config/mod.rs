@@ -24,6 +24,7 @@ use crate::media::hw::{
 use crate::media::FrameLimit;
 use crate::output::disk_guard::MinFree;
 use crate::output::retention::{MAX_AGE_LIMIT_SECONDS, MAX_FRAMES_LIMIT};
+use crate::shard::{self, Shard, MAX_REPLICAS};
 
 pub const DEFAULT_HOST: &str = "0.0.0.0";
 pub const DEFAULT_PORT: u16 = 8002;
@@ -140,6 +141,8 @@ pub struct Config {
     pub tls: Option<TlsFiles>,
     /// The API keys and JWT key callers authenticate with; off when none is set.
     pub auth: Authenticator,
+    /// This replica's place among several sharing the cameras; `None`: alone.
+    pub shard: Option<Shard>,
 }
 
 /// Raw values by variable name: from the config file, the environment and flags,
@@ -174,7 +177,7 @@ const fn setting(
 }
 
 /// Every setting the daemon reads.
-pub const SETTINGS: [Setting; 45] = [
+pub const SETTINGS: [Setting; 50] = [
     setting("CONFIG_FILE", Some("config-file"), "",
         "a TOML file with settings (lowercase names) and [[camera]] tables started at boot; flags and the environment override it"),
     setting("HOST", Some("host"), DEFAULT_HOST, "the IP address to listen on"),
@@ -251,6 +254,16 @@ pub const SETTINGS: [Setting; 45] = [
     setting("JWT_AUDIENCE", Some("jwt-audience"), "",
         "the aud claim a JWT must carry; unset: a JWT must carry none"),
     setting("JWT_ISSUER", Some("jwt-issuer"), "", "the iss claim a JWT must carry; unset: any"),
+    setting("SHARD_COUNT", Some("shard-count"), "1",
+        "replicas sharing the cameras, 1..1024; each camera runs on the one its id hashes to (docs/scaling.md); 1: alone"),
+    setting("SHARD_INDEX", Some("shard-index"), "",
+        "this replica's index, 0..SHARD_COUNT-1 (beyond: leaving, it owns no camera); unset: the ordinal of POD_NAME"),
+    setting("POD_NAME", None, "",
+        "a StatefulSet pod name (name-<ordinal>), whose ordinal is the replica index when SHARD_COUNT is set and SHARD_INDEX is not"),
+    setting("PEER_URL_TEMPLATE", Some("peer-url-template"), "",
+        "how replicas reach each other, {index} standing for a replica's index, e.g. http://video-pipeline-{index}.video-pipeline:8002"),
+    setting("PEER_URLS", Some("peer-urls"), "",
+        "instead of PEER_URL_TEMPLATE: comma-separated http://host:port of every replica, in index order"),
     setting("LOG_FORMAT", None, "text",
         "text: human-readable lines; json: one JSON object per line (time, level, target, camera, message)"),
     setting("RUST_LOG", None, "info", "the log filter, in env_logger's syntax"),
@@ -527,6 +540,7 @@ impl Config {
             },
             tls: TlsFiles::parse(get("TLS_CERT_FILE"), get("TLS_KEY_FILE"))?,
             auth: parse_auth(&get)?,
+            shard: parse_shard(&get)?,
             clear_on_start: match get("CLEAR_ON_START") {
                 None => DEFAULT_CLEAR_ON_START,
                 Some(v) => {
@@ -744,6 +758,84 @@ pub fn parse_size(value: &str) -> Option<u64> {
     };
     let bytes = (number * scale).round();
     (bytes.is_finite() && bytes < u64::MAX as f64).then_some(bytes as u64)
+}
+
+/// `SHARD_COUNT`, `SHARD_INDEX` (or `POD_NAME`'s ordinal) and the peers' URLs; `None`
+/// for a daemon alone. `POD_NAME` counts only once `SHARD_COUNT` is set, so that a pod
+/// name alone changes nothing. An index at or beyond the count is a replica that is
+/// leaving (it owns no camera), as in the first step of a scale-down.
+fn parse_shard<'a>(get: &impl Fn(&str) -> Option<&'a str>) -> Result<Option<Shard>, ConfigError> {
+    let count = match get("SHARD_COUNT") {
+        None => 1,
+        Some(v) => v
+            .parse::<usize>()
+            .ok()
+            .filter(|n| (1..=MAX_REPLICAS).contains(n))
+            .ok_or_else(|| invalid("SHARD_COUNT", v, "an integer 1..1024"))?,
+    };
+    // Alone (a count of 1), a pod name without an ordinal is some other pod's: ignored.
+    let pod_ordinal = match (get("SHARD_COUNT"), get("POD_NAME")) {
+        (Some(_), Some(pod)) => match shard::pod_ordinal(pod).filter(|i| *i < MAX_REPLICAS) {
+            Some(ordinal) => Some(Ok(ordinal)),
+            None if count == 1 => None,
+            None => Some(Err(invalid(
+                "POD_NAME",
+                pod,
+                "a StatefulSet pod name ending in -<ordinal> (or set SHARD_INDEX)",
+            ))),
+        },
+        _ => None,
+    };
+    let index = match (get("SHARD_INDEX"), pod_ordinal) {
+        (Some(v), _) => v
+            .parse::<usize>()
+            .ok()
+            .filter(|i| *i < MAX_REPLICAS)
+            .ok_or_else(|| invalid("SHARD_INDEX", v, "a replica index 0..1023"))?,
+        (None, Some(ordinal)) => ordinal?,
+        (None, None) if count > 1 => {
+            return Err(invalid(
+                "SHARD_INDEX",
+                "",
+                "this replica's index 0..SHARD_COUNT-1, or POD_NAME of a StatefulSet pod",
+            ))
+        }
+        (None, None) => 0,
+    };
+    if count == 1 && index == 0 {
+        return Ok(None);
+    }
+    let shard = match (get("PEER_URL_TEMPLATE"), get("PEER_URLS")) {
+        (Some(template), None) => Shard::from_template(index, count, template).map_err(|_| {
+            invalid(
+                "PEER_URL_TEMPLATE",
+                template,
+                "http://host:port with {index} for the replica's index, e.g. http://video-pipeline-{index}.video-pipeline:8002",
+            )
+        })?,
+        (None, Some(list)) => Shard::from_list(index, count, list).map_err(|_| {
+            invalid(
+                "PEER_URLS",
+                list,
+                "SHARD_COUNT comma-separated http://host:port URLs, in index order",
+            )
+        })?,
+        (Some(template), Some(_)) => {
+            return Err(invalid(
+                "PEER_URL_TEMPLATE",
+                template,
+                "either PEER_URL_TEMPLATE or PEER_URLS, not both",
+            ))
+        }
+        (None, None) => {
+            return Err(invalid(
+                "PEER_URL_TEMPLATE",
+                "",
+                "PEER_URL_TEMPLATE or PEER_URLS for a replica among several",
+            ))
+        }
+    };
+    Ok(Some(shard))
 }
 
 /// `LOG_FORMAT`, read on its own too: the logger starts before the rest is validated.
@@ -1013,6 +1105,100 @@ mod tests {
             for secret in ["0123456789abcdef0123", "tooshort", secret] {
                 assert!(!text.contains(secret), "{text}");
             }
+        }
+    }
+
+    #[test]
+    fn sharding_is_off_unless_there_are_several_replicas() {
+        assert_eq!(Config::parse(&RawValues::new()).unwrap().shard, None);
+        let alone = Config::parse(&raw(&[("SHARD_COUNT", "1"), ("POD_NAME", "web")])).unwrap();
+        assert_eq!(alone.shard, None);
+        let template = "http://video-pipeline-{index}.video-pipeline:8002";
+        let pod = Config::parse(&raw(&[
+            ("SHARD_COUNT", "3"),
+            ("POD_NAME", "video-pipeline-2"),
+            ("PEER_URL_TEMPLATE", template),
+        ]))
+        .unwrap()
+        .shard
+        .unwrap();
+        assert_eq!((pod.index(), pod.count()), (2, 3));
+        assert_eq!(
+            pod.peer_url(0),
+            "http://video-pipeline-0.video-pipeline:8002"
+        );
+        let listed = Config::parse(&raw(&[
+            ("SHARD_COUNT", "2"),
+            ("SHARD_INDEX", "1"),
+            ("POD_NAME", "video-pipeline-0"),
+            ("PEER_URLS", "http://127.0.0.1:8002,http://127.0.0.1:8003"),
+        ]))
+        .unwrap()
+        .shard
+        .unwrap();
+        assert_eq!(listed.index(), 1, "SHARD_INDEX wins over POD_NAME");
+        assert_eq!(listed.peer_url(1), "http://127.0.0.1:8003");
+        let leaving = Config::parse(&raw(&[
+            ("SHARD_COUNT", "1"),
+            ("POD_NAME", "video-pipeline-1"),
+            ("PEER_URL_TEMPLATE", template),
+        ]))
+        .unwrap()
+        .shard
+        .unwrap();
+        assert!(leaving.is_leaving(), "{leaving:?}");
+        let deployment = Config::parse(&raw(&[("POD_NAME", "video-pipeline-7d9f8-24567")]));
+        assert_eq!(
+            deployment.unwrap().shard,
+            None,
+            "POD_NAME alone changes nothing"
+        );
+    }
+
+    #[test]
+    fn bad_sharding_names_the_variable() {
+        let template = ("PEER_URL_TEMPLATE", "http://vp-{index}.vp:8002");
+        let cases: [(&[(&'static str, &str)], &str); 10] = [
+            (&[("SHARD_COUNT", "0")], "SHARD_COUNT"),
+            (&[("SHARD_COUNT", "1025")], "SHARD_COUNT"),
+            (&[("SHARD_INDEX", "1")], "PEER_URL_TEMPLATE"),
+            (&[("SHARD_COUNT", "3"), template], "SHARD_INDEX"),
+            (
+                &[("SHARD_COUNT", "3"), ("SHARD_INDEX", "x"), template],
+                "SHARD_INDEX",
+            ),
+            (
+                &[("SHARD_COUNT", "3"), ("SHARD_INDEX", "1024"), template],
+                "SHARD_INDEX",
+            ),
+            (
+                &[("SHARD_COUNT", "3"), ("POD_NAME", "vp"), template],
+                "POD_NAME",
+            ),
+            (
+                &[("SHARD_COUNT", "3"), ("SHARD_INDEX", "0")],
+                "PEER_URL_TEMPLATE",
+            ),
+            (
+                &[
+                    ("SHARD_COUNT", "2"),
+                    ("SHARD_INDEX", "0"),
+                    ("PEER_URL_TEMPLATE", "http://vp:8002"),
+                ],
+                "PEER_URL_TEMPLATE",
+            ),
+            (
+                &[
+                    ("SHARD_COUNT", "3"),
+                    ("SHARD_INDEX", "0"),
+                    ("PEER_URLS", "http://a:1,http://b:1"),
+                ],
+                "PEER_URLS",
+            ),
+        ];
+        for (pairs, name) in cases {
+            let err = Config::parse(&raw(pairs)).unwrap_err();
+            assert_eq!(err.variable(), name, "{pairs:?}: {err}");
         }
     }
 

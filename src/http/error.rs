@@ -51,6 +51,12 @@ pub enum ApiError {
     Timeout(String),
     #[error("{0}")]
     InsufficientStorage(String),
+    /// The replica that owns the camera cannot be reached.
+    #[error("{0}")]
+    Unavailable(String),
+    /// A forwarded request reached a replica that does not own its camera either.
+    #[error("{0}")]
+    LoopDetected(String),
     #[error("{0}")]
     Internal(String),
 }
@@ -95,6 +101,8 @@ impl ResponseError for ApiError {
             ApiError::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
             ApiError::Timeout(_) => StatusCode::GATEWAY_TIMEOUT,
             ApiError::InsufficientStorage(_) => StatusCode::INSUFFICIENT_STORAGE,
+            ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::LoopDetected(_) => StatusCode::LOOP_DETECTED,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }

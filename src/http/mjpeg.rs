@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use actix_web::http::header;
-use actix_web::{web, HttpResponse};
+use actix_web::{web, HttpRequest, HttpResponse};
 use bytes::Bytes;
 use futures_util::stream::{self, Stream, StreamExt};
 use tokio::sync::watch;
@@ -25,8 +25,17 @@ const BOUNDARY: &str = "frame";
 
 type Query = web::Query<HashMap<String, String>>;
 
-pub async fn mjpeg(state: web::Data<AppState>, query: Query) -> Result<HttpResponse, ApiError> {
+pub async fn mjpeg(
+    state: web::Data<AppState>,
+    request: HttpRequest,
+    query: Query,
+) -> Result<HttpResponse, ApiError> {
     let id = super::routes::camera_id(query.get("camera_id").map(String::as_str))?;
+    let shard = super::routes::shard(&state);
+    let body = super::forward::Body::None;
+    if let Some(answer) = super::forward::to_owner(shard, &request, id.as_str(), body).await? {
+        return Ok(answer);
+    }
     let fps = query.get("fps").map(|v| parse_fps(v)).transpose()?;
     let camera = state
         .supervisor

@@ -7,6 +7,8 @@ mod connection;
 mod error;
 mod event_feed;
 mod forms;
+mod forward;
+pub mod handoff;
 mod live_events;
 mod mjpeg;
 mod openapi;

@@ -247,7 +247,9 @@ fn errors(mut operation: OperationBuilder, statuses: &[u16]) -> OperationBuilder
             422 => "A required field missing (`Field required: <name>`), a value of the wrong type, or a body or query string that cannot be parsed.",
             500 => "An internal failure (for example the upload folder could not be written).",
             504 => "The source did not answer within `PROBE_TIMEOUT_SECONDS`.",
+            503 => "Several replicas share the cameras (docs/scaling.md) and the one that owns this camera cannot be reached (the message names it).",
             507 => "The disk is full while storing an upload.",
+            508 => "Several replicas share the cameras and this request, forwarded by one, reached a replica that does not own the camera either: their SHARD_COUNT or peer URLs disagree.",
             _ => "An error.",
         };
         operation = operation.response(
@@ -608,7 +610,7 @@ pub fn mjpeg() -> Operation {
             )
             .build(),
     );
-    errors(operation, &[400, 404, 422]).build()
+    errors(operation, &[400, 404, 422, 503, 508]).build()
 }
 
 /// The query of both event streams.
@@ -724,7 +726,7 @@ pub fn decode() -> Operation {
     ));
     errors(
         json_answer::<DecodeAnswer>(operation, "Started, or already running."),
-        &[400, 413, 422, 500, 507],
+        &[400, 413, 422, 500, 503, 507, 508],
     )
     .response(
         "429",
@@ -753,7 +755,7 @@ pub fn status() -> Operation {
     .parameter(query("camera_id", true, camera_id(), "The camera."));
     errors(
         json_answer::<StatusReport>(operation, "The camera's status."),
-        &[400, 422],
+        &[400, 422, 503, 508],
     )
     .build()
 }
@@ -771,7 +773,7 @@ pub fn stop() -> Operation {
     .request_body(Some(fields_body(schema.clone(), schema, false).build()));
     rate_limited(errors(
         json_answer::<StopAnswer>(operation, "Stopped, or nothing was running."),
-        &[400, 413, 422],
+        &[400, 413, 422, 503, 508],
     ))
     .build()
 }
@@ -787,10 +789,16 @@ pub fn cameras() -> Operation {
         false,
         string().enum_values(Some(statuses)),
         "Keep only the cameras with this status; another word is 400.",
+    ))
+    .parameter(query(
+        "all",
+        false,
+        boolean("With several replicas (docs/scaling.md), every replica's cameras, not only this one's."),
+        "The cameras of every replica; 503 when one cannot be reached.",
     ));
     errors(
         json_answer::<CameraList>(operation, "The cameras."),
-        &[400, 422],
+        &[400, 422, 503],
     )
     .build()
 }
@@ -861,7 +869,7 @@ pub fn latest_frame() -> Operation {
     )
     .response("200", jpeg.build())
     .response("304", not_modified.build());
-    errors(operation, &[400, 404, 422]).build()
+    errors(operation, &[400, 404, 422, 503, 508]).build()
 }
 
 pub fn video_info() -> Operation {

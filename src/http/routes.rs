@@ -8,6 +8,7 @@ use actix_web::http::header;
 use actix_web::{web, HttpRequest, HttpResponse};
 
 use super::forms::{read_form, Form, UploadRules};
+use super::forward::{self, Body};
 use super::page;
 use super::status::{
     CameraList, DecodeAnswer, FrameHeaders, Health, HwAccelCap, HwAvailable, Message,
@@ -19,6 +20,9 @@ use crate::media::MediaError;
 use crate::source::{CameraId, Source};
 
 type Query = web::Query<HashMap<String, String>>;
+
+/// The multipart field of a `decode/` upload.
+const DECODE_UPLOAD_FIELD: &str = "file";
 
 pub async fn root() -> HttpResponse {
     HttpResponse::Ok().json(Message {
@@ -105,12 +109,41 @@ pub async fn decode(
 ) -> Result<HttpResponse, ApiError> {
     let config = state.supervisor.config();
     let rules = UploadRules {
-        field: "file",
+        field: DECODE_UPLOAD_FIELD,
         folder: &config.upload_folder,
         max_bytes: config.max_upload_bytes,
     };
     let mut form = read_form(&request, payload, Some(rules)).await?;
-    match start_camera(&state, &form).await {
+    // An id that cannot be parsed is refused here, as its owner would refuse it.
+    let forwarded = match form.get("camera_id").map(CameraId::parse) {
+        Some(Ok(id)) => {
+            let fields = form.fields().collect();
+            let body = match &form.upload {
+                Some(upload) => Body::Upload {
+                    fields,
+                    field: DECODE_UPLOAD_FIELD,
+                    path: &upload.path,
+                },
+                None => Body::Fields(fields),
+            };
+            forward::to_owner(shard(&state), &request, id.as_str(), body).await
+        }
+        _ => Ok(None),
+    };
+    // The owner stores a copy of its own of any upload.
+    match forwarded {
+        Ok(None) => {}
+        Ok(Some(answer)) => {
+            form.discard_upload().await;
+            return Ok(answer);
+        }
+        Err(e) => {
+            form.discard_upload().await;
+            return Err(e);
+        }
+    }
+    let resume = forward::is_handoff(&request);
+    match start_camera(&state, &form, resume).await {
         Ok((response, keep_upload)) => {
             if !keep_upload {
                 form.discard_upload().await;
@@ -125,16 +158,19 @@ pub async fn decode(
 }
 
 /// Validates a start request and starts the camera; also says whether the upload
-/// became the camera's source.
+/// became the camera's source. `resume`: a camera handed over by another replica,
+/// which continues its folder's numbering as after a restart.
 async fn start_camera(
     state: &web::Data<AppState>,
     form: &Form,
+    resume: bool,
 ) -> Result<(HttpResponse, bool), ApiError> {
     let upload = form.upload.as_ref().map(|u| u.path.clone());
     let request = StartRequest::from_fields(form.fields(), upload);
     let supervisor = Arc::clone(&state.supervisor);
     let valid = web::block(move || request.validate(supervisor.config())).await?;
-    let ValidStart { id, settings } = valid.map_err(request_error)?;
+    let ValidStart { id, mut settings } = valid.map_err(request_error)?;
+    settings.resume |= resume;
     let output_folder = settings.output_folder.clone();
     let supervisor = Arc::clone(&state.supervisor);
     let start_id = id.clone();
@@ -170,8 +206,17 @@ fn request_error(error: RequestError) -> ApiError {
     }
 }
 
-pub async fn status(state: web::Data<AppState>, query: Query) -> Result<HttpResponse, ApiError> {
+pub async fn status(
+    state: web::Data<AppState>,
+    request: HttpRequest,
+    query: Query,
+) -> Result<HttpResponse, ApiError> {
     let id = camera_id(query.get("camera_id").map(String::as_str))?;
+    if let Some(answer) =
+        forward::to_owner(shard(&state), &request, id.as_str(), Body::None).await?
+    {
+        return Ok(answer);
+    }
     let report = match state.supervisor.registry().get(&id) {
         Some(camera) => StatusReport::of(&camera),
         None => StatusReport::not_started(&id),
@@ -179,8 +224,14 @@ pub async fn status(state: web::Data<AppState>, query: Query) -> Result<HttpResp
     Ok(HttpResponse::Ok().json(report))
 }
 
-/// Every camera with its status, by id; `?status=` keeps those with that status.
-pub async fn cameras(state: web::Data<AppState>, query: Query) -> Result<HttpResponse, ApiError> {
+/// Every camera with its status, by id; `?status=` keeps those with that status;
+/// `?all=true` asks every replica for its cameras too.
+pub async fn cameras(
+    state: web::Data<AppState>,
+    request: HttpRequest,
+    query: Query,
+) -> Result<HttpResponse, ApiError> {
+    let all = parse_flag(query.get("all").map(String::as_str), "all")?;
     let wanted = match query.get("status") {
         None => None,
         Some(word) => Some(Status::parse(word).ok_or_else(|| {
@@ -198,6 +249,22 @@ pub async fn cameras(state: web::Data<AppState>, query: Query) -> Result<HttpRes
         .map(|camera| StatusReport::of(camera))
         .filter(|report| wanted.is_none_or(|w| report.status == ReportedStatus::Camera(w)))
         .collect();
+    if let (true, Some(shard)) = (all, shard(&state)) {
+        let rest: Vec<(&String, &String)> = query.iter().filter(|(k, _)| *k != "all").collect();
+        let rest = serde_urlencoded::to_string(rest).map_err(ApiError::internal)?;
+        let mut cameras: Vec<serde_json::Value> = reports
+            .iter()
+            .map(serde_json::to_value)
+            .collect::<Result<_, _>>()
+            .map_err(ApiError::internal)?;
+        cameras.extend(forward::gather_cameras(shard, &request, &rest).await?);
+        let id = |camera: &serde_json::Value| camera["camera_id"].as_str().unwrap_or("").to_owned();
+        cameras.sort_by_key(id);
+        return Ok(HttpResponse::Ok().json(serde_json::json!({
+            "count": cameras.len(),
+            "cameras": cameras,
+        })));
+    }
     Ok(HttpResponse::Ok().json(CameraList {
         count: reports.len(),
         cameras: reports,
@@ -215,6 +282,10 @@ pub async fn stop(
         .get("camera_id")
         .or_else(|| query.get("camera_id").map(String::as_str));
     let id = camera_id(raw_id)?;
+    let body = Body::Fields(form.fields().collect());
+    if let Some(answer) = forward::to_owner(shard(&state), &request, id.as_str(), body).await? {
+        return Ok(answer);
+    }
     let message = if state.supervisor.stop(&id) {
         "Decoding stopped"
     } else {
@@ -232,6 +303,11 @@ pub async fn latest_frame(
     query: Query,
 ) -> Result<HttpResponse, ApiError> {
     let id = camera_id(query.get("camera_id").map(String::as_str))?;
+    if let Some(answer) =
+        forward::to_owner(shard(&state), &request, id.as_str(), Body::None).await?
+    {
+        return Ok(answer);
+    }
     let camera = state
         .supervisor
         .registry()
@@ -377,6 +453,11 @@ pub async fn hw_accel_cap(
         compiled_hw_types: report.compiled.clone(),
         unavailable,
     }))
+}
+
+/// This replica's place among several, if it shares the cameras with others.
+pub(super) fn shard(state: &AppState) -> Option<&crate::shard::Shard> {
+    state.supervisor.config().shard.as_ref()
 }
 
 pub(super) fn camera_id(value: Option<&str>) -> Result<CameraId, ApiError> {

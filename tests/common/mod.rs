@@ -58,6 +58,12 @@ impl Daemon {
 
     /// Starts the daemon with extra environment variables and waits until it answers.
     pub fn start_with(env: &[(&str, &str)]) -> Daemon {
+        Daemon::start_on(free_port(), env)
+    }
+
+    /// Starts the daemon on `port` (one whose address others were told) with extra
+    /// environment variables, and waits until it answers.
+    pub fn start_on(port: u16, env: &[(&str, &str)]) -> Daemon {
         let dir = tempfile::tempdir().unwrap();
         let output = dir.path().join("frames");
         let uploads = dir.path().join("videos");
@@ -71,7 +77,7 @@ impl Daemon {
             .collect();
         let mut daemon = Daemon {
             child: Command::new("true").spawn().unwrap(),
-            port: free_port(),
+            port,
             state_file: dir.path().join("state.json"),
             dir,
             output,
@@ -95,6 +101,27 @@ impl Daemon {
             std::fs::read_dir(self.dir.path()).unwrap().count()
         ));
         self.port = free_port();
+        self.spawn();
+    }
+
+    /// Kills the daemon with SIGKILL, leaving its folders and state file.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// Starts the daemon again on the same port, folders and state file, with `env`
+    /// as its extra environment, logging to a new file.
+    pub fn restart_with(&mut self, env: &[(&str, &str)]) {
+        self.kill();
+        self.env = env
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        self.log = self.dir.path().join(format!(
+            "daemon-{}.log",
+            std::fs::read_dir(self.dir.path()).unwrap().count()
+        ));
         self.spawn();
     }
 

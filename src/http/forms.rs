@@ -5,9 +5,11 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 use actix_multipart::Multipart;
-use actix_web::http::header;
+use actix_web::error::PayloadError;
+use actix_web::http::header::{self, HeaderMap, HeaderValue};
 use actix_web::{web, HttpRequest};
-use futures_util::StreamExt;
+use bytes::Bytes;
+use futures_util::{Stream, StreamExt};
 use tokio::io::AsyncWriteExt;
 
 use super::ApiError;
@@ -75,16 +77,37 @@ pub async fn read_form(
         .headers()
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
-        .unwrap_or("")
-        .to_ascii_lowercase();
-    if content_type.starts_with("multipart/form-data") {
-        let multipart = Multipart::new(request.headers(), payload);
+        .unwrap_or("");
+    read_body(content_type, payload, upload).await
+}
+
+/// Reads a body sent with `content_type` from any stream of its chunks: the request's
+/// payload, or one made in memory (the fuzz targets).
+pub(crate) async fn read_body<S, E>(
+    content_type: &str,
+    payload: S,
+    upload: Option<UploadRules<'_>>,
+) -> Result<Form, ApiError>
+where
+    S: Stream<Item = Result<Bytes, E>> + 'static,
+    E: Into<PayloadError>,
+{
+    let payload = payload.map(|chunk| chunk.map_err(Into::into));
+    let lowercase = content_type.to_ascii_lowercase();
+    if lowercase.starts_with("multipart/form-data") {
+        // The reader takes the boundary from the header, case kept.
+        let mut headers = HeaderMap::new();
+        let value = HeaderValue::from_str(content_type).map_err(|_| {
+            ApiError::Unprocessable("Malformed multipart body: bad Content-Type".into())
+        })?;
+        headers.insert(header::CONTENT_TYPE, value);
+        let multipart = Multipart::new(&headers, payload);
         return read_multipart(multipart, upload).await;
     }
     let body = read_small_body(payload).await?;
-    let fields = if content_type.starts_with("application/json") {
+    let fields = if lowercase.starts_with("application/json") {
         parse_json(&body)?
-    } else if content_type.starts_with("application/x-www-form-urlencoded") {
+    } else if lowercase.starts_with("application/x-www-form-urlencoded") {
         parse_urlencoded(&body)?
     } else if body.iter().all(u8::is_ascii_whitespace) {
         HashMap::new()
@@ -98,7 +121,10 @@ pub async fn read_form(
     })
 }
 
-async fn read_small_body(mut payload: web::Payload) -> Result<web::BytesMut, ApiError> {
+async fn read_small_body(
+    payload: impl Stream<Item = Result<Bytes, PayloadError>>,
+) -> Result<web::BytesMut, ApiError> {
+    let mut payload = std::pin::pin!(payload);
     let mut body = web::BytesMut::new();
     while let Some(chunk) = payload.next().await {
         let chunk =

@@ -22,6 +22,10 @@ use crate::camera::{Camera, LatestFrame};
 use crate::sampling::{Fps, FpsError};
 
 const BOUNDARY: &str = "frame";
+/// The longest wait between two parts: a rate so low (`fps=1e-300` is > 0) that its
+/// interval is longer waits this long, about a century. A `Duration` cannot hold
+/// every interval, nor an `Instant` every deadline.
+const MAX_INTERVAL: Duration = Duration::from_secs(100 * 365 * 86_400);
 
 type Query = web::Query<HashMap<String, String>>;
 
@@ -43,7 +47,7 @@ pub async fn mjpeg(state: web::Data<AppState>, query: Query) -> Result<HttpRespo
     let viewer = Viewer {
         camera,
         frames,
-        interval: fps.map(|fps| Duration::from_secs_f64(1.0 / fps.get())),
+        interval: fps.map(interval),
         not_before: None,
         sent: None,
         ended: false,
@@ -67,6 +71,11 @@ fn parse_fps(value: &str) -> Result<Fps, ApiError> {
         .parse()
         .map_err(|_| ApiError::Unprocessable(format!("fps must be a number, not {value:?}")))?;
     Fps::new(fps).map_err(|e: FpsError| ApiError::BadRequest(e.to_string()))
+}
+
+/// The least time between two parts at `fps`.
+fn interval(fps: Fps) -> Duration {
+    Duration::try_from_secs_f64(1.0 / fps.get()).map_or(MAX_INTERVAL, |i| i.min(MAX_INTERVAL))
 }
 
 /// One viewer's place in the camera's frames.
@@ -138,4 +147,20 @@ fn part(frame: &LatestFrame) -> Vec<Bytes> {
         frame.jpeg.clone(),
         Bytes::from_static(b"\r\n"),
     ]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn any_accepted_rate_has_an_interval_a_deadline_can_hold() {
+        assert_eq!(interval(Fps::new(4.0).unwrap()), Duration::from_millis(250));
+        assert_eq!(interval(Fps::new(0.5).unwrap()), Duration::from_secs(2));
+        for tiny in ["1e-12", "1e-19", "1e-300", "5e-324"] {
+            let fps = parse_fps(tiny).unwrap();
+            assert_eq!(interval(fps), MAX_INTERVAL, "{tiny}");
+            let _ = Instant::now() + interval(fps);
+        }
+    }
 }

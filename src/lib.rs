@@ -4,6 +4,8 @@
 
 pub mod camera;
 pub mod config;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod http;
 pub mod logging;
 pub mod media;

@@ -4,7 +4,7 @@
 mod connection;
 mod error;
 mod event_feed;
-mod forms;
+pub(crate) mod forms;
 mod live_events;
 mod mjpeg;
 mod openapi;

@@ -8,7 +8,7 @@ mod input;
 mod libav_log;
 mod liveness;
 mod log_bridge;
-mod nal;
+pub(crate) mod nal;
 mod planner;
 mod probe;
 

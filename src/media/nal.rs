@@ -3,16 +3,25 @@
 //! (MPEG-TS, RTSP) packets. Anything unclear counts as referenced.
 
 /// Whether every coded slice of the packet has `nal_ref_idc` 0.
+///
+/// The packet's framing is not known here, and some packets read both ways: a 4-byte
+/// length of 1 or of 256..511 (`00 00 00 01`, `00 00 01 xx`) looks like a start code.
+/// So the packet is read in every framing it fits, and it is disposable only if each
+/// reading finds slices and none of them is a reference.
 pub fn h264_disposable(packet: &[u8]) -> bool {
-    let headers = if starts_with_start_code(packet) {
-        annex_b_headers(packet)
-    } else {
-        length_prefixed_headers(packet)
-    };
-    let Some(headers) = headers else {
-        return false;
-    };
-    let mut slices = headers.into_iter().filter(|h| is_slice(*h)).peekable();
+    let annex_b = starts_with_start_code(packet)
+        .then(|| annex_b_headers(packet))
+        .flatten();
+    let length_prefixed = [4, 2, 1].map(|size| length_prefixed_headers(packet, size));
+    let mut readings = std::iter::once(annex_b)
+        .chain(length_prefixed)
+        .flatten()
+        .peekable();
+    readings.peek().is_some() && readings.all(|headers| only_non_reference_slices(&headers))
+}
+
+fn only_non_reference_slices(headers: &[u8]) -> bool {
+    let mut slices = headers.iter().filter(|h| is_slice(**h)).peekable();
     slices.peek().is_some() && slices.all(|h| h & 0x60 == 0)
 }
 
@@ -35,25 +44,23 @@ fn annex_b_headers(data: &[u8]) -> Option<Vec<u8>> {
     (!headers.is_empty()).then_some(headers)
 }
 
-/// NAL header bytes of a packet of big-endian length-prefixed units; the prefix
-/// size (4, 2 or 1 bytes) is the one whose lengths cover the packet exactly.
-fn length_prefixed_headers(data: &[u8]) -> Option<Vec<u8>> {
-    [4usize, 2, 1].into_iter().find_map(|size| {
-        let mut headers = Vec::new();
-        let mut at = 0;
-        while at < data.len() {
-            let prefix = data.get(at..at + size)?;
-            let length = prefix
-                .iter()
-                .fold(0usize, |n, &b| (n << 8) | usize::from(b));
-            if length == 0 {
-                return None;
-            }
-            headers.push(*data.get(at + size)?);
-            at += size + length;
+/// NAL header bytes of a packet of big-endian length-prefixed units, `size` bytes
+/// each, if their lengths cover the packet exactly.
+fn length_prefixed_headers(data: &[u8], size: usize) -> Option<Vec<u8>> {
+    let mut headers = Vec::new();
+    let mut at = 0;
+    while at < data.len() {
+        let prefix = data.get(at..at + size)?;
+        let length = prefix
+            .iter()
+            .fold(0usize, |n, &b| (n << 8) | usize::from(b));
+        if length == 0 {
+            return None;
         }
-        (at == data.len()).then_some(headers)
-    })
+        headers.push(*data.get(at + size)?);
+        at += size + length;
+    }
+    (at == data.len()).then_some(headers)
 }
 
 #[cfg(test)]
@@ -103,6 +110,25 @@ mod tests {
         assert!(!h264_disposable(&length_prefixed(&[nal(0x21)])));
         assert!(!h264_disposable(&length_prefixed(&[nal(0x65)])));
         assert!(!h264_disposable(&annex_b(&[nal(0x01), nal(0x41)])));
+    }
+
+    #[test]
+    fn a_length_that_looks_like_a_start_code_is_read_both_ways() {
+        // Found by fuzzing (fuzz/fuzz_targets/nal.rs): a 4-byte length of 1 reads as
+        // the start code 00 00 00 01, here before a non-reference slice header, while
+        // the packet's second unit is a reference slice.
+        let packet = [0, 0, 0, 1, 0x01, 0, 0, 0, 4, 0x21, 0x09, 0x00, 0x80];
+        assert!(!h264_disposable(&packet));
+        // A first unit of 256..511 bytes: its length 00 00 01 xx reads as a start code
+        // followed by the header xx (here 0x01, a non-reference slice).
+        let mut reference = vec![0x41];
+        reference.resize(257, 0x9a);
+        let packet = length_prefixed(&[reference]);
+        assert_eq!(&packet[..4], &[0, 0, 1, 1]);
+        assert!(!h264_disposable(&packet));
+        let mut disposable = vec![0x01];
+        disposable.resize(257, 0x9a);
+        assert!(h264_disposable(&length_prefixed(&[disposable])));
     }
 
     #[test]

@@ -223,33 +223,55 @@ fn scheme_of(value: &str) -> Option<String> {
 }
 
 /// Replaces the password (or a lone user token) in `scheme://user:pass@host/...`, and
-/// credential-looking query parameters, with `***`.
+/// credential-looking query parameters, with `***`. A URL carried inside the URL (a
+/// relay's `?src=rtsp://user:pass@cam/live`) has its password replaced too.
 pub fn redact_url(url: &str) -> String {
-    let mut out = url.to_owned();
-    if let Some(start) = out.find("://").map(|i| i + 3) {
-        let authority_end = out[start..]
-            .find(['/', '?', '#'])
-            .map_or(out.len(), |i| start + i);
-        if let Some(at) = out[start..authority_end].rfind('@').map(|i| start + i) {
-            let userinfo = &out[start..at];
-            let replaced = match userinfo.split_once(':') {
-                Some((user, _)) => format!("{user}:***"),
-                None => "***".to_owned(),
-            };
-            out.replace_range(start..at, &replaced);
+    let out = redact_userinfo(url);
+    let Some(q) = out.find('?') else {
+        return out;
+    };
+    let (base, query) = out.split_at(q + 1);
+    let redacted: Vec<String> = query
+        .split('&')
+        .map(|pair| match pair.split_once('=') {
+            Some((key, _)) if is_secret_key(key) => format!("{key}=***"),
+            _ => pair.to_owned(),
+        })
+        .collect();
+    format!("{base}{}", redacted.join("&"))
+}
+
+/// The user information after every `://` of `url`, its password (or lone token)
+/// replaced. An authority ends at `/`, `?` or `#`, and in the query also at `&`: a URL
+/// carried in a parameter ends with it (so a password never spans parameters, and
+/// replacing a parameter's value later cannot change what was an authority).
+fn redact_userinfo(url: &str) -> String {
+    let query = url.find('?').unwrap_or(url.len());
+    let mut out = String::with_capacity(url.len());
+    let mut copied = 0;
+    let mut from = 0;
+    while let Some(found) = url[from..].find("://").map(|i| from + i) {
+        let start = found + 3;
+        let ends: &[char] = if found > query {
+            &['/', '?', '#', '&']
+        } else {
+            &['/', '?', '#']
+        };
+        let end = url[start..].find(ends).map_or(url.len(), |i| start + i);
+        if let Some(at) = url[start..end].rfind('@').map(|i| start + i) {
+            out.push_str(&url[copied..start]);
+            match url[start..at].split_once(':') {
+                Some((user, _)) => {
+                    out.push_str(user);
+                    out.push_str(":***");
+                }
+                None => out.push_str("***"),
+            }
+            copied = at;
         }
+        from = end;
     }
-    if let Some(q) = out.find('?') {
-        let (base, query) = out.split_at(q + 1);
-        let redacted: Vec<String> = query
-            .split('&')
-            .map(|pair| match pair.split_once('=') {
-                Some((key, _)) if is_secret_key(key) => format!("{key}=***"),
-                _ => pair.to_owned(),
-            })
-            .collect();
-        out = format!("{base}{}", redacted.join("&"));
-    }
+    out.push_str(&url[copied..]);
     out
 }
 
@@ -391,11 +413,35 @@ mod tests {
             "https://cdn/x.m3u8?token=***&res=hd"
         );
         assert_eq!(redact_url("rtsp://cam/live"), "rtsp://cam/live");
+        assert_eq!(
+            redact_url("http://relay/api?src=rtsp://admin:hunter2@cam/live&token=t"),
+            "http://relay/api?src=rtsp://admin:***@cam/live&token=***"
+        );
+        assert_eq!(
+            redact_url("http://relay/rtsp://tok@cam?next=rtmp://u:p@h&x=a@b"),
+            "http://relay/rtsp://***@cam?next=rtmp://u:***@h&x=a@b"
+        );
         let message = "rtsp://u:p@h/s: Server returned 401";
         assert_eq!(
             redact_in(message, "rtsp://u:p@h/s"),
             "rtsp://u:***@h/s: Server returned 401"
         );
+    }
+
+    #[test]
+    fn redaction_is_stable() {
+        // Found by fuzzing (fuzz target source_url): redacting the first URL hid a
+        // second one carried in the query, whose user information was left as it was;
+        // redacting the result again changed it.
+        for url in [
+            "MH?PASSWD=//:@ERTSP://K:@[A]:65535/MMQ6?=PP&=Cp://:@E/TSPS://vWD",
+            "x?token=a://b&c=rtsp://user:pw@h",
+            "http://h/p?next=rtsp://h&token=a/b&c=d@e",
+        ] {
+            let once = redact_url(url);
+            assert_eq!(redact_url(&once), once, "{url}");
+            assert!(!once.contains("pw@"), "{once}");
+        }
     }
 
     #[test]

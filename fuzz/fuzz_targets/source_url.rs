@@ -1,7 +1,8 @@
 //! Source classification and credential redaction (`source.rs`).
 //!
-//! - A URL is built from parts, twice: with one password (or lone user token) and one
-//!   value for each credential-looking query parameter, then with others. Everything
+//! - A URL is built from parts, twice: with one password (or lone user token), one
+//!   value for each credential-looking query parameter and one password of a URL it
+//!   carries in its path or query, then with others. Everything
 //!   that may be shown (the redacted URL, `Source::parse`'s answer or error, a message
 //!   redacted with `redact_in`) must be the same for both: nothing shown depends on a
 //!   secret, so no secret can be read from it.
@@ -97,7 +98,19 @@ struct UrlParts {
     port: Option<u16>,
     path: Vec<u8>,
     params: Vec<Param>,
+    /// A URL carried in the path or in a query parameter (a relay's source).
+    carried: Option<Carried>,
     fragment: Option<Vec<u8>>,
+}
+
+#[derive(Arbitrary, Debug)]
+struct Carried {
+    in_query: bool,
+    scheme: u8,
+    user: Vec<u8>,
+    /// Its password, and the other one.
+    password: (Vec<u8>, Vec<u8>),
+    host: Vec<u8>,
 }
 
 #[derive(Arbitrary, Debug)]
@@ -165,6 +178,33 @@ fn url(parts: &UrlParts, other: bool) -> String {
     } else {
         format!("/{}", text(&parts.path, PATH))
     };
+    let carried = parts.carried.as_ref().map(|c| {
+        // In a query, `&` ends the parameter, so it cannot be part of the URL there.
+        let strip = |alphabet: &[u8]| -> Vec<u8> {
+            alphabet
+                .iter()
+                .copied()
+                .filter(|&b| !(c.in_query && b == b'&'))
+                .collect()
+        };
+        let password = if other { &c.password.1 } else { &c.password.0 };
+        let host = text(&c.host, USER);
+        format!(
+            "{}://{}:{}@{}",
+            SCHEMES[usize::from(c.scheme) % SCHEMES.len()],
+            text(&c.user, &strip(USER)),
+            text(password, &strip(PASSWORD)),
+            if host.is_empty() { "h" } else { &host }
+        )
+    });
+    let path = match (&carried, parts.carried.as_ref().map(|c| c.in_query)) {
+        (Some(url), Some(false)) => format!("{path}/{url}"),
+        _ => path,
+    };
+    let carried_param = match (carried, parts.carried.as_ref().map(|c| c.in_query)) {
+        (Some(url), Some(true)) => Some(format!("src={url}")),
+        _ => None,
+    };
     let query: Vec<String> = parts
         .params
         .iter()
@@ -188,6 +228,7 @@ fn url(parts: &UrlParts, other: bool) -> String {
                 format!("{name}={}", text(&param.value, PARAM))
             }
         })
+        .chain(carried_param)
         .collect();
     let query = if query.is_empty() {
         String::new()

@@ -271,7 +271,8 @@ fn redact_userinfo(url: &str) -> String {
             }
             copied = at;
         }
-        from = end;
+        // The authority holds no `/`, but may end with the `:` of the next `://`.
+        from = start;
     }
     out.push_str(&url[copied..]);
     out
@@ -448,6 +449,19 @@ mod tests {
             let once = redact_url(url);
             assert_eq!(redact_url(&once), once, "{url}");
             assert!(!once.contains("pw@"), "{once}");
+        }
+        // Found by fuzzing too: an authority ending with the `:` of the next `://`
+        // (`C://rtsp://`) hid that URL's password from the scan.
+        for (url, redacted) in [
+            (
+                "https://t@h/m/C://rtsp://:pw@h",
+                "https://***@h/m/C://rtsp://:***@h",
+            ),
+            ("rtsp://u:p@rtsp://v:pw@h", "rtsp://u:***@rtsp://v:***@h"),
+            ("a://b:c://d:pw@e", "a://b:c://d:***@e"),
+        ] {
+            assert_eq!(redact_url(url), redacted);
+            assert_eq!(redact_url(redacted), redacted);
         }
     }
 

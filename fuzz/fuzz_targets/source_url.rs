@@ -256,12 +256,21 @@ fn check_secrets(input: &Input) {
     let two = url(&input.url, true);
     assert_eq!(redact_url(&one), redact_url(&two), "{one} / {two}");
     assert_eq!(shown(&one), shown(&two), "{one} / {two}");
+    // A message that shows the URL once, and no secret elsewhere (text around it that
+    // happens to hold one of the two URLs holds a secret redact_in cannot know of).
     let message = |url: &str| format!("{}{url}{}", input.prefix, input.suffix);
-    assert_eq!(
-        redact_in(&message(&one), &one),
-        redact_in(&message(&two), &two),
-        "{one} / {two}"
-    );
+    let once = |url: &str| {
+        let indices: Vec<usize> = message(url).match_indices(url).map(|(i, _)| i).collect();
+        indices == [input.prefix.len()]
+    };
+    let around = format!("{}\n{}", input.prefix, input.suffix);
+    if once(&one) && once(&two) && !around.contains(&one) && !around.contains(&two) {
+        assert_eq!(
+            redact_in(&message(&one), &one),
+            redact_in(&message(&two), &two),
+            "{one} / {two}"
+        );
+    }
     let redacted = redact_url(&one);
     assert_eq!(redact_url(&redacted), redacted);
 }

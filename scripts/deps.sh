@@ -61,7 +61,7 @@ else
 fi
 
 if ! command -v cargo >/dev/null; then
-  echo "deps.sh: cargo not found: install Rust 1.85 or newer with rustup (https://rustup.rs)" >&2
+  echo "deps.sh: cargo not found: install Rust 1.88 or newer with rustup (https://rustup.rs)" >&2
   exit 1
 fi
 if $lint; then

@@ -5,6 +5,8 @@
 pub mod auth;
 pub mod camera;
 pub mod config;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod http;
 pub mod logging;
 pub mod media;

@@ -233,17 +233,71 @@ fn scheme_of(value: &str) -> Option<String> {
 
 /// Replaces the password (or a lone user token) in `scheme://user:pass@host/...` (also
 /// written `scheme:user:pass@host` or with one slash), and credential-looking query
-/// parameters, with `***`.
+/// parameters, with `***`. A URL carried inside the URL (a relay's
+/// `?src=rtsp://user:pass@cam/live`) has its password replaced too.
 pub fn redact_url(url: &str) -> String {
     let mut out = url.to_owned();
-    if let Some((start, at)) = userinfo_span(&out) {
-        let replaced = match out[start..at].split_once(':') {
-            Some((user, _)) => format!("{user}:***"),
-            None => "***".to_owned(),
-        };
-        out.replace_range(start..at, &replaced);
+    // The URL's own user information when no `//` follows its scheme; every `://`
+    // after that is [`redact_userinfo`]'s.
+    let own_scheme_has_slashes = scheme_of(url).is_some_and(|s| url[s.len()..].starts_with("://"));
+    if !own_scheme_has_slashes {
+        if let Some((start, at)) = userinfo_without_slashes(&out) {
+            let replaced = match out[start..at].split_once(':') {
+                Some((user, _)) => format!("{user}:***"),
+                None => "***".to_owned(),
+            };
+            out.replace_range(start..at, &replaced);
+        }
     }
-    redact_query(&out)
+    redact_query(&redact_userinfo(&out))
+}
+
+/// The user information of `scheme:user@host` or `scheme:/user@host` (no `//`): after
+/// the scheme and its slash, before the path, query or fragment.
+fn userinfo_without_slashes(url: &str) -> Option<(usize, usize)> {
+    let after_scheme = scheme_of(url)?.len() + 1;
+    let rest = &url[after_scheme..];
+    let start = after_scheme + (rest.len() - rest.trim_start_matches('/').len());
+    let authority_end = url[start..]
+        .find(['/', '?', '#'])
+        .map_or(url.len(), |i| start + i);
+    let at = url[start..authority_end].rfind('@')? + start;
+    Some((start, at))
+}
+
+/// The user information after every `://` of `url`, its password (or lone token)
+/// replaced. An authority ends at `/`, `?` or `#`, and in the query also at `&`: a URL
+/// carried in a parameter ends with it (so a password never spans parameters, and
+/// replacing a parameter's value later cannot change what was an authority).
+fn redact_userinfo(url: &str) -> String {
+    let query = url.find('?').unwrap_or(url.len());
+    let mut out = String::with_capacity(url.len());
+    let mut copied = 0;
+    let mut from = 0;
+    while let Some(found) = url[from..].find("://").map(|i| from + i) {
+        let start = found + 3;
+        let ends: &[char] = if found > query {
+            &['/', '?', '#', '&']
+        } else {
+            &['/', '?', '#']
+        };
+        let end = url[start..].find(ends).map_or(url.len(), |i| start + i);
+        if let Some(at) = url[start..end].rfind('@').map(|i| start + i) {
+            out.push_str(&url[copied..start]);
+            match url[start..at].split_once(':') {
+                Some((user, _)) => {
+                    out.push_str(user);
+                    out.push_str(":***");
+                }
+                None => out.push_str("***"),
+            }
+            copied = at;
+        }
+        // The authority holds no `/`, but may end with the `:` of the next `://`.
+        from = start;
+    }
+    out.push_str(&url[copied..]);
+    out
 }
 
 /// Where the user information of `url` lies (from its first byte to the `@`), if it
@@ -520,6 +574,14 @@ mod tests {
             "https://cdn/x.m3u8?token=***&res=hd"
         );
         assert_eq!(redact_url("rtsp://cam/live"), "rtsp://cam/live");
+        assert_eq!(
+            redact_url("http://relay/api?src=rtsp://admin:hunter2@cam/live&token=t"),
+            "http://relay/api?src=rtsp://admin:***@cam/live&token=***"
+        );
+        assert_eq!(
+            redact_url("http://relay/rtsp://tok@cam?next=rtmp://u:p@h&x=a@b"),
+            "http://relay/rtsp://***@cam?next=rtmp://u:***@h&x=a@b"
+        );
         let message = "rtsp://u:p@h/s: Server returned 401";
         assert_eq!(
             redact_in(message, "rtsp://u:p@h/s"),
@@ -573,6 +635,35 @@ mod tests {
             Err(SourceError::ControlCharacter("rtsp://u:***@h/a\0b".into()))
         );
         assert!(Source::parse("http://h/a\nb", &[]).is_err());
+    }
+
+    #[test]
+    fn redaction_is_stable() {
+        // Found by fuzzing (fuzz target source_url): redacting the first URL hid a
+        // second one carried in the query, whose user information was left as it was;
+        // redacting the result again changed it.
+        for url in [
+            "MH?PASSWD=//:@ERTSP://K:@[A]:65535/MMQ6?=PP&=Cp://:@E/TSPS://vWD",
+            "x?token=a://b&c=rtsp://user:pw@h",
+            "http://h/p?next=rtsp://h&token=a/b&c=d@e",
+        ] {
+            let once = redact_url(url);
+            assert_eq!(redact_url(&once), once, "{url}");
+            assert!(!once.contains("pw@"), "{once}");
+        }
+        // Found by fuzzing too: an authority ending with the `:` of the next `://`
+        // (`C://rtsp://`) hid that URL's password from the scan.
+        for (url, redacted) in [
+            (
+                "https://t@h/m/C://rtsp://:pw@h",
+                "https://***@h/m/C://rtsp://:***@h",
+            ),
+            ("rtsp://u:p@rtsp://v:pw@h", "rtsp://u:***@rtsp://v:***@h"),
+            ("a://b:c://d:pw@e", "a://b:c://d:***@e"),
+        ] {
+            assert_eq!(redact_url(url), redacted);
+            assert_eq!(redact_url(redacted), redacted);
+        }
     }
 
     #[test]

@@ -7,10 +7,12 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
 
-use actix_multipart::Multipart;
-use actix_web::http::header;
+use actix_multipart::{Multipart, MultipartError};
+use actix_web::error::PayloadError;
+use actix_web::http::header::{self, HeaderMap, HeaderValue};
 use actix_web::{web, HttpRequest};
-use futures_util::StreamExt;
+use bytes::Bytes;
+use futures_util::{Stream, StreamExt};
 use tokio::io::AsyncWriteExt;
 
 use super::body_limit::{Budget, Limited};
@@ -80,10 +82,16 @@ pub async fn read_form(
         .headers()
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
-        .unwrap_or("")
-        .to_ascii_lowercase();
-    let multipart = content_type.starts_with("multipart/form-data");
-    let budget = match (&upload, multipart) {
+        .unwrap_or("");
+    let budget = body_budget(content_type, upload.as_ref());
+    budget.check_declared(request)?;
+    read_body(content_type, payload, upload, budget).await
+}
+
+/// What a body sent with `content_type` may hold.
+pub(crate) fn body_budget(content_type: &str, upload: Option<&UploadRules<'_>>) -> Rc<Budget> {
+    let multipart = is_multipart(content_type);
+    match (upload, multipart) {
         (Some(rules), true) => Budget::new(
             rules.max_bytes + MAX_FIELDS_BYTES as u64,
             format!(
@@ -95,17 +103,45 @@ pub async fn read_form(
             MAX_FIELDS_BYTES as u64,
             "1 MiB, the limit of a body that is not an upload".into(),
         ),
-    };
-    budget.check_declared(request)?;
+    }
+}
+
+fn is_multipart(content_type: &str) -> bool {
+    content_type
+        .to_ascii_lowercase()
+        .starts_with("multipart/form-data")
+}
+
+/// Reads a body sent with `content_type` from any stream of its chunks, within
+/// `budget`: the request's payload, or one made in memory (the fuzz targets).
+pub(crate) async fn read_body<S, E>(
+    content_type: &str,
+    payload: S,
+    upload: Option<UploadRules<'_>>,
+    budget: Rc<Budget>,
+) -> Result<Form, ApiError>
+where
+    S: Stream<Item = Result<Bytes, E>> + Unpin + 'static,
+    E: Into<PayloadError>,
+{
+    let payload = payload.map(|chunk| chunk.map_err(Into::into));
+    let lowercase = content_type.to_ascii_lowercase();
+    let multipart = is_multipart(content_type);
     let payload = Limited::new(payload, Rc::clone(&budget), multipart);
     if multipart {
-        let multipart = Multipart::new(request.headers(), payload);
+        // The reader takes the boundary from the header, case kept.
+        let mut headers = HeaderMap::new();
+        let value = HeaderValue::from_str(content_type).map_err(|_| {
+            ApiError::Unprocessable("Malformed multipart body: bad Content-Type".into())
+        })?;
+        headers.insert(header::CONTENT_TYPE, value);
+        let multipart = Multipart::new(&headers, payload);
         return read_multipart(multipart, upload, &budget).await;
     }
     let body = read_small_body(payload, &budget).await?;
-    let fields = if content_type.starts_with("application/json") {
+    let fields = if lowercase.starts_with("application/json") {
         parse_json(&body)?
-    } else if content_type.starts_with("application/x-www-form-urlencoded") {
+    } else if lowercase.starts_with("application/x-www-form-urlencoded") {
         parse_urlencoded(&body)?
     } else if body.iter().all(u8::is_ascii_whitespace) {
         HashMap::new()
@@ -120,7 +156,7 @@ pub async fn read_form(
 }
 
 async fn read_small_body(
-    mut payload: Limited<web::Payload>,
+    mut payload: impl Stream<Item = Result<Bytes, PayloadError>> + Unpin,
     budget: &Budget,
 ) -> Result<web::BytesMut, ApiError> {
     let mut body = web::BytesMut::new();
@@ -167,10 +203,18 @@ fn parse_urlencoded(body: &[u8]) -> Result<HashMap<String, String>, ApiError> {
 
 /// A multipart parser's error, or the 413 when it stopped because the body went past
 /// its budget.
-fn multipart_error(budget: &Budget, error: impl std::fmt::Display) -> ApiError {
-    budget
-        .exceeded()
-        .unwrap_or_else(|| ApiError::Unprocessable(format!("Malformed multipart body: {error}")))
+fn multipart_error(budget: &Budget, error: MultipartError) -> ApiError {
+    if let Some(exceeded) = budget.exceeded() {
+        return exceeded;
+    }
+    match error {
+        // The parser holds at most 64 KiB ahead of what it has handed out: a part's
+        // headers or framing that never end.
+        MultipartError::Payload(PayloadError::Overflow) => {
+            ApiError::PayloadTooLarge("Multipart part headers or framing larger than 64 KiB".into())
+        }
+        error => ApiError::Unprocessable(format!("Malformed multipart body: {error}")),
+    }
 }
 
 /// The next chunk of a part's data, counted as taken out of the parser.
@@ -313,6 +357,55 @@ fn storage_error(path: &Path, error: std::io::Error) -> ApiError {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Reads `body` as multipart with the boundary `B`, on a one-thread runtime; `None`
+    /// if no answer came within a few seconds.
+    fn read_multipart_body(body: &'static [u8]) -> Option<Result<Form, ApiError>> {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_time()
+            .build()
+            .unwrap();
+        let payload = futures_util::stream::iter([Ok::<_, PayloadError>(Bytes::from(body))]);
+        runtime.block_on(async {
+            let content_type = "multipart/form-data; boundary=B";
+            let read = read_body(content_type, payload, None, body_budget(content_type, None));
+            tokio::time::timeout(std::time::Duration::from_secs(5), read)
+                .await
+                .ok()
+        })
+    }
+
+    #[test]
+    fn multipart_fields() {
+        let form = read_multipart_body(
+            b"--B\r\nContent-Disposition: form-data; name=\"camera_id\"\r\n\r\nc1\r\n\
+              --B\r\nContent-Disposition: form-data; name=\"fps\"\r\n\r\n2\r\n--B--\r\n",
+        )
+        .expect("an answer")
+        .unwrap();
+        assert_eq!(form.get("camera_id"), Some("c1"));
+        assert_eq!(form.get("fps"), Some("2"));
+    }
+
+    #[test]
+    fn a_multipart_body_cut_short_is_refused_not_waited_for() {
+        // Found by fuzzing (fuzz target decode_form): a body that ended in a field
+        // whose last bytes were a line break, without the closing boundary, left the
+        // reader waiting for more forever, and the request without an answer.
+        for body in [
+            &b"--B\r\nContent-Disposition: form-data; name=\"fps\"\r\n\r\n2\r\n"[..],
+            b"--B\r\nContent-Disposition: form-data; name=\"fps\"\r\n\r\n2\r",
+            b"--B\r\nContent-Disposition: form-data; name=\"fps\"\r\n\r\n2\r\n--",
+            b"--B\r\nContent-Disposition: form-data; name=\"a\"\r\n\r\nx\rurlB--\r\n",
+        ] {
+            let answer = read_multipart_body(body);
+            assert!(
+                matches!(answer, Some(Err(ApiError::Unprocessable(_)))),
+                "{:?}: {answer:?}",
+                String::from_utf8_lossy(body)
+            );
+        }
+    }
 
     #[test]
     fn json_numbers_and_strings_become_text() {

@@ -80,7 +80,7 @@ async fn hand_over(supervisor: &Supervisor, shard: &Shard, request: &StartReques
         };
         let delay = backoff.next_delay(rand::random());
         failures += 1;
-        if failures == 1 || failures % WARN_EVERY == 0 {
+        if failures == 1 || failures.is_multiple_of(WARN_EVERY) {
             log::warn!(
                 camera = id;
                 "cannot hand over to replica {owner} ({}): {why}; trying again in {delay:.1?} (attempt {failures})",

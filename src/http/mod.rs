@@ -6,7 +6,7 @@ mod body_limit;
 mod connection;
 mod error;
 mod event_feed;
-mod forms;
+pub(crate) mod forms;
 mod forward;
 pub mod handoff;
 mod live_events;

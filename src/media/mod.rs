@@ -10,7 +10,7 @@ mod libav_limits;
 mod libav_log;
 mod liveness;
 mod log_bridge;
-mod nal;
+pub(crate) mod nal;
 mod planner;
 mod probe;
 mod scale;

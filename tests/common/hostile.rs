@@ -217,7 +217,7 @@ impl BitWriter {
     }
 
     fn finish(mut self) -> Vec<u8> {
-        while self.bits.len() % 8 != 0 {
+        while !self.bits.len().is_multiple_of(8) {
             self.bits.push(false);
         }
         self.bits

@@ -23,7 +23,7 @@ pub struct GarbageMuxer {
 impl GarbageMuxer {
     pub fn frame(&mut self, index: u64) -> Vec<u8> {
         let mut out = Vec::new();
-        if index % 25 == 0 {
+        if index.is_multiple_of(25) {
             let pat = section(
                 0x00,
                 &[0x00, 0x01, 0xE0 | (PMT_PID >> 8) as u8, PMT_PID as u8],

@@ -83,10 +83,9 @@ for target in "${targets[@]}"; do
   rate=$(stat average_exec_per_sec)
   rss=$(stat peak_rss_mb)
   crashes=$(($(found "$artifacts") - before))
-  entries=$(find "$corpus" -type f | wc -l)
-  size=$(du -sk "$corpus" | cut -f1)
-  line=$(printf '%-14s %5ss  execs %-11s exec/s %-7s cov %-6s ft %-7s corpus %s (%s KiB)  rss %s MB  crashes %s' \
-    "$target" "$seconds" "${runs:-?}" "${rate:-?}" "$(field cov)" "$(field ft)" "$entries" "$size" \
+  # The corpus as libFuzzer counts it (entries/size, seeds included).
+  line=$(printf '%-14s %5ss  execs %-11s exec/s %-7s cov %-6s ft %-7s corpus %-12s rss %s MB  crashes %s' \
+    "$target" "$seconds" "${runs:-?}" "${rate:-?}" "$(field cov)" "$(field ft)" "$(field corp)" \
     "${rss:-?}" "$crashes")
   echo "    $line"
   summary+=("$line")

@@ -840,6 +840,24 @@ fn malformed_or_mistyped_bodies_are_422() {
     assert_error(&nested, 422, "camera_id as a list");
     let stop = daemon.post_json("/decode/stop/", json!({"camera_id": {"a": 1}}));
     assert_error(&stop, 422, "stop with an object");
+    // A multipart body cut short (no closing boundary) is answered, not waited for;
+    // a file part cut short leaves no upload behind.
+    let part = |name: &str| format!("--B\r\nContent-Disposition: form-data; name={name}\r\n\r\n");
+    let cut = format!("{}cam\r\n", part("\"camera_id\""));
+    let reply = daemon.post_raw(
+        "/decode/",
+        "multipart/form-data; boundary=B",
+        cut.as_bytes(),
+    );
+    assert_error(&reply, 422, "a field cut short");
+    let cut = format!("{}\0\0\0\x18ftyp\r\n", part("\"file\"; filename=\"a.mp4\""));
+    let reply = daemon.post_raw(
+        "/decode/",
+        "multipart/form-data; boundary=B",
+        cut.as_bytes(),
+    );
+    assert_error(&reply, 400, "a file part cut short");
+    assert!(entries(&daemon.uploads).is_empty());
     assert!(entries(&daemon.output).is_empty());
 }
 

@@ -255,33 +255,19 @@ pub fn redact_url(url: &str) -> String {
 /// The user information of `scheme:user@host` or `scheme:/user@host` (no `//`): after
 /// the scheme and its slash, before the path, query or fragment.
 fn userinfo_without_slashes(url: &str) -> Option<(usize, usize)> {
-    let after_scheme = scheme_of(url)?.len() + 1;
-    let rest = &url[after_scheme..];
-    let start = after_scheme + (rest.len() - rest.trim_start_matches('/').len());
-    let authority_end = url[start..]
-        .find(['/', '?', '#'])
-        .map_or(url.len(), |i| start + i);
-    let at = url[start..authority_end].rfind('@')? + start;
-    Some((start, at))
+    userinfo_after(url, scheme_of(url)?.len() + 1)
 }
 
 /// The user information after every `://` of `url`, its password (or lone token)
-/// replaced. An authority ends at `/`, `?` or `#`, and in the query also at `&`: a URL
-/// carried in a parameter ends with it (so a password never spans parameters, and
-/// replacing a parameter's value later cannot change what was an authority).
+/// replaced.
 fn redact_userinfo(url: &str) -> String {
-    let query = url.find('?').unwrap_or(url.len());
+    let query = url.find('?');
     let mut out = String::with_capacity(url.len());
     let mut copied = 0;
     let mut from = 0;
     while let Some(found) = url[from..].find("://").map(|i| from + i) {
         let start = found + 3;
-        let ends: &[char] = if found > query {
-            &['/', '?', '#', '&']
-        } else {
-            &['/', '?', '#']
-        };
-        let end = url[start..].find(ends).map_or(url.len(), |i| start + i);
+        let end = authority_end(url, start, query);
         if let Some(at) = url[start..end].rfind('@').map(|i| start + i) {
             out.push_str(&url[copied..start]);
             match url[start..at].split_once(':') {
@@ -300,6 +286,24 @@ fn redact_userinfo(url: &str) -> String {
     out
 }
 
+/// Where the authority that starts at `start` ends: at `/`, `?` or `#`, and in the
+/// query also where its parameter ends (`&`) and, in a parameter's name, at the `=`.
+/// So a password never spans what [`redact_query`] replaces, and replacing a value
+/// cannot change what a second redaction takes for a password.
+fn authority_end(url: &str, start: usize, query: Option<usize>) -> usize {
+    let mut ends = vec!['/', '?', '#'];
+    if let Some(query) = query.filter(|&q| q < start) {
+        ends.push('&');
+        let parameter = url[query..start].rfind('&').map_or(query, |i| query + i);
+        if !url[parameter..start].contains('=') {
+            ends.push('=');
+        }
+    }
+    url[start..]
+        .find(ends.as_slice())
+        .map_or(url.len(), |i| start + i)
+}
+
 /// Where the user information of `url` lies (from its first byte to the `@`), if it
 /// has any: after `scheme:` and any slashes, before the path, query or fragment.
 fn userinfo_span(url: &str) -> Option<(usize, usize)> {
@@ -308,6 +312,11 @@ fn userinfo_span(url: &str) -> Option<(usize, usize)> {
         Some(i) => i + 3,
         None => scheme_of(url)?.len() + 1,
     };
+    userinfo_after(url, after_scheme)
+}
+
+/// The user information that follows `after_scheme` and any slashes, up to its `@`.
+fn userinfo_after(url: &str, after_scheme: usize) -> Option<(usize, usize)> {
     let rest = &url[after_scheme..];
     let start = after_scheme + (rest.len() - rest.trim_start_matches('/').len());
     let authority_end = url[start..]
@@ -579,6 +588,10 @@ mod tests {
             "http://relay/api?src=rtsp://admin:***@cam/live&token=***"
         );
         assert_eq!(
+            redact_url("http://relay/?src=rtsp://u:p=q@cam/live"),
+            "http://relay/?src=rtsp://u:***@cam/live"
+        );
+        assert_eq!(
             redact_url("http://relay/rtsp://tok@cam?next=rtmp://u:p@h&x=a@b"),
             "http://relay/rtsp://***@cam?next=rtmp://u:***@h&x=a@b"
         );
@@ -660,6 +673,14 @@ mod tests {
             ),
             ("rtsp://u:p@rtsp://v:pw@h", "rtsp://u:***@rtsp://v:***@h"),
             ("a://b:c://d:pw@e", "a://b:c://d:***@e"),
+            // And an authority in a parameter's name that ran on into its value, which
+            // redacting the value then cut, so that a second redaction found another
+            // password (here the lone token `t`, shown by the first).
+            ("h?tokens://t@u=a:@v/", "h?tokens://***@u=***"),
+            (
+                "//t@hTp:?/Otokentoken:\u{f}rt\u{1a}p/:/q\0\u{1a}prts/sp:://t@h?TOp/:/q\0\u{1a}p:/8\0\0\0s://t@\u{1}\0\0\0\0\0\0\0rc=\0\0\0\0\0\0\0LYY:@V/Th://\0h[\0",
+                "//t@hTp:?/Otokentoken:\u{f}rt\u{1a}p/:/q\0\u{1a}prts/sp:://***@h?TOp/:/q\0\u{1a}p:/8\0\0\0s://***@\u{1}\0\0\0\0\0\0\0rc=***",
+            ),
         ] {
             assert_eq!(redact_url(url), redacted);
             assert_eq!(redact_url(redacted), redacted);

@@ -27,7 +27,15 @@ impl Pacer {
             self.anchor = Some((now, timestamp));
             return Duration::ZERO;
         }
-        let due = wall + Duration::from_secs_f64(timestamp - media);
+        // A timestamp that is not a number, or too far ahead for a `Duration` (a damaged
+        // file's), starts the pacing again from this frame.
+        let Some(due) = Duration::try_from_secs_f64(timestamp - media)
+            .ok()
+            .and_then(|ahead| wall.checked_add(ahead))
+        else {
+            self.anchor = Some((now, timestamp));
+            return Duration::ZERO;
+        };
         if now > due + MAX_LAG {
             self.lag_events += 1;
             self.anchor = Some((now, timestamp));
@@ -48,6 +56,17 @@ mod tests {
 
     fn ms(n: u64) -> Duration {
         Duration::from_millis(n)
+    }
+
+    #[test]
+    fn timestamps_out_of_range_restart_pacing_rather_than_panic() {
+        let mut pacer = Pacer::new();
+        assert_eq!(pacer.delay(1.0, ms(0)), Duration::ZERO);
+        for odd in [f64::NAN, 1e300, f64::INFINITY] {
+            assert_eq!(pacer.delay(odd, ms(10)), Duration::ZERO);
+        }
+        assert_eq!(pacer.delay(2.0, ms(20)), Duration::ZERO);
+        assert_eq!(pacer.delay(2.5, ms(20)), ms(500));
     }
 
     #[test]

@@ -472,14 +472,17 @@ fn cli_source(input: &str) -> Result<Source, String> {
 }
 
 fn probe(input: &str, timeout: f64) -> ExitCode {
-    if !(timeout.is_finite() && timeout > 0.0) {
+    let Some(timeout) = Duration::try_from_secs_f64(timeout)
+        .ok()
+        .filter(|t| !t.is_zero())
+    else {
         eprintln!("video-pipeline: invalid --timeout {timeout} (expected seconds > 0)");
         return ExitCode::from(EXIT_CONFIG);
-    }
+    };
     let result = cli_source(input).and_then(|source| {
         media::probe(
             &source,
-            Duration::from_secs_f64(timeout),
+            timeout,
             media::DEFAULT_FRAME_LIMIT,
             &StopToken::new(),
         )

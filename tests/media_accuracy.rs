@@ -1297,6 +1297,21 @@ fn video_info_and_probe_match_ffprobe() {
             info["codec"], info["width"], info["height"], info["fps"], info["duration"]
         );
     }
+    // A timeout no `Duration` holds is refused, not a panic.
+    for timeout in ["1e300", "0", "NaN"] {
+        let output = Command::new(binary())
+            .args(["probe", "--timeout", timeout])
+            .arg(&clips[0].1)
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(
+            output.status.code(),
+            Some(2),
+            "--timeout {timeout}: {stderr}"
+        );
+        assert!(stderr.contains("invalid --timeout"), "{stderr}");
+    }
 
     let reply = daemon.post_multipart(
         "/video-info/",

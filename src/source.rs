@@ -342,7 +342,7 @@ fn redact_query(text: &str) -> String {
             .unwrap_or(rest.len());
         let (pair, tail) = rest.split_at(pair_end);
         match pair.split_once('=') {
-            Some((key, value)) if is_secret_key(key) && !value.is_empty() => {
+            Some((key, _)) if is_secret_key(key) => {
                 out.push_str(key);
                 out.push_str("=***");
             }
@@ -611,6 +611,8 @@ mod tests {
             redact_url("/a/b?n=1&jwt=abc.def#top"),
             "/a/b?n=1&jwt=***#top"
         );
+        // An empty secret too: what is shown must not tell it from any other.
+        assert_eq!(redact_url("rtp://h?PWD=&a=1"), "rtp://h?PWD=***&a=1");
     }
 
     #[test]

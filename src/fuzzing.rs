@@ -6,7 +6,7 @@ use bytes::Bytes;
 
 use crate::camera::StartRequest;
 use crate::config::Config;
-use crate::http::forms::{body_budget, read_body, UploadRules};
+use crate::http::forms::{body_budget, read_body, Upload, UploadRules};
 use crate::http::ApiError;
 
 pub use crate::media::nal::h264_disposable;
@@ -37,8 +37,8 @@ pub fn decode_request(
     RUNTIME.with(|runtime| {
         runtime.block_on(async {
             let budget = body_budget(content_type, Some(&rules));
-            let form = read_body(content_type, payload, Some(rules), budget).await?;
-            let upload = form.upload.as_ref().map(|u| u.path.clone());
+            let mut form = read_body(content_type, payload, Some(rules), budget).await?;
+            let upload = form.upload.take().map(Upload::keep);
             Ok(StartRequest::from_fields(form.fields(), upload))
         })
     })

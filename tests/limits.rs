@@ -706,3 +706,39 @@ fn unusable_tls_files_are_a_one_line_start_error() {
     assert_start_refused(&[(cert_env, &cert), (key_env, &garbage)], key_env);
     assert_start_refused(&[(cert_env, &cert), (key_env, &other_key)], key_env);
 }
+
+#[test]
+fn an_upload_the_client_abandons_leaves_no_file() {
+    let daemon = Daemon::start();
+    for (path, field) in [("/decode/", "file"), ("/video-info/", "video")] {
+        let head = format!(
+            "--B\r\nContent-Disposition: form-data; name=\"{field}\"; filename=\"a.mp4\"\r\n\r\n"
+        );
+        let mut stream = TcpStream::connect(("127.0.0.1", daemon.port)).unwrap();
+        write!(
+            stream,
+            "POST {BASE}{path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: multipart/form-data; boundary=B\r\nContent-Length: 10000000\r\n\r\n{head}"
+        )
+        .unwrap();
+        stream.write_all(&[7u8; 256 * 1024]).unwrap();
+        let stored = Instant::now();
+        while std::fs::read_dir(&daemon.uploads).unwrap().next().is_none() {
+            assert!(
+                stored.elapsed() < Duration::from_secs(5),
+                "{path}: nothing stored"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        drop(stream);
+        let gone = Instant::now();
+        while let Some(entry) = std::fs::read_dir(&daemon.uploads).unwrap().next() {
+            assert!(
+                gone.elapsed() < Duration::from_secs(5),
+                "{path}: {:?} was left behind",
+                entry.unwrap().path()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+    daemon.get("/health/").assert_ok();
+}

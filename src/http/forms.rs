@@ -22,17 +22,29 @@ use super::ApiError;
 /// body this bounds its text fields together, and everything but the upload.
 const MAX_FIELDS_BYTES: usize = 1024 * 1024;
 
-/// A file part written to the upload folder.
+/// A file part written to the upload folder. It is removed when dropped (the request
+/// failed, the client went away mid-upload, the probe is done) unless it is kept.
 #[derive(Debug)]
 pub struct Upload {
     pub path: PathBuf,
 }
 
 impl Upload {
-    /// Removes the stored file (the request failed, or the probe is done).
-    pub async fn discard(self) {
-        if let Err(e) = tokio::fs::remove_file(&self.path).await {
-            log::warn!("could not remove upload {}: {e}", self.path.display());
+    /// Keeps the file (it became a camera's source): its path, no longer removed.
+    pub fn keep(mut self) -> PathBuf {
+        std::mem::take(&mut self.path)
+    }
+}
+
+impl Drop for Upload {
+    fn drop(&mut self) {
+        if self.path.as_os_str().is_empty() {
+            return;
+        }
+        match std::fs::remove_file(&self.path) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => log::warn!("could not remove upload {}: {e}", self.path.display()),
         }
     }
 }
@@ -55,12 +67,6 @@ impl Form {
     /// Every field with its value, as sent.
     pub fn fields(&self) -> impl Iterator<Item = (&str, &str)> {
         self.fields.iter().map(|(k, v)| (k.as_str(), v.as_str()))
-    }
-
-    pub async fn discard_upload(&mut self) {
-        if let Some(upload) = self.upload.take() {
-            upload.discard().await;
-        }
     }
 }
 
@@ -260,11 +266,8 @@ async fn read_multipart(
         Ok(())
     }
     .await;
-    if let Err(e) = result {
-        form.discard_upload().await;
-        return Err(e);
-    }
-    Ok(form)
+    // On an error the form, and any upload with it, is dropped.
+    result.map(|()| form)
 }
 
 /// A text part; `text_bytes` is what the form's text parts took so far, 1 MiB at most.
@@ -307,42 +310,32 @@ async fn store_upload(
     let mut file = tokio::fs::File::create(&path)
         .await
         .map_err(|e| storage_error(&path, e))?;
-    let mut size: u64 = 0;
-    let written: Result<(), ApiError> = async {
-        while let Some(chunk) = next_chunk(field, budget).await {
-            let chunk = chunk.map_err(|e| {
-                budget
-                    .exceeded()
-                    .unwrap_or_else(|| ApiError::BadRequest(format!("Upload interrupted: {e}")))
-            })?;
-            // Counted again as it streams: the body's limit leaves room for the fields.
-            size += chunk.len() as u64;
-            if size > rules.max_bytes {
-                return Err(ApiError::PayloadTooLarge(format!(
-                    "Upload is larger than the limit of {} MiB (MAX_UPLOAD_MB)",
-                    rules.max_bytes / (1024 * 1024)
-                )));
-            }
-            file.write_all(&chunk)
-                .await
-                .map_err(|e| storage_error(&path, e))?;
-        }
-        file.flush().await.map_err(|e| storage_error(&path, e))
-    }
-    .await;
-    drop(file);
+    // From here the file goes with this future: dropped (the client went away) or
+    // failed, it is removed.
     let upload = Upload { path };
-    match written {
-        Ok(()) if size == 0 => {
-            upload.discard().await;
-            Ok(None)
+    let mut size: u64 = 0;
+    while let Some(chunk) = next_chunk(field, budget).await {
+        let chunk = chunk.map_err(|e| {
+            budget
+                .exceeded()
+                .unwrap_or_else(|| ApiError::BadRequest(format!("Upload interrupted: {e}")))
+        })?;
+        // Counted again as it streams: the body's limit leaves room for the fields.
+        size += chunk.len() as u64;
+        if size > rules.max_bytes {
+            return Err(ApiError::PayloadTooLarge(format!(
+                "Upload is larger than the limit of {} MiB (MAX_UPLOAD_MB)",
+                rules.max_bytes / (1024 * 1024)
+            )));
         }
-        Ok(()) => Ok(Some(upload)),
-        Err(e) => {
-            upload.discard().await;
-            Err(e)
-        }
+        file.write_all(&chunk)
+            .await
+            .map_err(|e| storage_error(&upload.path, e))?;
     }
+    file.flush()
+        .await
+        .map_err(|e| storage_error(&upload.path, e))?;
+    Ok((size > 0).then_some(upload))
 }
 
 fn storage_error(path: &Path, error: std::io::Error) -> ApiError {

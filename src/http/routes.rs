@@ -113,60 +113,37 @@ pub async fn decode(
         folder: &config.upload_folder,
         max_bytes: config.max_upload_bytes,
     };
-    let mut form = read_form(&request, payload, Some(rules)).await?;
-    // An id that cannot be parsed is refused here, as its owner would refuse it.
-    let forwarded = match form.get("camera_id").map(CameraId::parse) {
-        Some(Ok(id)) => {
-            let fields = form.fields().collect();
-            let body = match &form.upload {
-                Some(upload) => Body::Upload {
-                    fields,
-                    field: DECODE_UPLOAD_FIELD,
-                    path: &upload.path,
-                },
-                None => Body::Fields(fields),
-            };
-            forward::to_owner(shard(&state), &request, id.as_str(), body).await
-        }
-        _ => Ok(None),
-    };
-    // The owner stores a copy of its own of any upload.
-    match forwarded {
-        Ok(None) => {}
-        Ok(Some(answer)) => {
-            form.discard_upload().await;
+    let form = read_form(&request, payload, Some(rules)).await?;
+    // An id that cannot be parsed is refused here, as its owner would refuse it. The
+    // owner stores a copy of its own of any upload; this one is dropped with the form.
+    if let Some(Ok(id)) = form.get("camera_id").map(CameraId::parse) {
+        let fields = form.fields().collect();
+        let body = match &form.upload {
+            Some(upload) => Body::Upload {
+                fields,
+                field: DECODE_UPLOAD_FIELD,
+                path: &upload.path,
+            },
+            None => Body::Fields(fields),
+        };
+        if let Some(answer) = forward::to_owner(shard(&state), &request, id.as_str(), body).await? {
             return Ok(answer);
-        }
-        Err(e) => {
-            form.discard_upload().await;
-            return Err(e);
         }
     }
     let resume = forward::is_handoff(&request);
-    match start_camera(&state, &form, resume).await {
-        Ok((response, keep_upload)) => {
-            if !keep_upload {
-                form.discard_upload().await;
-            }
-            Ok(response)
-        }
-        Err(e) => {
-            form.discard_upload().await;
-            Err(e)
-        }
-    }
+    start_camera(&state, form, resume).await
 }
 
-/// Validates a start request and starts the camera; also says whether the upload
-/// became the camera's source. `resume`: a camera handed over by another replica,
-/// which continues its folder's numbering as after a restart.
+/// Validates a start request and starts the camera; an upload that becomes the
+/// camera's source is kept, any other is removed. `resume`: a camera handed over by
+/// another replica, which continues its folder's numbering as after a restart.
 async fn start_camera(
     state: &web::Data<AppState>,
-    form: &Form,
+    mut form: Form,
     resume: bool,
-) -> Result<(HttpResponse, bool), ApiError> {
-    let upload = form.upload.as_ref().map(|u| u.path.clone());
-    let request = StartRequest::from_fields(form.fields(), upload);
+) -> Result<HttpResponse, ApiError> {
+    let upload = form.upload.take();
+    let request = StartRequest::from_fields(form.fields(), upload.as_ref().map(|u| u.path.clone()));
     let supervisor = Arc::clone(&state.supervisor);
     let valid = web::block(move || request.validate(supervisor.config())).await?;
     let ValidStart { id, mut settings } = valid.map_err(request_error)?;
@@ -174,7 +151,16 @@ async fn start_camera(
     let output_folder = settings.output_folder.clone();
     let supervisor = Arc::clone(&state.supervisor);
     let start_id = id.clone();
-    let admission = web::block(move || supervisor.start(&start_id, settings)).await?;
+    // The upload is kept or removed with the start, on the blocking thread, so that a
+    // client going away cannot remove a started camera's source.
+    let admission = web::block(move || {
+        let admission = supervisor.start(&start_id, settings);
+        if let (Admission::Started(_), Some(upload)) = (&admission, upload) {
+            upload.keep();
+        }
+        admission
+    })
+    .await?;
     let (message, status) = match admission {
         Admission::Started(_) => ("Decoding started", StartOutcome::Started),
         Admission::AlreadyRunning(_) => ("Decoding already running", StartOutcome::AlreadyRunning),
@@ -194,8 +180,7 @@ async fn start_camera(
         output_folder: output_folder.display().to_string(),
         status,
     };
-    let started = matches!(status, StartOutcome::Started);
-    Ok((HttpResponse::Ok().json(body), started))
+    Ok(HttpResponse::Ok().json(body))
 }
 
 fn request_error(error: RequestError) -> ApiError {
@@ -381,9 +366,8 @@ pub async fn video_info(
         return Err(ApiError::missing("video"));
     };
     let supervisor = Arc::clone(&state.supervisor);
-    let path = upload.path.clone();
-    let result = web::block(move || supervisor.probe(&Source::File(path))).await;
-    upload.discard().await;
+    // The upload is removed when the probe is done, even if the client is gone.
+    let result = web::block(move || supervisor.probe(&Source::File(upload.path.clone()))).await;
     info_response(result?)
 }
 

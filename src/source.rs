@@ -1,11 +1,12 @@
 //! Camera ids and video sources: what callers may ask for, checked before anything
 //! touches the disk or the network.
 
+use std::borrow::Cow;
 use std::fmt;
 use std::path::{Path, PathBuf};
 
 use base64::prelude::{Engine, BASE64_STANDARD};
-use percent_encoding::percent_decode_str;
+use percent_encoding::{percent_decode_str, utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
 use thiserror::Error;
 
 pub const MAX_CAMERA_ID_LEN: usize = 64;
@@ -327,8 +328,9 @@ fn userinfo_after(url: &str, after_scheme: usize) -> Option<(usize, usize)> {
 }
 
 /// Replaces the values of credential-looking parameters after the first `?` of
-/// `text` with `***`. A value ends at `&`, `#`, a quote or white space, so a URL
-/// quoted in a message keeps its closing quote.
+/// `text` with `***`, and redacts a URL carried percent-encoded in any other value. A
+/// value ends at `&`, `#`, a quote or white space, so a URL quoted in a message keeps
+/// its closing quote.
 fn redact_query(text: &str) -> String {
     let Some(q) = text.find('?') else {
         return text.to_owned();
@@ -346,7 +348,12 @@ fn redact_query(text: &str) -> String {
                 out.push_str(key);
                 out.push_str("=***");
             }
-            _ => out.push_str(pair),
+            Some((key, value)) => {
+                out.push_str(key);
+                out.push('=');
+                out.push_str(&redact_encoded_url(value));
+            }
+            None => out.push_str(pair),
         }
         let mut chars = tail.chars();
         match chars.next() {
@@ -358,6 +365,36 @@ fn redact_query(text: &str) -> String {
         }
     }
     out
+}
+
+/// What a carried URL is encoded again with once redacted: all but letters, digits
+/// and `*-._~`, so that nothing in it reads as part of the URL around it.
+const CARRIED_URL: &AsciiSet = &NON_ALPHANUMERIC
+    .remove(b'*')
+    .remove(b'-')
+    .remove(b'.')
+    .remove(b'_')
+    .remove(b'~');
+
+/// A parameter's value that is a percent-encoded URL with credentials (a relay's
+/// `?src=rtsp%3A%2F%2Fadmin%3Apass%40cam`): that URL redacted and encoded again.
+/// Any other value as it is.
+fn redact_encoded_url(value: &str) -> Cow<'_, str> {
+    if !value.contains('%') {
+        return Cow::Borrowed(value);
+    }
+    let decoded = percent_decode_str(value).decode_utf8_lossy();
+    // Decoding shortens the value, so nested carried URLs end. (A URL encoded twice
+    // shows no `://` once decoded, and is left as it is.)
+    if decoded == value {
+        return Cow::Borrowed(value);
+    }
+    let redacted = redact_url(&decoded);
+    if redacted == decoded {
+        Cow::Borrowed(value)
+    } else {
+        Cow::Owned(utf8_percent_encode(&redacted, CARRIED_URL).to_string())
+    }
 }
 
 fn is_secret_key(key: &str) -> bool {
@@ -610,6 +647,13 @@ mod tests {
         assert_eq!(
             redact_url("/a/b?n=1&jwt=abc.def#top"),
             "/a/b?n=1&jwt=***#top"
+        );
+        // A URL carried percent-encoded, as a relay takes it.
+        assert_eq!(
+            redact_url(
+                "http://relay/api/stream.mp4?src=rtsp%3A%2F%2Fadmin%3Ahunter2%40cam%2Flive&n=a%20b"
+            ),
+            "http://relay/api/stream.mp4?src=rtsp%3A%2F%2Fadmin%3A***%40cam%2Flive&n=a%20b"
         );
         // An empty secret too: what is shown must not tell it from any other.
         assert_eq!(redact_url("rtp://h?PWD=&a=1"), "rtp://h?PWD=***&a=1");

@@ -329,8 +329,9 @@ fn userinfo_after(url: &str, after_scheme: usize) -> Option<(usize, usize)> {
 
 /// Replaces the values of credential-looking parameters after the first `?` of
 /// `text` with `***`, and redacts a URL carried percent-encoded in any other value. A
-/// value ends at `&`, `#`, a quote or white space, so a URL quoted in a message keeps
-/// its closing quote.
+/// value ends at `&`, `#`, `"` or white space (which a URL cannot hold), so that a URL
+/// in double quotes in a message keeps its closing quote. (`'` may be part of a value:
+/// [`redact_words`] takes a URL out of single quotes first.)
 fn redact_query(text: &str) -> String {
     let Some(q) = text.find('?') else {
         return text.to_owned();
@@ -340,7 +341,7 @@ fn redact_query(text: &str) -> String {
     let mut rest = query;
     while !rest.is_empty() {
         let pair_end = rest
-            .find(|c: char| c == '&' || c == '#' || c == '\'' || c == '"' || c.is_whitespace())
+            .find(|c: char| c == '&' || c == '#' || c == '"' || c.is_whitespace())
             .unwrap_or(rest.len());
         let (pair, tail) = rest.split_at(pair_end);
         match pair.split_once('=') {
@@ -484,14 +485,28 @@ pub fn redact_words(message: &str) -> String {
     message
         .split(' ')
         .map(|word| {
-            if word.contains("://") || word.contains('?') {
-                redact_url(word)
-            } else {
-                word.to_owned()
+            if !word.contains("://") && !word.contains('?') {
+                return word.to_owned();
+            }
+            match single_quoted(word) {
+                Some((inner, after)) => format!("'{}'{after}", redact_url(inner)),
+                None => redact_url(word),
             }
         })
         .collect::<Vec<_>>()
         .join(" ")
+}
+
+/// A word in single quotes as libav writes a URL (`'http://h/a?token=x'` or
+/// `'...':`): what is inside, and what follows the closing quote (punctuation only).
+fn single_quoted(word: &str) -> Option<(&str, &str)> {
+    let rest = word.strip_prefix('\'')?;
+    let close = rest.rfind('\'')?;
+    let after = &rest[close + 1..];
+    after
+        .chars()
+        .all(|c| matches!(c, ':' | ',' | ';' | '.' | ')'))
+        .then(|| (&rest[..close], after))
 }
 
 #[cfg(test)]
@@ -640,9 +655,18 @@ mod tests {
         // Without the slashes, or with one, as a caller may mistype it.
         assert_eq!(redact_url("rtsp:u:hunter2@h/s"), "rtsp:u:***@h/s");
         assert_eq!(redact_url("rtsp:/u:hunter2@h/s"), "rtsp:/u:***@h/s");
+        // In quotes, as libav writes URLs; a quote inside a value is part of it.
         assert_eq!(
-            redact_url("'http://u:hunter2@h/a?token=x'"),
-            "'http://u:***@h/a?token=***'"
+            redact_words("Opening 'http://u:hunter2@h/a?token=x' for reading"),
+            "Opening 'http://u:***@h/a?token=***' for reading"
+        );
+        assert_eq!(
+            redact_words("\"http://h/a?token=x\" 'http://h/b?sig=y':"),
+            "\"http://h/a?token=***\" 'http://h/b?sig=***':"
+        );
+        assert_eq!(
+            redact_url("http://h/a?token=a'b&n=1"),
+            "http://h/a?token=***&n=1"
         );
         assert_eq!(
             redact_url("/a/b?n=1&jwt=abc.def#top"),

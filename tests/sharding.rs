@@ -5,6 +5,7 @@
 //! after a rescale to four replicas every camera still runs exactly once, on its new
 //! owner, the moved ones handed over from the state files of their old owners; and so
 //! after the first step of a scale-down back to three, the fourth replica leaving.
+//! With authentication on, the hand-over carries the replicas' own key.
 
 mod common;
 
@@ -415,4 +416,72 @@ fn replicas_share_the_cameras_answer_for_each_other_and_survive_a_kill_and_a_res
          to four and back done at {:?}",
         started.elapsed()
     );
+}
+
+#[test]
+fn with_authentication_a_rescale_hands_cameras_over_with_the_peer_key() {
+    const KEY: &str = "replicas-control-key-0123456789";
+    let shared = tempfile::tempdir().unwrap();
+    let clip: PathBuf = shared.path().join("clip.mp4");
+    std::fs::copy(h264_small(2), &clip).unwrap();
+    std::fs::write(shared.path().join("cameras.toml"), "").unwrap();
+    let ports = ports(3);
+    let env = |index: usize, count: usize| {
+        let mut env = replica_env(index, count, &ports, shared.path());
+        env.push(("API_KEYS".into(), format!("{KEY}:control")));
+        env.push(("PEER_API_KEY".into(), KEY.into()));
+        env
+    };
+    let authorized = [("Authorization", &*format!("Bearer {KEY}"))];
+    let mut daemons: Vec<Daemon> = (0..2)
+        .map(|i| Daemon::start_on(ports[i], &borrowed(&env(i, 2))))
+        .collect();
+    // One camera of each old replica that the third one takes over.
+    let moving: Vec<String> = (0..2)
+        .map(|from| id_where("moving", |id| owner(id, 2) == from && owner(id, 3) == 2))
+        .collect();
+    let clip_text = clip.display().to_string();
+    for id in &moving {
+        let fields = camera_fields(id, &clip_text);
+        let reply = daemons[0].post_form_with("/decode/", &fields, &authorized);
+        assert_eq!(reply.status, 200, "{}", reply.detail());
+    }
+    for (from, id) in moving.iter().enumerate() {
+        while saved_ids(&daemons[from].state_file).len() != 1 {
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        assert!(saved_ids(&daemons[from].state_file).contains(id));
+    }
+
+    for (index, daemon) in daemons.iter_mut().enumerate() {
+        daemon.restart_with(&borrowed(&env(index, 3)));
+    }
+    daemons.push(Daemon::start_on(ports[2], &borrowed(&env(2, 3))));
+    let deadline = Instant::now() + SETTLE;
+    for id in &moving {
+        let path = format!("/decode/status/?camera_id={id}");
+        loop {
+            let status = daemons[2].get_with(&path, &authorized).json();
+            if status["status"] == "running" && status["frame_count"].as_u64() >= Some(1) {
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{id} was not handed over: {status}\n{}",
+                daemons
+                    .iter()
+                    .map(Daemon::log_text)
+                    .collect::<Vec<_>>()
+                    .join("\n----\n")
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+    for from in 0..2 {
+        let deadline = Instant::now() + SETTLE;
+        while !saved_ids(&daemons[from].state_file).is_empty() {
+            assert!(Instant::now() < deadline, "replica {from} kept its camera");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
 }

@@ -162,6 +162,35 @@ impl Authenticator {
     }
 }
 
+/// The credential a replica sends with its own requests to the others (the hand-over
+/// of a camera after a rescale): `PEER_API_KEY`. Its `Debug` never shows it.
+#[derive(Clone, PartialEq, Eq)]
+pub struct PeerCredential(String);
+
+impl PeerCredential {
+    pub fn new(credential: &str) -> PeerCredential {
+        PeerCredential(credential.to_owned())
+    }
+
+    /// The value of the `Authorization` header that carries it.
+    pub fn authorization(&self) -> String {
+        format!("Bearer {}", self.0)
+    }
+
+    /// Whether `authenticator` lets it start and stop cameras, as a hand-over needs.
+    pub fn may_control(&self, authenticator: &Authenticator) -> bool {
+        authenticator
+            .verify(&self.0, Carrier::Bearer)
+            .is_ok_and(|grant| grant.allows(Scope::Control))
+    }
+}
+
+impl fmt::Debug for PeerCredential {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("PeerCredential(***)")
+    }
+}
+
 impl fmt::Debug for Authenticator {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Authenticator")

@@ -16,7 +16,7 @@ mod serving;
 pub use file::{ConfigFile, FileCamera, FileError};
 pub use serving::{CorsOrigins, TlsFiles};
 
-use crate::auth::{ApiKeys, Authenticator, JwtVerifier};
+use crate::auth::{ApiKeys, Authenticator, JwtVerifier, PeerCredential};
 use crate::logging::LogFormat;
 use crate::media::hw::{
     HwChoice, DEFAULT_CUDA_DEVICE, DEFAULT_HW_ACCEL_OPTIONS, DEFAULT_HW_RETRY, DEFAULT_VAAPI_DEVICE,
@@ -143,6 +143,8 @@ pub struct Config {
     pub auth: Authenticator,
     /// This replica's place among several sharing the cameras; `None`: alone.
     pub shard: Option<Shard>,
+    /// What this replica authenticates with to the others; `None`: nothing.
+    pub peer_credential: Option<PeerCredential>,
 }
 
 /// Raw values by variable name: from the config file, the environment and flags,
@@ -177,7 +179,7 @@ const fn setting(
 }
 
 /// Every setting the daemon reads.
-pub const SETTINGS: [Setting; 50] = [
+pub const SETTINGS: [Setting; 51] = [
     setting("CONFIG_FILE", Some("config-file"), "",
         "a TOML file with settings (lowercase names) and [[camera]] tables started at boot; flags and the environment override it"),
     setting("HOST", Some("host"), DEFAULT_HOST, "the IP address to listen on"),
@@ -254,6 +256,8 @@ pub const SETTINGS: [Setting; 50] = [
     setting("JWT_AUDIENCE", Some("jwt-audience"), "",
         "the aud claim a JWT must carry; unset: a JWT must carry none"),
     setting("JWT_ISSUER", Some("jwt-issuer"), "", "the iss claim a JWT must carry; unset: any"),
+    setting("PEER_API_KEY", None, "",
+        "the API key (control scope, among every replica's API_KEYS) a replica sends with the hand-over of a camera to another after a rescale; with authentication on, a start error unless it is such a key"),
     setting("SHARD_COUNT", Some("shard-count"), "1",
         "replicas sharing the cameras, 1..1024; each camera runs on the one its id hashes to (docs/scaling.md); 1: alone"),
     setting("SHARD_INDEX", Some("shard-index"), "",
@@ -316,6 +320,9 @@ impl Config {
     /// Validates raw values; the disk is only read for the key files they name.
     pub fn parse(raw: &RawValues) -> Result<Config, ConfigError> {
         let get = |name: &str| raw.get(name).map(|v| v.trim());
+        let auth = parse_auth(&get)?;
+        let shard = parse_shard(&get)?;
+        let peer_credential = parse_peer_credential(get("PEER_API_KEY"), &auth)?;
         Ok(Config {
             host: parse_or(get("HOST"), "HOST", "an IP address such as 0.0.0.0", || {
                 DEFAULT_HOST.parse().expect("default host is an IP address")
@@ -539,8 +546,9 @@ impl Config {
                 })?,
             },
             tls: TlsFiles::parse(get("TLS_CERT_FILE"), get("TLS_KEY_FILE"))?,
-            auth: parse_auth(&get)?,
-            shard: parse_shard(&get)?,
+            auth,
+            shard,
+            peer_credential,
             clear_on_start: match get("CLEAR_ON_START") {
                 None => DEFAULT_CLEAR_ON_START,
                 Some(v) => {
@@ -598,6 +606,25 @@ fn unusable(name: &'static str, problem: impl Into<String>) -> ConfigError {
         name,
         problem: problem.into(),
     }
+}
+
+/// `PEER_API_KEY`. With authentication on it must be a credential that this replica's
+/// own settings allow to control cameras (the replicas share their keys), so that a
+/// mistyped key is a start error, not hand-overs refused after a rescale.
+fn parse_peer_credential(
+    value: Option<&str>,
+    auth: &Authenticator,
+) -> Result<Option<PeerCredential>, ConfigError> {
+    let Some(credential) = value.map(PeerCredential::new) else {
+        return Ok(None);
+    };
+    if auth.is_on() && !credential.may_control(auth) {
+        return Err(unusable(
+            "PEER_API_KEY",
+            "is not a key with the control scope in this replica's API_KEYS or API_KEYS_FILE (nor a valid control JWT); every replica needs it among its keys",
+        ));
+    }
+    Ok(Some(credential))
 }
 
 /// The credentials: `API_KEYS`, the keys of `API_KEYS_FILE`, and one JWT key. A
@@ -1106,6 +1133,30 @@ mod tests {
                 assert!(!text.contains(secret), "{text}");
             }
         }
+    }
+
+    #[test]
+    fn the_peer_key_must_be_a_control_key_of_this_replica() {
+        let keys = "0123456789abcdef0123:control,fedcba9876543210fedc:read";
+        let peer = |key: &str| {
+            Config::parse(&raw(&[("API_KEYS", keys), ("PEER_API_KEY", key)]))
+                .map(|config| config.peer_credential)
+        };
+        let accepted = peer("0123456789abcdef0123").unwrap().unwrap();
+        assert_eq!(accepted.authorization(), "Bearer 0123456789abcdef0123");
+        assert!(!format!("{accepted:?}").contains("0123"), "{accepted:?}");
+        for refused in ["fedcba9876543210fedc", "not-among-the-keys-0000"] {
+            let err = peer(refused).unwrap_err();
+            assert_eq!(err.variable(), "PEER_API_KEY", "{err}");
+            assert!(!err.to_string().contains(refused), "{err}");
+        }
+        // Without authentication it is only sent (the others may have it on).
+        let open = Config::parse(&raw(&[("PEER_API_KEY", "anything-at-all")])).unwrap();
+        assert!(open.peer_credential.is_some());
+        assert_eq!(
+            Config::parse(&RawValues::new()).unwrap().peer_credential,
+            None
+        );
     }
 
     #[test]

@@ -16,6 +16,7 @@ use futures_util::stream::{self, Stream, StreamExt};
 use tokio::io::AsyncReadExt;
 
 use super::ApiError;
+use crate::auth::PeerCredential;
 use crate::shard::Shard;
 
 /// Set on a forwarded request: the index of the replica that forwarded it.
@@ -282,10 +283,12 @@ pub async fn gather_cameras(
 }
 
 /// Sends a saved camera's request to its owner's `decode/`, as a hand-over: the
-/// status of the owner's answer and its body, or why it could not be asked. Runs on a
+/// status of the owner's answer and its body, or why it could not be asked; with
+/// `credential` (`PEER_API_KEY`), as a caller with the control scope. Runs on a
 /// thread of its own with its own runtime (`handoff.rs`).
 pub async fn hand_over(
     shard: &Shard,
+    credential: Option<&PeerCredential>,
     owner: usize,
     fields: &[(&str, &str)],
     upload: Option<&Path>,
@@ -295,11 +298,14 @@ pub async fn hand_over(
         shard.peer_url(owner),
         crate::http::BASE_PATH
     );
-    let outgoing = client()
+    let mut outgoing = client()
         .post(url)
         .force_close()
         .insert_header((FORWARDED_BY, shard.index().to_string()))
         .insert_header((HANDOFF, "resume"));
+    if let Some(credential) = credential {
+        outgoing = outgoing.insert_header((header::AUTHORIZATION, credential.authorization()));
+    }
     let sent = match upload {
         None => {
             let encoded = serde_urlencoded::to_string(fields).map_err(|e| e.to_string())?;

@@ -57,7 +57,9 @@ async fn hand_over(supervisor: &Supervisor, shard: &Shard, request: &StartReques
     let mut backoff = Backoff::new(FIRST_RETRY, LAST_RETRY);
     let mut failures: u32 = 0;
     loop {
-        let why = match forward::hand_over(shard, owner, &fields, request.upload.as_deref()).await {
+        let credential = supervisor.config().peer_credential.as_ref();
+        let upload = request.upload.as_deref();
+        let why = match forward::hand_over(shard, credential, owner, &fields, upload).await {
             Ok((status, _)) if status.is_success() => {
                 log::info!(camera = id; "handed over to replica {owner}");
                 if let Some(upload) = &request.upload {

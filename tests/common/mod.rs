@@ -223,6 +223,19 @@ impl Daemon {
         reply(agent().post(&self.url(path)).send_form(fields))
     }
 
+    pub fn post_form_with(
+        &self,
+        path: &str,
+        fields: &[(&str, &str)],
+        headers: &[(&str, &str)],
+    ) -> Reply {
+        let mut request = agent().post(&self.url(path));
+        for (k, v) in headers {
+            request = request.set(k, v);
+        }
+        reply(request.send_form(fields))
+    }
+
     pub fn post_json(&self, path: &str, body: serde_json::Value) -> Reply {
         reply(agent().post(&self.url(path)).send_json(body))
     }

@@ -477,9 +477,9 @@ fn with_authentication_a_rescale_hands_cameras_over_with_the_peer_key() {
             std::thread::sleep(Duration::from_millis(100));
         }
     }
-    for from in 0..2 {
+    for (from, daemon) in daemons.iter().enumerate().take(2) {
         let deadline = Instant::now() + SETTLE;
-        while !saved_ids(&daemons[from].state_file).is_empty() {
+        while !saved_ids(&daemon.state_file).is_empty() {
             assert!(Instant::now() < deadline, "replica {from} kept its camera");
             std::thread::sleep(Duration::from_millis(100));
         }

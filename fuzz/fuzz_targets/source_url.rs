@@ -313,9 +313,9 @@ fn check_secrets(input: &Input) {
     };
     let around = format!("{}\n{}", input.prefix, input.suffix);
     // redact_in replaces a URL's secrets wherever they appear: where one also appears
-    // in what is not secret (a parameter's name, the text around), the two messages
-    // differ there, and rightly.
-    let shown = format!("{}\n{around}", redact_url(&one));
+    // in what is not secret (a parameter's name, the text around, across the URL's
+    // edge), the two messages differ there, and rightly.
+    let shown = message(&redact_url(&one));
     let collides = [false, true]
         .iter()
         .flat_map(|&other| secrets(&input.url, other))

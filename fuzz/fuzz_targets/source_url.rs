@@ -19,6 +19,7 @@
 use std::path::PathBuf;
 
 use arbitrary::Arbitrary;
+use base64::prelude::{Engine, BASE64_STANDARD};
 use libfuzzer_sys::fuzz_target;
 use video_pipeline::source::{redact_in, redact_url, Source};
 use video_pipeline_fuzz::{allowed_file, scratch};
@@ -245,11 +246,17 @@ fn url(parts: &UrlParts, other: bool) -> String {
 
 /// The secrets of the URL that redact_in looks for everywhere in a message: its
 /// password (or lone user token) and its secret parameters' values, as written and
-/// percent-decoded.
+/// percent-decoded, and the Basic authorization of its user and password.
 fn secrets(parts: &UrlParts, other: bool) -> Vec<String> {
     let mut secrets = Vec::new();
     match &parts.password {
-        Some((one, two)) => secrets.push(text(if other { two } else { one }, PASSWORD)),
+        Some((one, two)) => {
+            let password = text(if other { two } else { one }, PASSWORD);
+            let user = text(&parts.user, USER);
+            let basic = format!("{}:{}", percent_decoded(&user), percent_decoded(&password));
+            secrets.push(BASE64_STANDARD.encode(basic));
+            secrets.push(password);
+        }
         None if other => secrets.push(text(&parts.other_user, USER)),
         None => secrets.push(text(&parts.user, USER)),
     }

@@ -175,19 +175,12 @@ fn secure(operation: &mut Operation, route: &ApiRoute) {
     }
     operation.security = Some(requirements);
     let challenge = |description: &str, when: &str| {
-        ResponseBuilder::new()
-            .description(when)
+        error_answer(when)
             .header(
                 "WWW-Authenticate",
                 HeaderBuilder::new()
                     .schema(Some(string()))
                     .description(Some(description))
-                    .build(),
-            )
-            .content(
-                "application/json",
-                ContentBuilder::new()
-                    .schema(Some(schema_ref::<ErrorBody>()))
                     .build(),
             )
             .build()
@@ -237,6 +230,16 @@ fn json_answer<T: ToSchema>(operation: OperationBuilder, description: &str) -> O
     )
 }
 
+/// A `{"detail": ...}` answer, to which headers may be added.
+fn error_answer(description: impl Into<String>) -> ResponseBuilder {
+    ResponseBuilder::new().description(description).content(
+        "application/json",
+        ContentBuilder::new()
+            .schema(Some(schema_ref::<ErrorBody>()))
+            .build(),
+    )
+}
+
 /// `{"detail": ...}` answers with these statuses.
 fn errors(mut operation: OperationBuilder, statuses: &[u16]) -> OperationBuilder {
     for status in statuses {
@@ -252,18 +255,7 @@ fn errors(mut operation: OperationBuilder, statuses: &[u16]) -> OperationBuilder
             508 => "Several replicas share the cameras and this request, forwarded by one, reached a replica that does not own the camera either: their SHARD_COUNT or peer URLs disagree.",
             _ => "An error.",
         };
-        operation = operation.response(
-            status.to_string(),
-            ResponseBuilder::new()
-                .description(when)
-                .content(
-                    "application/json",
-                    ContentBuilder::new()
-                        .schema(Some(schema_ref::<ErrorBody>()))
-                        .build(),
-                )
-                .build(),
-        );
+        operation = operation.response(status.to_string(), error_answer(when).build());
     }
     operation
 }
@@ -273,8 +265,7 @@ fn errors(mut operation: OperationBuilder, statuses: &[u16]) -> OperationBuilder
 fn rate_limited(operation: OperationBuilder) -> OperationBuilder {
     operation.response(
         "429",
-        ResponseBuilder::new()
-            .description(RATE_LIMITED)
+        error_answer(RATE_LIMITED)
             .header(
                 "Retry-After",
                 HeaderBuilder::new()
@@ -286,12 +277,6 @@ fn rate_limited(operation: OperationBuilder) -> OperationBuilder {
                     .description(Some(
                         "Seconds until this client's next control request is allowed.",
                     ))
-                    .build(),
-            )
-            .content(
-                "application/json",
-                ContentBuilder::new()
-                    .schema(Some(schema_ref::<ErrorBody>()))
                     .build(),
             )
             .build(),
@@ -730,19 +715,12 @@ pub fn decode() -> Operation {
     )
     .response(
         "429",
-        ResponseBuilder::new()
-            .description(format!(
+        error_answer(format!(
                 "`MAX_CAMERAS` cameras are running and this one is not among them (its own start \
                  still answers `already_running`; cameras that ended do not count), or: {RATE_LIMITED} \
                  The rate limit's answer carries `Retry-After` (seconds); the camera limit's does not."
-            ))
-            .content(
-                "application/json",
-                ContentBuilder::new()
-                    .schema(Some(schema_ref::<ErrorBody>()))
-                    .build(),
-            )
-            .build(),
+        ))
+        .build(),
     )
     .build()
 }

@@ -51,21 +51,7 @@ struct Case {
 
 /// A 2 s 320x240 H.264 clip at 25 fps, a keyframe every second, in `container`.
 fn clip(container: &str) -> PathBuf {
-    common::generated_media(
-        &format!("h264_320x240_2s.{container}"),
-        "testsrc2=size=320x240:rate=25",
-        2.0,
-        &[
-            "-c:v",
-            "libx264",
-            "-preset",
-            "ultrafast",
-            "-g",
-            "25",
-            "-pix_fmt",
-            "yuv420p",
-        ],
-    )
+    common::h264_small_in(2, container)
 }
 
 /// A 1 s 320x240 Baseline H.264 elementary stream at 10 fps: what a rewritten

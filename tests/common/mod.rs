@@ -506,8 +506,14 @@ pub fn h264_1080p(seconds: u32) -> PathBuf {
 
 /// A small H.264 clip for quick tests.
 pub fn h264_small(seconds: u32) -> PathBuf {
+    h264_small_in(seconds, "mp4")
+}
+
+/// [`h264_small`] in another container (`ts`, `mkv`, ...): 320x240 at 25 fps, a
+/// keyframe every second.
+pub fn h264_small_in(seconds: u32, container: &str) -> PathBuf {
     generated_media(
-        &format!("h264_320x240_{seconds}s.mp4"),
+        &format!("h264_320x240_{seconds}s.{container}"),
         "testsrc2=size=320x240:rate=25",
         f64::from(seconds),
         &[

@@ -163,21 +163,14 @@ fn frames_have_the_asked_size_with_the_aspect_kept_for_1080p_4k_and_odd_sources(
     }
 }
 
-/// PSNR in dB of two pictures of one size, over their RGB samples.
+/// PSNR in dB of two JPEG files of one size, over their RGB samples.
 fn psnr(a: &Path, b: &Path) -> f64 {
     let (a, b) = (
         image::open(a).unwrap().to_rgb8(),
         image::open(b).unwrap().to_rgb8(),
     );
     assert_eq!(a.dimensions(), b.dimensions());
-    let squared: f64 = a
-        .as_raw()
-        .iter()
-        .zip(b.as_raw())
-        .map(|(x, y)| (f64::from(*x) - f64::from(*y)).powi(2))
-        .sum();
-    let mse = squared / a.as_raw().len() as f64;
-    10.0 * (255.0f64 * 255.0 / mse.max(1e-9)).log10()
+    common::psnr(a.as_raw(), b.as_raw())
 }
 
 /// ffmpeg's picture of the clip's first frame through `filter`, as a JPEG.

@@ -14,7 +14,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
-use common::{binary, frame_files, generated_media, h264_1080p, place, Daemon};
+use common::{binary, frame_files, generated_media, h264_1080p, place, psnr, Daemon};
 
 /// The lowest PSNR (dB over RGB) accepted between a frame of ours and ffmpeg's picture
 /// of the same source frame.
@@ -633,21 +633,6 @@ fn decode_rgb(jpeg: &[u8]) -> image::RgbImage {
     image::load_from_memory_with_format(jpeg, image::ImageFormat::Jpeg)
         .expect("the image crate decodes our JPEG")
         .to_rgb8()
-}
-
-/// Peak signal-to-noise ratio in dB over all RGB samples (infinite when identical).
-fn psnr(ours: &[u8], reference: &[u8]) -> f64 {
-    assert_eq!(ours.len(), reference.len(), "pictures of different sizes");
-    let squared_error: u64 = ours
-        .iter()
-        .zip(reference)
-        .map(|(&a, &b)| u64::from(a.abs_diff(b)).pow(2))
-        .sum();
-    if squared_error == 0 {
-        return f64::INFINITY;
-    }
-    let mse = squared_error as f64 / ours.len() as f64;
-    10.0 * (255.0 * 255.0 / mse).log10()
 }
 
 /// First, second, middle and last (1-based), without repeats.

@@ -625,3 +625,19 @@ pub fn test_python(modules: &str, what: &str) -> String {
     );
     "python3".into()
 }
+
+/// Peak signal-to-noise ratio in dB over all samples of two pictures of one size (RGB
+/// bytes); infinite when identical.
+pub fn psnr(ours: &[u8], reference: &[u8]) -> f64 {
+    assert_eq!(ours.len(), reference.len(), "pictures of different sizes");
+    let squared_error: u64 = ours
+        .iter()
+        .zip(reference)
+        .map(|(&a, &b)| u64::from(a.abs_diff(b)).pow(2))
+        .sum();
+    if squared_error == 0 {
+        return f64::INFINITY;
+    }
+    let mse = squared_error as f64 / ours.len() as f64;
+    10.0 * (255.0 * 255.0 / mse).log10()
+}
